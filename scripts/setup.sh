@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# scripts/setup.sh — install every Debian package Remora needs to build, test, demo and bench.
+# Idempotent and quick when everything is present: it only calls apt-get for what is missing.
+# Called by the Makefile's targets; a developer never installs anything by hand.
+set -euo pipefail
+
+PACKAGES=(
+  # build
+  bazel-bootstrap bazel-platforms gcc g++ make clang-14 libclang-rt-14-dev clang-format clang-tidy
+  # libraries (see docs/architecture.md for why each)
+  libev-dev libssl-dev libprotobuf-c-dev protobuf-c-compiler libgrpc-dev protobuf-compiler-grpc
+  protobuf-compiler libprotobuf-dev node-llhttp libnghttp2-dev libyaml-dev libjansson-dev
+  libpcre2-dev libsqlite3-dev libcmocka-dev
+  # tests, demo and peers for benchmarks
+  python3 python3-grpcio curl iproute2 iptables procps nginx haproxy wrk nghttp2-client
+  etcd-server slowhttptest openssl
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+
+echo "setup: installing ${missing[*]}" >&2
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# Debian starts nginx/haproxy/etcd as services on install; benchmarks and tests start their own.
+for svc in nginx haproxy etcd; do
+  $SUDO systemctl disable --now "$svc" >/dev/null 2>&1 || $SUDO service "$svc" stop >/dev/null 2>&1 || true
+done

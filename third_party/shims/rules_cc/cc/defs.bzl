@@ -1,0 +1,10 @@
+"""Offline shim: re-export Bazel's native C++ rules under rules_cc's names."""
+cc_binary = native.cc_binary
+cc_library = native.cc_library
+cc_test = native.cc_test
+cc_import = native.cc_import
+cc_proto_library = native.cc_proto_library
+objc_library = native.objc_library
+objc_import = native.objc_import
+cc_toolchain = native.cc_toolchain
+cc_toolchain_suite = native.cc_toolchain_suite
