@@ -1,0 +1,136 @@
+/* dataplane/buffer/buffer.c — growable capped byte buffers (see buffer.h). */
+#include "dataplane/buffer/buffer.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* First allocation: big enough for a typical request head, small enough that ten thousand
+ * connections mid-request stay cheap. */
+#define RM_BUF_MIN_ALLOC 4096
+
+char *rm_buf_reserve(rm_buf_t *b, size_t n, int *err)
+{
+    if (b->len + n > b->limit) {
+        *err = RM_BUF_EFULL;
+        return NULL;
+    }
+    if (b->off + b->len + n <= b->cap)
+        return b->data + b->off + b->len;
+    /* Compact when that alone makes room and the move is cheap relative to the data. */
+    if (b->len + n <= b->cap && b->off > 0) {
+        memmove(b->data, b->data + b->off, b->len);
+        b->off = 0;
+        return b->data + b->len;
+    }
+    size_t want = b->cap ? b->cap : RM_BUF_MIN_ALLOC;
+    while (want < b->len + n)
+        want *= 2;
+    if (want > b->limit)
+        want = b->limit;
+    char *d = malloc(want);
+    if (d == NULL) {
+        *err = RM_BUF_ENOMEM;
+        return NULL;
+    }
+    if (b->len > 0)
+        memcpy(d, b->data + b->off, b->len);
+    free(b->data);
+    b->data = d;
+    b->cap = want;
+    b->off = 0;
+    return b->data + b->len;
+}
+
+int rm_buf_append(rm_buf_t *b, const void *p, size_t n)
+{
+    int err = 0;
+    if (n == 0)
+        return 0;
+    char *t = rm_buf_reserve(b, n, &err);
+    if (t == NULL)
+        return err;
+    memcpy(t, p, n);
+    b->len += n;
+    return 0;
+}
+
+int rm_buf_printf(rm_buf_t *b, const char *fmt, ...)
+{
+    char small[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(small, sizeof(small), fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return RM_BUF_ENOMEM;
+    if ((size_t)n < sizeof(small))
+        return rm_buf_append(b, small, (size_t)n);
+    int err = 0;
+    char *t = rm_buf_reserve(b, (size_t)n + 1, &err);
+    if (t == NULL)
+        return err;
+    va_start(ap, fmt);
+    vsnprintf(t, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+    return 0;
+}
+
+void rm_buf_release(rm_buf_t *b)
+{
+    if (b->len == 0) {
+        free(b->data);
+        b->data = NULL;
+        b->cap = 0;
+        b->off = 0;
+    }
+}
+
+void rm_buf_free(rm_buf_t *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->cap = b->off = b->len = 0;
+}
+
+ssize_t rm_buf_read_fd(rm_buf_t *b, int fd, size_t max)
+{
+    size_t room = rm_buf_room(b);
+    if (room == 0)
+        return RM_BUF_EFULL;
+    size_t want = room < max ? room : max;
+    /* Ask for no more than what fits after compaction, but at least a useful chunk. */
+    size_t free_tail = b->cap - (b->off + b->len);
+    if (b->data != NULL && free_tail >= 1024 && free_tail < want)
+        want = free_tail;
+    int err = 0;
+    char *t = rm_buf_reserve(b, want, &err);
+    if (t == NULL)
+        return err;
+    ssize_t n;
+    do {
+        n = read(fd, t, want);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+    b->len += (size_t)n;
+    return n;
+}
+
+ssize_t rm_buf_write_fd(rm_buf_t *b, int fd)
+{
+    if (b->len == 0)
+        return 0;
+    ssize_t n;
+    do {
+        n = send(fd, b->data + b->off, b->len, MSG_NOSIGNAL);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+    rm_buf_consume(b, (size_t)n);
+    return n;
+}

@@ -1,0 +1,88 @@
+/* dataplane/buffer/buffer_test.c — limits, compaction, release, fd I/O. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "dataplane/buffer/buffer.h"
+
+static void test_limit_is_hard(void **state)
+{
+    (void)state;
+    rm_buf_t b;
+    rm_buf_init(&b, 10);
+    assert_int_equal(rm_buf_append(&b, "0123456789", 10), 0);
+    assert_int_equal(rm_buf_append(&b, "x", 1), RM_BUF_EFULL);
+    assert_int_equal(b.len, 10);
+    rm_buf_consume(&b, 4);
+    assert_int_equal(rm_buf_append(&b, "abcd", 4), 0); /* compaction made room */
+    assert_memory_equal(rm_buf_head(&b), "456789abcd", 10);
+    rm_buf_free(&b);
+}
+
+static void test_release_only_when_empty(void **state)
+{
+    (void)state;
+    rm_buf_t b;
+    rm_buf_init(&b, 1 << 20);
+    assert_int_equal(rm_buf_printf(&b, "%s %d", "hello", 42), 0);
+    rm_buf_release(&b);
+    assert_non_null(b.data);
+    rm_buf_consume(&b, b.len);
+    rm_buf_release(&b);
+    assert_null(b.data);
+    assert_int_equal(b.cap, 0);
+}
+
+static void test_large_printf(void **state)
+{
+    (void)state;
+    rm_buf_t b;
+    rm_buf_init(&b, 1 << 20);
+    char big[2000];
+    memset(big, 'a', sizeof(big) - 1);
+    big[sizeof(big) - 1] = 0;
+    assert_int_equal(rm_buf_printf(&b, "<%s>", big), 0);
+    assert_int_equal(b.len, 2001);
+    assert_int_equal(rm_buf_head(&b)[2000], '>');
+    rm_buf_free(&b);
+}
+
+static void test_fd_io(void **state)
+{
+    (void)state;
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+    rm_buf_t out, in;
+    rm_buf_init(&out, 1 << 16);
+    rm_buf_init(&in, 8);
+    rm_buf_append(&out, "0123456789", 10);
+    assert_int_equal(rm_buf_write_fd(&out, sv[0]), 10);
+    assert_int_equal(out.len, 0);
+    assert_int_equal(rm_buf_read_fd(&in, sv[1], 1 << 16), 8); /* capped by the limit */
+    assert_int_equal(rm_buf_read_fd(&in, sv[1], 1 << 16), RM_BUF_EFULL);
+    rm_buf_consume(&in, 8);
+    assert_int_equal(rm_buf_read_fd(&in, sv[1], 1 << 16), 2);
+    assert_int_equal(rm_buf_read_fd(&in, sv[1], 1 << 16), -EAGAIN);
+    close(sv[0]);
+    assert_int_equal(rm_buf_read_fd(&in, sv[1], 1 << 16), 0);
+    close(sv[1]);
+    rm_buf_free(&in);
+    rm_buf_free(&out);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_limit_is_hard),
+        cmocka_unit_test(test_release_only_when_empty),
+        cmocka_unit_test(test_large_printf),
+        cmocka_unit_test(test_fd_io),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
