@@ -1,0 +1,247 @@
+#!/usr/bin/env python3
+"""bench/proxy_bench.py — remora-proxy against nginx and HAProxy on the same workload, one run.
+
+Same backend for all three: nginx from Debian answering a small body on loopback. Each proxy
+runs one worker/thread with upstream keep-alive. Measured, per proxy, in one run:
+  - throughput: wrk, keep-alive, fixed connections, fixed duration;
+  - latency at a fixed moderate rate: hey -q (requests/s per worker) — p50/p99 added over direct;
+  - CPU time per request: utime+stime of the proxy process over the throughput run / requests;
+  - idle memory: RSS and RssAnon (private) of the proxy after start;
+  - memory per idle keep-alive connection: RssAnon growth with N idle connections open.
+Ratios are what matter (absolute numbers on a shared 2-core machine are noise). Results go to
+bench/results/proxy.json and bench/results/proxy.md.
+"""
+import json
+import os
+import re
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TOP = os.path.dirname(HERE)
+PROXY = os.environ.get("REMORA_PROXY", os.path.join(TOP, "bazel-bin/dataplane/proxy/remora-proxy"))
+DURATION = int(os.environ.get("BENCH_SECONDS", "8"))
+CONNS = int(os.environ.get("BENCH_CONNECTIONS", "50"))
+RATE = int(os.environ.get("BENCH_RATE", "1000"))  # fixed rate for the latency run
+IDLE_CONNS = int(os.environ.get("BENCH_IDLE_CONNECTIONS", "10000"))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, timeout=10):
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("port %d never opened" % port)
+
+
+def proc_status(pid, key):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])  # kB
+    return 0
+
+
+def cpu_seconds(pids):
+    tck = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / tck
+    return total
+
+
+def children_pids(pid):
+    """The process and its children (nginx master + worker)."""
+    out = [pid]
+    try:
+        kids = open("/proc/%d/task/%d/children" % (pid, pid)).read().split()
+        out += [int(k) for k in kids]
+    except OSError:
+        pass
+    return out
+
+
+def wrk(port, host):
+    out = subprocess.run(["wrk", "-t1", "-c%d" % CONNS, "-d%ds" % DURATION, "-H", "Host: %s" % host,
+                          "http://127.0.0.1:%d/" % port], capture_output=True, text=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return rps, total, int(errors.group(1)) if errors else 0
+
+
+def hey(port, host):
+    workers = 10
+    out = subprocess.run(["hey", "-z", "%ds" % DURATION, "-c", str(workers), "-q", str(RATE // workers),
+                          "-host", host, "http://127.0.0.1:%d/" % port],
+                         capture_output=True, text=True).stdout
+    def pct(p):
+        m = re.search(r"%d%%+ in ([\d.]+) secs" % p, out)
+        return float(m.group(1)) * 1000 if m else float("nan")
+    return pct(50), pct(99)
+
+
+def idle_memory_per_conn(pid, port):
+    base = proc_status(pid, "RssAnon")
+    socks = []
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    n = min(IDLE_CONNS, hard - 200)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    req = b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n"
+    try:
+        for _ in range(n):
+            s = socket.create_connection(("127.0.0.1", port))
+            socks.append(s)
+        # one request on each so the connection is a real, used keep-alive connection
+        for s in socks:
+            s.sendall(req)
+        for s in socks:
+            s.settimeout(5)
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += s.recv(4096)
+        time.sleep(1.0)
+        after = proc_status(pid, "RssAnon")
+    finally:
+        for s in socks:
+            s.close()
+    return n, (after - base) * 1024 / max(n, 1)
+
+
+def main():
+    tmp = tempfile.mkdtemp(prefix="remora-bench-")
+    procs = []
+    backend_port = free_port()
+    ports = {"remora": free_port(), "nginx": free_port(), "haproxy": free_port()}
+    try:
+        # --- the shared backend: nginx answering a small body ---
+        with open(os.path.join(tmp, "backend.conf"), "w") as f:
+            f.write("""worker_processes 1; daemon off; pid %s/backend.pid; error_log stderr error;
+events { worker_connections 20000; }
+http { access_log off; keepalive_requests 1000000;
+  server { listen 127.0.0.1:%d; location / { return 200 "hello from the backend\\n"; } } }
+""" % (tmp, backend_port))
+        procs.append(subprocess.Popen(["nginx", "-c", os.path.join(tmp, "backend.conf"), "-p", tmp]))
+        wait_port(backend_port)
+
+        # --- remora-proxy ---
+        with open(os.path.join(tmp, "remora.yaml"), "w") as f:
+            f.write("kind: Service\nname: bench\nport: 80\nendpoints:\n  - {address: 127.0.0.1:%d, version: v1}\n" % backend_port)
+        admin = free_port()
+        remora = subprocess.Popen([PROXY, "--config", os.path.join(tmp, "remora.yaml"), "--bind", "127.0.0.1",
+                                   "--outbound-port", str(ports["remora"]), "--inbound-port", "0",
+                                   "--admin-port", str(admin), "--workers", "1", "--log-level", "warn",
+                                   "--max-connections", "100000"], preexec_fn=lambda: resource.setrlimit(
+                                       resource.RLIMIT_NOFILE, (65536, 65536)))
+        procs.append(remora)
+        wait_port(ports["remora"])
+
+        # --- nginx as a reverse proxy with upstream keep-alive ---
+        with open(os.path.join(tmp, "proxy.conf"), "w") as f:
+            f.write("""worker_processes 1; daemon off; pid %s/proxy.pid; error_log stderr error;
+worker_rlimit_nofile 65536;
+events { worker_connections 30000; }
+http { access_log off; keepalive_requests 1000000;
+  upstream be { server 127.0.0.1:%d; keepalive 64; }
+  server { listen 127.0.0.1:%d; location / { proxy_pass http://be; proxy_http_version 1.1;
+           proxy_set_header Connection ""; } } }
+""" % (tmp, backend_port, ports["nginx"]))
+        ngx = subprocess.Popen(["nginx", "-c", os.path.join(tmp, "proxy.conf"), "-p", tmp])
+        procs.append(ngx)
+        wait_port(ports["nginx"])
+
+        # --- HAProxy 2.6 in HTTP mode, one thread ---
+        with open(os.path.join(tmp, "haproxy.cfg"), "w") as f:
+            f.write("""global
+  nbthread 1
+  maxconn 30000
+defaults
+  mode http
+  timeout connect 1s
+  timeout client 60s
+  timeout server 60s
+  http-reuse always
+frontend fe
+  bind 127.0.0.1:%d
+  default_backend be
+backend be
+  server s1 127.0.0.1:%d
+""" % (ports["haproxy"], backend_port))
+        hap = subprocess.Popen(["haproxy", "-f", os.path.join(tmp, "haproxy.cfg"), "-db"],
+                               stdout=subprocess.DEVNULL)
+        procs.append(hap)
+        wait_port(ports["haproxy"])
+        time.sleep(0.5)
+
+        pids = {"remora": [remora.pid], "nginx": children_pids(ngx.pid), "haproxy": [hap.pid]}
+        results = {"workload": {"duration_s": DURATION, "connections": CONNS, "fixed_rate_rps": RATE,
+                                "body": "23 bytes", "backend": "nginx return 200"}}
+        idle = {name: {"rss_kb": sum(proc_status(p, "VmRSS") for p in pids[name]),
+                       "rss_anon_kb": sum(proc_status(p, "RssAnon") for p in pids[name])} for name in pids}
+
+        direct_p50, direct_p99 = hey(backend_port, "bench")
+        results["direct"] = {"p50_ms": direct_p50, "p99_ms": direct_p99}
+        for name in ("remora", "nginx", "haproxy"):
+            cpu0 = cpu_seconds(pids[name])
+            rps, total, errors = wrk(ports[name], "bench")
+            cpu = cpu_seconds(pids[name]) - cpu0
+            p50, p99 = hey(ports[name], "bench")
+            results[name] = {"rps": rps, "requests": total, "non_2xx": errors,
+                             "cpu_us_per_request": cpu / max(total, 1) * 1e6,
+                             "p50_ms": p50, "p99_ms": p99,
+                             "added_p50_ms": p50 - direct_p50, "added_p99_ms": p99 - direct_p99,
+                             "idle_rss_kb": idle[name]["rss_kb"], "idle_rss_anon_kb": idle[name]["rss_anon_kb"]}
+        n, per_conn = idle_memory_per_conn(remora.pid, ports["remora"])
+        results["remora"]["idle_connections"] = n
+        results["remora"]["bytes_per_idle_connection"] = per_conn
+        best = max(results["nginx"]["rps"], results["haproxy"]["rps"])
+        results["ratios"] = {
+            "throughput_vs_best_peer": results["remora"]["rps"] / best,
+            "throughput_vs_nginx": results["remora"]["rps"] / results["nginx"]["rps"],
+            "throughput_vs_haproxy": results["remora"]["rps"] / results["haproxy"]["rps"],
+            "cpu_per_request_vs_nginx": results["remora"]["cpu_us_per_request"] / results["nginx"]["cpu_us_per_request"],
+            "cpu_per_request_vs_haproxy": results["remora"]["cpu_us_per_request"] / results["haproxy"]["cpu_us_per_request"],
+        }
+        results["measured_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
+        with open(os.path.join(HERE, "results", "proxy.json"), "w") as f:
+            json.dump(results, f, indent=2)
+        with open(os.path.join(HERE, "results", "proxy.md"), "w") as f:
+            f.write("# remora-proxy vs nginx vs HAProxy (one run, %s)\n\n" % results["measured_at"])
+            f.write("Keep-alive, %d connections, %ds, one worker each; latency at %d req/s fixed.\n\n" % (CONNS, DURATION, RATE))
+            f.write("| proxy | req/s | CPU µs/req | p50 ms | p99 ms | added p99 ms | idle RSS KB | idle private KB |\n|---|---|---|---|---|---|---|---|\n")
+            for name in ("remora", "nginx", "haproxy"):
+                r = results[name]
+                f.write("| %s | %.0f | %.1f | %.3f | %.3f | %.3f | %d | %d |\n" % (name, r["rps"], r["cpu_us_per_request"], r["p50_ms"], r["p99_ms"], r["added_p99_ms"], r["idle_rss_kb"], r["idle_rss_anon_kb"]))
+            f.write("\nDirect to the backend: p50 %.3f ms, p99 %.3f ms.\n\n" % (direct_p50, direct_p99))
+            f.write("Throughput ratio remora / best peer: **%.2fx**. Memory per idle keep-alive connection (%d connections): **%.0f bytes**.\n" % (results["ratios"]["throughput_vs_best_peer"], n, per_conn))
+        print(json.dumps(results, indent=2))
+    finally:
+        for p in procs:
+            try:
+                p.send_signal(signal.SIGKILL)
+                p.wait(timeout=5)
+            except Exception:
+                pass
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

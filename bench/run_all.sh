@@ -1,0 +1,5 @@
+#!/usr/bin/env bash
+# bench/run_all.sh — `make bench`: every benchmark, results written to bench/results/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python3 bench/proxy_bench.py
