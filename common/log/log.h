@@ -34,8 +34,8 @@ void rm_logv(rm_log_level_t level, const char *fmt, va_list ap);
         if (rm_log_level() <= RM_LOG_DEBUG)                                                        \
             rm_log(RM_LOG_DEBUG, __VA_ARGS__);                                                     \
     } while (0)
-#define rm_log_info(...) rm_log(RM_LOG_INFO, __VA_ARGS__)
-#define rm_log_warn(...) rm_log(RM_LOG_WARN, __VA_ARGS__)
+#define rm_log_info(...)  rm_log(RM_LOG_INFO, __VA_ARGS__)
+#define rm_log_warn(...)  rm_log(RM_LOG_WARN, __VA_ARGS__)
 #define rm_log_error(...) rm_log(RM_LOG_ERROR, __VA_ARGS__)
 
 #endif

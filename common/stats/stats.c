@@ -287,8 +287,8 @@ static void view_fill(rm_stats_series_view_t *v, const family_t *f, const series
         for (size_t i = 0; i <= RM_HISTOGRAM_BUCKETS; i++)
             v->buckets[i] = atomic_load_explicit(&s->m.histogram.buckets[i], memory_order_relaxed);
         v->count = atomic_load_explicit(&s->m.histogram.count, memory_order_relaxed);
-        v->sum = (double)atomic_load_explicit(&s->m.histogram.sum_micros, memory_order_relaxed) /
-                 1e6;
+        v->sum =
+            (double)atomic_load_explicit(&s->m.histogram.sum_micros, memory_order_relaxed) / 1e6;
         break;
     }
 }

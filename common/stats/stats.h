@@ -37,7 +37,8 @@ typedef struct rm_gauge {
 } rm_gauge_t;
 
 typedef struct rm_histogram {
-    _Atomic uint64_t buckets[RM_HISTOGRAM_BUCKETS + 1]; /* per bucket (not cumulative); last: +Inf */
+    _Atomic uint64_t
+        buckets[RM_HISTOGRAM_BUCKETS + 1]; /* per bucket (not cumulative); last: +Inf */
     _Atomic uint64_t count;
     _Atomic uint64_t sum_micros;
 } rm_histogram_t;

@@ -44,9 +44,10 @@ static void test_prometheus_text(void **state)
     rm_histogram_observe(h, 99);
     char *out = rm_stats_render_prometheus(reg, NULL);
     assert_non_null(out);
-    assert_non_null(strstr(out, "# HELP remora_retries_total Retries by reason.\n"
-                                "# TYPE remora_retries_total counter\n"
-                                "remora_retries_total{service=\"re\\\"v\\\\x\\n\",reason=\"reset\"} 7\n"));
+    assert_non_null(
+        strstr(out, "# HELP remora_retries_total Retries by reason.\n"
+                    "# TYPE remora_retries_total counter\n"
+                    "remora_retries_total{service=\"re\\\"v\\\\x\\n\",reason=\"reset\"} 7\n"));
     assert_non_null(strstr(out, "# TYPE remora_config_version gauge\nremora_config_version 42\n"));
     assert_non_null(strstr(out, "remora_request_duration_seconds_bucket{le=\"0.0005\"} 0\n"));
     assert_non_null(strstr(out, "remora_request_duration_seconds_bucket{le=\"0.001\"} 1\n"));

@@ -21,7 +21,7 @@ typedef struct rm_buf {
 } rm_buf_t;
 
 #define RM_BUF_ENOMEM (-12)
-#define RM_BUF_EFULL (-28)
+#define RM_BUF_EFULL  (-28)
 
 static inline void rm_buf_init(rm_buf_t *b, size_t limit)
 {
@@ -34,7 +34,8 @@ static inline char *rm_buf_head(const rm_buf_t *b)
     return b->data + b->off;
 }
 
-/* Free space at the tail after compaction would still fit `n` more bytes without exceeding limit. */
+/* Free space at the tail after compaction would still fit `n` more bytes without exceeding limit.
+ */
 static inline size_t rm_buf_room(const rm_buf_t *b)
 {
     return b->limit > b->len ? b->limit - b->len : 0;

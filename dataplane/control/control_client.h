@@ -1,0 +1,44 @@
+/* dataplane/control/control_client.h — the sidecar's side of the discovery stream.
+ *
+ * A thread of its own runs a gRPC core client: one bidi call to remora-control's
+ * /remora.v1.Discovery/Stream, Hello first, then every snapshot received is validated with
+ * common/config, compiled into a dataplane snapshot, published (the caller's callback wakes the
+ * workers) and ACKed — or NACKed with the validation errors, keeping the last good snapshot. The
+ * stream is kept up with gRPC's connection backoff (1 s, x1.6, jitter 0.2, 120 s cap); while the
+ * control plane is gone the sidecar keeps serving its last good config. Stats are reported as
+ * cumulative counters every few seconds.
+ */
+#ifndef RM_CONTROL_CLIENT_H
+#define RM_CONTROL_CLIENT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/stats/stats.h"
+#include "dataplane/snapshot/snapshot.h"
+
+typedef struct rm_control_options {
+    const char *target; /* "host:port"; borrowed for the client's life */
+    const char *pod, *namespace_, *service, *version, *address, *proxy_version; /* borrowed */
+    rm_stats_registry_t *stats; /* reported periodically; borrowed; may be NULL */
+    uint64_t stats_interval_ms; /* default 5000 */
+    /* Called on the client thread after a new snapshot was published. */
+    void (*on_published)(void *arg, uint64_t version);
+    void *arg;
+} rm_control_options_t;
+
+typedef struct rm_control_client rm_control_client_t;
+
+/* Starts the client thread. Returns NULL when out of memory or the thread cannot start. */
+rm_control_client_t *rm_control_client_start(const rm_control_options_t *opt);
+
+/* Asks the control plane to withdraw this pod's endpoint now (drain). Any thread. */
+void rm_control_client_withdraw(rm_control_client_t *c);
+
+/* Whether a snapshot was ever published by this client. Any thread. */
+bool rm_control_client_has_config(const rm_control_client_t *c);
+
+/* Stops the thread, cancels the stream and frees everything. Main thread. */
+void rm_control_client_stop(rm_control_client_t *c);
+
+#endif

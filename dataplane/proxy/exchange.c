@@ -1,0 +1,665 @@
+/* dataplane/proxy/exchange.c — forwarding one request and its response.
+ *
+ * Data flow:  session.in --(request body, re-framed)--> conn.out --> upstream socket
+ *             upstream socket --> conn.in --(response, re-framed)--> session.out --> client
+ * Each arrow moves only as much as the destination buffer can take; a full destination stops
+ * reading from the source (back-pressure), and draining it resumes reading.
+ */
+#include "dataplane/proxy/exchange.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/log/log.h"
+#include "dataplane/proxy/access_log.h"
+#include "dataplane/proxy/list.h"
+#include "dataplane/proxy/metrics.h"
+#include "dataplane/proxy/routing.h"
+#include "dataplane/proxy/session.h"
+#include "dataplane/proxy/upstream.h"
+#include "dataplane/proxy/worker.h"
+
+/* Stop moving bytes into a destination buffer holding this much. */
+#define HIGH_WATER (64 * 1024)
+/* Room kept for chunk framing ("%zx\r\n" ... "\r\n") around one re-encoded span. */
+#define CHUNK_OVERHEAD 24
+
+static void finish(rm_exchange_t *ex);
+static void pump_request_body(rm_exchange_t *ex);
+static void pump_response(rm_exchange_t *ex);
+
+static bool is_idempotent(rm_http1_method_t m)
+{
+    switch (m) {
+    case RM_HTTP1_METHOD_GET:
+    case RM_HTTP1_METHOD_HEAD:
+    case RM_HTTP1_METHOD_OPTIONS:
+    case RM_HTTP1_METHOD_PUT:
+    case RM_HTTP1_METHOD_DELETE:
+    case RM_HTTP1_METHOD_TRACE:
+        return true;
+    default:
+        return false;
+    }
+}
+
+static void generate_request_id(rm_worker_t *w, char *out, size_t n)
+{
+    uint64_t a = rm_worker_random(w), b = rm_worker_random(w);
+    /* UUID v4 layout, as most tracing systems expect. */
+    snprintf(out, n, "%08" PRIx32 "-%04" PRIx32 "-4%03" PRIx32 "-%04" PRIx32 "-%012" PRIx64,
+             (uint32_t)(a >> 32), (uint32_t)(a >> 16) & 0xffff, (uint32_t)a & 0xfff,
+             ((uint32_t)(b >> 48) & 0x3fff) | 0x8000, (uint64_t)(b & 0xffffffffffffULL));
+}
+
+static void copy_span(char *dst, size_t n, rm_http1_span_t s)
+{
+    size_t l = s.len < n - 1 ? s.len : n - 1;
+    memcpy(dst, s.ptr, l);
+    dst[l] = '\0';
+}
+
+/* Builds the upstream request head (without its final blank line: the attempt header is added
+ * per attempt) into ex->up_head. Returns 0 or a negative error. */
+static int build_upstream_head(rm_exchange_t *ex, rm_http1_request_t *req)
+{
+    rm_session_t *s = ex->session;
+    char xff[512];
+    ssize_t i = rm_http1_header_find(req->headers, req->num_headers, "x-forwarded-for", 15);
+    if (i >= 0)
+        snprintf(xff, sizeof(xff), "%.*s, %s", (int)req->headers[i].value.len,
+                 req->headers[i].value.ptr, s->peer_ip);
+    else
+        snprintf(xff, sizeof(xff), "%s", s->peer_ip);
+    static const rm_http1_span_t remove[] = {{"x-forwarded-for", 15},
+                                             {"x-request-id", 12},
+                                             {"x-remora-attempt", 16},
+                                             {"x-forwarded-proto", 17}};
+    rm_http1_header_t add[3] = {
+        {{"x-forwarded-for", 15}, {xff, strlen(xff)}},
+        {{"x-request-id", 12}, {ex->request_id, strlen(ex->request_id)}},
+    };
+    size_t nadd = 2;
+    if (ex->upgrade) {
+        /* Upgrade is hop-by-hop, but a WebSocket handshake must reach the app: re-add it. */
+        ssize_t u = rm_http1_header_find(req->headers, req->num_headers, "upgrade", 7);
+        if (u >= 0) {
+            add[nadd].name = (rm_http1_span_t){"upgrade", 7};
+            add[nadd++].value = req->headers[u].value;
+        }
+    }
+    rm_http1_edit_t edit = {.remove = remove,
+                            .num_remove = sizeof(remove) / sizeof(remove[0]),
+                            .add = add,
+                            .num_add = nadd,
+                            .flags = RM_HTTP1_EDIT_F_HOP_BY_HOP};
+    /* Upstreams get origin-form: the authority moved to Host already (the parser checked it). */
+    if (req->target_form == RM_HTTP1_TARGET_ABSOLUTE)
+        req->target = req->path.len ? req->path : (rm_http1_span_t){"/", 1};
+    size_t need = 512 + xff[0] * 0 + strlen(xff);
+    for (size_t h = 0; h < req->num_headers; h++)
+        need += req->headers[h].name.len + req->headers[h].value.len + 4;
+    need += req->target.len + req->method_name.len + 64;
+    int err = 0;
+    char *out = rm_buf_reserve(&ex->up_head, need, &err);
+    if (out == NULL)
+        return err;
+    ssize_t n = rm_http1_serialize_request(req, &edit, out, need);
+    if (n < 2)
+        return n < 0 ? (int)n : -EINVAL;
+    rm_buf_commit(&ex->up_head, (size_t)n - 2); /* drop the blank line; added per attempt */
+    if (ex->upgrade) {
+        static const char conn_upgrade[] = "connection: upgrade\r\n";
+        if (rm_buf_append(&ex->up_head, conn_upgrade, sizeof(conn_upgrade) - 1) != 0)
+            return -ENOMEM;
+    }
+    return 0;
+}
+
+rm_exchange_t *rm_exchange_new(rm_session_t *s, rm_http1_request_t *req, size_t head_len)
+{
+    rm_worker_t *w = s->worker;
+    rm_exchange_t *ex = calloc(1, sizeof(*ex));
+    if (ex == NULL)
+        return NULL;
+    ex->session = s;
+    rm_list_init(&ex->link);
+    ex->start = ev_now(w->loop);
+    ex->method = req->method;
+    ex->idempotent =
+        is_idempotent(req->method) ||
+        rm_http1_header_find(req->headers, req->num_headers, "idempotency-key", 15) >= 0;
+    ex->req_keepalive = (req->flags & RM_HTTP1_F_KEEP_ALIVE) != 0;
+    ex->req_body = req->body;
+    ex->req_remaining = req->body == RM_HTTP1_BODY_CONTENT_LENGTH ? req->content_length : 0;
+    ex->req_done = req->body == RM_HTTP1_BODY_NONE ||
+                   (req->body == RM_HTTP1_BODY_CONTENT_LENGTH && req->content_length == 0);
+    if (req->body == RM_HTTP1_BODY_CHUNKED)
+        rm_http1_chunked_init(&ex->req_chunks);
+    ex->upgrade = (req->flags & RM_HTTP1_F_UPGRADE) && (req->flags & RM_HTTP1_F_CONN_UPGRADE);
+    rm_buf_init(&ex->up_head, w->proxy->opt.max_head_bytes + 4096);
+    ev_timer_init(&ex->timer, NULL, 0, 0);
+
+    ssize_t rid = rm_http1_header_find(req->headers, req->num_headers, "x-request-id", 12);
+    if (rid >= 0 && req->headers[rid].value.len > 0 &&
+        req->headers[rid].value.len < sizeof(ex->request_id))
+        copy_span(ex->request_id, sizeof(ex->request_id), req->headers[rid].value);
+    else
+        generate_request_id(w, ex->request_id, sizeof(ex->request_id));
+
+    if (w->snap != NULL) {
+        rm_snapshot_ref(w->snap);
+        ex->snap = w->snap;
+    }
+    /* Route while the head's bytes are still in the session buffer. */
+    rm_routing_decide(ex, req);
+    if (ex->local_status == 0 && build_upstream_head(ex, req) != 0) {
+        ex->local_status = 431;
+        ex->local_reason = "request head too large to forward";
+    }
+    rm_buf_consume(&s->in, head_len);
+    return ex;
+}
+
+/* Releases everything the exchange holds except its memory, and queues it for the reaper, so
+ * code further up the call stack may still read ex->finished safely. */
+static void retire(rm_exchange_t *ex)
+{
+    rm_worker_t *w = ex->session->worker;
+    ex->finished = true;
+    ev_timer_stop(w->loop, &ex->timer);
+    if (ex->conn != NULL) {
+        rm_upconn_close(ex->conn);
+        ex->conn = NULL;
+    }
+    if (ex->upstream != NULL) {
+        ex->upstream->active--;
+        ex->upstream = NULL;
+    }
+    rm_buf_free(&ex->up_head);
+    if (ex->snap != NULL) {
+        rm_snapshot_unref(ex->snap);
+        ex->snap = NULL;
+    }
+    rm_list_push_back(&w->dead_exchanges, &ex->link);
+}
+
+void rm_exchange_free(rm_exchange_t *ex)
+{
+    if (!ex->finished)
+        retire(ex);
+}
+
+void rm_exchange_abort(rm_exchange_t *ex)
+{
+    if (ex->finished)
+        return;
+    if (ex->status == 0 || !ex->resp_done)
+        ex->status = ex->resp_started ? ex->status : 499; /* client gone first, as nginx counts */
+    rm_metrics_request(ex->session->worker, ex->service_name, ex->version_name, ex->route_name,
+                       ex->status, ev_now(ex->session->worker->loop) - ex->start);
+    retire(ex);
+}
+
+/* Answers from the proxy itself. Only possible before any response byte went to the client. */
+static void local_reply(rm_exchange_t *ex, int status, const char *reason, const char *extra)
+{
+    rm_session_t *s = ex->session;
+    char body[256];
+    int n = snprintf(body, sizeof(body), "%s\n", reason);
+    ex->status = status;
+    /* Unread request body bytes would be taken for the next request: close instead. */
+    bool close_after = !ex->req_done || !ex->req_keepalive;
+    rm_session_reply(s, status, extra, "text/plain", body, (size_t)n, close_after);
+    ex->resp_done = true;
+    ex->req_keepalive = ex->req_keepalive && !close_after;
+    if (ex->conn != NULL) {
+        rm_upconn_close(ex->conn);
+        ex->conn = NULL;
+    }
+    finish(ex);
+}
+
+static void timeout_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)loop;
+    (void)revents;
+    rm_exchange_t *ex = container_of(t, rm_exchange_t, timer);
+    if (!ex->resp_started) {
+        local_reply(ex, 504, "upstream request timeout", NULL);
+        return;
+    }
+    ex->status = ex->status ? ex->status : 504;
+    rm_session_close(ex->session); /* mid-response: the client sees a truncated body */
+}
+
+/* Queues the attempt's head: the stored head plus this attempt's number and the blank line. */
+static int queue_head(rm_exchange_t *ex)
+{
+    rm_upconn_t *c = ex->conn;
+    int rc = rm_buf_append(&c->out, rm_buf_head(&ex->up_head), ex->up_head.len);
+    if (rc == 0)
+        rc = rm_buf_printf(&c->out, "x-remora-attempt: %d\r\n\r\n", ex->attempts);
+    return rc;
+}
+
+static void connect_upstream(rm_exchange_t *ex)
+{
+    rm_worker_t *w = ex->session->worker;
+    int err = 0;
+    rm_upstream_t *up = rm_routing_pick_upstream(ex);
+    if (up == NULL) {
+        local_reply(ex, 503, "no healthy upstream", NULL);
+        return;
+    }
+    ex->upstream = up;
+    up->active++;
+    ex->attempts++;
+    rm_http1_response_init(&ex->resp, w->headers, w->proxy->opt.max_headers);
+    ex->conn = rm_upconn_acquire(w, up, ex, &err);
+    if (ex->conn == NULL) {
+        local_reply(ex, 503, "upstream connect error", NULL);
+        return;
+    }
+    if (queue_head(ex) != 0) {
+        local_reply(ex, 503, "out of memory", NULL);
+        return;
+    }
+    ex->phase = RM_EX_FORWARDING;
+    pump_request_body(ex);
+    if (ex->finished || ex->session->closing)
+        return; /* a malformed body was answered locally */
+    rm_upconn_update_events(ex->conn);
+    rm_session_update_events(ex->session);
+}
+
+void rm_exchange_start(rm_exchange_t *ex)
+{
+    rm_worker_t *w = ex->session->worker;
+    if (ex->local_status != 0) {
+        local_reply(ex, ex->local_status, ex->local_reason, NULL);
+        return;
+    }
+    uint64_t ms = ex->timeout_ms ? ex->timeout_ms : w->proxy->opt.request_timeout_ms;
+    ev_set_cb(&ex->timer, timeout_cb);
+    ev_timer_set(&ex->timer, (double)ms / 1000.0, 0);
+    ev_timer_start(w->loop, &ex->timer);
+    connect_upstream(ex);
+}
+
+/* Moves request body bytes from the session to the upstream connection, re-framing chunked. */
+static void pump_request_body(rm_exchange_t *ex)
+{
+    rm_session_t *s = ex->session;
+    rm_upconn_t *c = ex->conn;
+    if (c == NULL || ex->req_done)
+        return;
+    while (s->in.len > 0 && c->out.len < HIGH_WATER && !ex->req_done) {
+        size_t room = HIGH_WATER - c->out.len;
+        if (ex->req_body == RM_HTTP1_BODY_CONTENT_LENGTH) {
+            size_t n = s->in.len;
+            if (n > ex->req_remaining)
+                n = (size_t)ex->req_remaining;
+            if (n > room)
+                n = room;
+            if (rm_buf_append(&c->out, rm_buf_head(&s->in), n) != 0)
+                break;
+            rm_buf_consume(&s->in, n);
+            ex->req_remaining -= n;
+            if (ex->req_remaining == 0)
+                ex->req_done = true;
+        } else if (ex->req_body == RM_HTTP1_BODY_CHUNKED) {
+            if (room <= CHUNK_OVERHEAD)
+                break;
+            size_t consumed = 0;
+            rm_http1_span_t data = {0};
+            size_t feed = s->in.len < room - CHUNK_OVERHEAD ? s->in.len : room - CHUNK_OVERHEAD;
+            int rc = rm_http1_chunked_decode(&ex->req_chunks, rm_buf_head(&s->in), feed, &consumed,
+                                             &data);
+            if (rc < 0 && rc != RM_HTTP1_INCOMPLETE) {
+                /* Malformed body: the upstream got a partial request; tell the client. */
+                ex->req_keepalive = false;
+                if (!ex->resp_started) {
+                    ex->req_done = true;
+                    local_reply(ex, 400, ex->req_chunks.error_reason, NULL);
+                } else {
+                    rm_session_close(s);
+                }
+                return;
+            }
+            if (rc == RM_HTTP1_CHUNKED_DATA) {
+                rm_buf_printf(&c->out, "%zx\r\n", data.len);
+                rm_buf_append(&c->out, data.ptr, data.len);
+                rm_buf_append(&c->out, "\r\n", 2);
+            } else if (rc == RM_HTTP1_CHUNKED_DONE) {
+                rm_buf_append(&c->out, "0\r\n\r\n", 5);
+                ex->req_done = true;
+            }
+            rm_buf_consume(&s->in, consumed);
+            if (rc == RM_HTTP1_INCOMPLETE)
+                break;
+        } else {
+            break;
+        }
+    }
+}
+
+bool rm_exchange_wants_downstream_read(const rm_exchange_t *ex)
+{
+    if (ex->phase == RM_EX_TUNNEL)
+        return ex->conn != NULL && ex->conn->out.len < HIGH_WATER;
+    return ex->phase == RM_EX_FORWARDING && !ex->req_done && ex->conn != NULL &&
+           ex->conn->out.len < HIGH_WATER;
+}
+
+bool rm_exchange_wants_upstream_read(const rm_exchange_t *ex)
+{
+    if (ex == NULL || ex->resp_done)
+        return false;
+    return ex->session->out.len < HIGH_WATER;
+}
+
+bool rm_exchange_keepalive(const rm_exchange_t *ex)
+{
+    return ex->req_keepalive && ex->req_done && !ex->client_close;
+}
+
+void rm_exchange_on_downstream_data(rm_exchange_t *ex)
+{
+    if (ex->phase == RM_EX_TUNNEL) {
+        rm_session_t *s = ex->session;
+        if (rm_buf_append(&ex->conn->out, rm_buf_head(&s->in), s->in.len) == 0)
+            rm_buf_consume(&s->in, s->in.len);
+    } else {
+        pump_request_body(ex);
+        if (ex->session->closing || ex->finished)
+            return;
+    }
+    if (ex->conn != NULL)
+        rm_upconn_update_events(ex->conn);
+    rm_session_update_events(ex->session);
+}
+
+void rm_exchange_on_downstream_eof(rm_exchange_t *ex)
+{
+    rm_session_t *s = ex->session;
+    if (ex->phase == RM_EX_TUNNEL || !ex->req_done) {
+        /* The client gave up mid-request (or ended a tunnel): nothing left to answer. */
+        rm_session_close(s);
+        return;
+    }
+    /* Half-close after a complete request: finish the response, then close. */
+    ex->client_close = true;
+    rm_session_update_events(s);
+}
+
+void rm_exchange_on_downstream_drained(rm_exchange_t *ex)
+{
+    if (ex->conn != NULL) {
+        pump_response(ex); /* bytes may be waiting in conn->in for room in session->out */
+        if (ex->finished || ex->session->closing)
+            return;
+        if (ex->conn != NULL)
+            rm_upconn_update_events(ex->conn);
+    }
+    rm_session_update_events(ex->session);
+}
+
+/* Rewrites and queues the response head. Returns 0, or a negative error. */
+static int forward_response_head(rm_exchange_t *ex, rm_http1_response_t *resp)
+{
+    rm_session_t *s = ex->session;
+    rm_worker_t *w = s->worker;
+    bool informational = resp->status >= 100 && resp->status < 200 && resp->status != 101;
+    bool client_keep = ex->req_keepalive && ex->req_done && !ex->client_close &&
+                       resp->body != RM_HTTP1_BODY_UNTIL_CLOSE &&
+                       !(rm_worker_draining(w) && s->kind == RM_LISTENER_INBOUND);
+    if (!informational && !client_keep && resp->status != 101)
+        ex->req_keepalive = false;
+    rm_http1_header_t add[2];
+    size_t nadd = 0;
+    if (resp->status == 101) {
+        ssize_t u = rm_http1_header_find(resp->headers, resp->num_headers, "upgrade", 7);
+        add[nadd++] = (rm_http1_header_t){{"connection", 10}, {"upgrade", 7}};
+        if (u >= 0)
+            add[nadd++] = (rm_http1_header_t){{"upgrade", 7}, resp->headers[u].value};
+    } else if (!informational && !client_keep) {
+        add[nadd++] = (rm_http1_header_t){{"connection", 10}, {"close", 5}};
+    }
+    rm_http1_edit_t edit = {.add = add, .num_add = nadd, .flags = RM_HTTP1_EDIT_F_HOP_BY_HOP};
+    size_t need = 256;
+    for (size_t h = 0; h < resp->num_headers; h++)
+        need += resp->headers[h].name.len + resp->headers[h].value.len + 4;
+    need += resp->status_text.len;
+    int err = 0;
+    char *out = rm_buf_reserve(&s->out, need, &err);
+    if (out == NULL)
+        return err;
+    ssize_t n = rm_http1_serialize_response(resp, &edit, out, need);
+    if (n < 0)
+        return (int)n;
+    rm_buf_commit(&s->out, (size_t)n);
+    ex->resp_started = true;
+    return 0;
+}
+
+/* Parses response heads (skipping 1xx interim responses after forwarding them) and moves body
+ * bytes from the upstream connection to the session. */
+static void pump_response(rm_exchange_t *ex)
+{
+    rm_session_t *s = ex->session;
+    rm_upconn_t *c = ex->conn;
+    rm_worker_t *w = s->worker;
+    while (c != NULL && !ex->resp_done) {
+        if (!ex->resp_head_done) {
+            if (c->in.len == 0)
+                return;
+            int n = rm_http1_parse_response(rm_buf_head(&c->in), c->in.len, &ex->resp, NULL,
+                                            ex->method);
+            if (n == RM_HTTP1_INCOMPLETE) {
+                if (rm_buf_room(&c->in) == 0)
+                    rm_exchange_on_upstream_error(ex, RM_UPSTREAM_PROTOCOL, 0);
+                return;
+            }
+            if (n < 0) {
+                rm_log_debug("upstream %s: bad response: %s", ex->upstream->address,
+                             ex->resp.error_reason);
+                rm_exchange_on_upstream_error(ex, RM_UPSTREAM_PROTOCOL, 0);
+                return;
+            }
+            rm_http1_response_t *resp = &ex->resp;
+            if (forward_response_head(ex, resp) != 0) {
+                rm_session_close(s);
+                return;
+            }
+            rm_buf_consume(&c->in, (size_t)n);
+            if (resp->status >= 100 && resp->status < 200 && resp->status != 101) {
+                rm_http1_response_init(&ex->resp, w->headers, w->proxy->opt.max_headers);
+                continue; /* an interim response; the final one follows */
+            }
+            ex->status = resp->status;
+            ex->resp_head_done = true;
+            ex->resp_body = resp->body;
+            ex->resp_close = !(resp->flags & RM_HTTP1_F_KEEP_ALIVE);
+            ex->resp_remaining = resp->content_length;
+            if (resp->status == 101) {
+                ex->phase = RM_EX_TUNNEL;
+                ex->req_keepalive = false;
+                /* Bytes the client sent after the handshake belong to the new protocol. */
+                rm_exchange_on_downstream_data(ex);
+                if (s->closing)
+                    return;
+                continue;
+            }
+            if (resp->body == RM_HTTP1_BODY_CHUNKED)
+                rm_http1_chunked_init(&ex->resp_chunks);
+            if (resp->body == RM_HTTP1_BODY_NONE ||
+                (resp->body == RM_HTTP1_BODY_CONTENT_LENGTH && resp->content_length == 0)) {
+                ex->resp_done = true;
+                break;
+            }
+            continue;
+        }
+        if (c->in.len == 0 || s->out.len >= HIGH_WATER)
+            return;
+        size_t room = HIGH_WATER - s->out.len;
+        if (ex->phase == RM_EX_TUNNEL || ex->resp_body == RM_HTTP1_BODY_UNTIL_CLOSE) {
+            size_t n = c->in.len < room ? c->in.len : room;
+            if (rm_buf_append(&s->out, rm_buf_head(&c->in), n) != 0)
+                return;
+            rm_buf_consume(&c->in, n);
+        } else if (ex->resp_body == RM_HTTP1_BODY_CONTENT_LENGTH) {
+            size_t n = c->in.len;
+            if (n > ex->resp_remaining)
+                n = (size_t)ex->resp_remaining;
+            if (n > room)
+                n = room;
+            if (rm_buf_append(&s->out, rm_buf_head(&c->in), n) != 0)
+                return;
+            rm_buf_consume(&c->in, n);
+            ex->resp_remaining -= n;
+            if (ex->resp_remaining == 0)
+                ex->resp_done = true;
+        } else if (ex->resp_body == RM_HTTP1_BODY_CHUNKED) {
+            if (room <= CHUNK_OVERHEAD)
+                return;
+            size_t consumed = 0;
+            rm_http1_span_t data = {0};
+            size_t feed = c->in.len < room - CHUNK_OVERHEAD ? c->in.len : room - CHUNK_OVERHEAD;
+            int rc = rm_http1_chunked_decode(&ex->resp_chunks, rm_buf_head(&c->in), feed, &consumed,
+                                             &data);
+            if (rc < 0 && rc != RM_HTTP1_INCOMPLETE) {
+                rm_log_debug("upstream %s: bad chunked body: %s", ex->upstream->address,
+                             ex->resp_chunks.error_reason);
+                ex->resp_close = true;
+                rm_session_close(s); /* response already started: truncate */
+                return;
+            }
+            if (rc == RM_HTTP1_CHUNKED_DATA) {
+                rm_buf_printf(&s->out, "%zx\r\n", data.len);
+                rm_buf_append(&s->out, data.ptr, data.len);
+                rm_buf_append(&s->out, "\r\n", 2);
+            } else if (rc == RM_HTTP1_CHUNKED_DONE) {
+                rm_buf_append(&s->out, "0\r\n\r\n", 5);
+                ex->resp_done = true;
+            }
+            rm_buf_consume(&c->in, consumed);
+            if (rc == RM_HTTP1_INCOMPLETE)
+                return;
+        } else {
+            ex->resp_done = true;
+        }
+    }
+    if (ex->resp_done && !ex->finished)
+        finish(ex);
+}
+
+static void finish(rm_exchange_t *ex)
+{
+    rm_session_t *s = ex->session;
+    rm_worker_t *w = s->worker;
+    if (ex->finished)
+        return;
+    ev_timer_stop(w->loop, &ex->timer);
+    if (ex->conn != NULL) {
+        /* Reuse needs both messages complete, no stray bytes, and no close announced. */
+        bool reusable = ex->req_done && ex->resp_done && !ex->resp_close &&
+                        ex->resp_body != RM_HTTP1_BODY_UNTIL_CLOSE && ex->phase != RM_EX_TUNNEL;
+        rm_upconn_release(ex->conn, reusable);
+        ex->conn = NULL;
+    }
+    if (!ex->req_done)
+        ex->req_keepalive = false; /* the rest of the request body is still on the wire */
+    double dur = ev_now(w->loop) - ex->start;
+    rm_metrics_request(w, ex->service_name, ex->version_name, ex->route_name, ex->status, dur);
+    rm_access_log_write(ex, dur);
+    rm_session_exchange_done(s);
+}
+
+void rm_exchange_on_upstream_error(rm_exchange_t *ex, rm_upstream_failure_t kind, int err)
+{
+    (void)err;
+    if (ex->phase == RM_EX_TUNNEL) {
+        rm_session_close(ex->session);
+        return;
+    }
+    if (ex->resp_started) {
+        /* Mid-response: the only honest signal left is to cut the client connection. */
+        rm_session_close(ex->session);
+        return;
+    }
+    switch (kind) {
+    case RM_UPSTREAM_CONNECT_FAILED:
+        local_reply(ex, 503, "upstream connect error", NULL);
+        break;
+    case RM_UPSTREAM_TIMEOUT:
+        local_reply(ex, 504, "upstream request timeout", NULL);
+        break;
+    case RM_UPSTREAM_PROTOCOL:
+        local_reply(ex, 502, "upstream sent a malformed response", NULL);
+        break;
+    default:
+        local_reply(ex, 502, "upstream connection reset before response", NULL);
+        break;
+    }
+}
+
+void rm_exchange_on_upstream_io(rm_exchange_t *ex, int revents)
+{
+    rm_upconn_t *c = ex->conn;
+    rm_session_t *s = ex->session;
+    if (revents & EV_WRITE) {
+        ssize_t n = rm_buf_write_fd(&c->out, c->fd);
+        if (n < 0 && n != -EAGAIN) {
+            rm_exchange_on_upstream_error(ex, RM_UPSTREAM_RESET, (int)n);
+            return;
+        }
+        if (n > 0)
+            ex->bytes_sent += (size_t)n;
+        pump_request_body(ex);
+        if (ex->finished || s->closing)
+            return;
+    }
+    if (revents & EV_READ) {
+        ssize_t n = rm_buf_read_fd(&c->in, c->fd, 64 * 1024);
+        if (n == 0 || (n < 0 && n != -EAGAIN && n != RM_BUF_EFULL)) {
+            if (ex->phase == RM_EX_TUNNEL) {
+                pump_response(ex);
+                if (s->closing)
+                    return;
+                s->close_after = true;
+                rm_upconn_close(c);
+                ex->conn = NULL;
+                ex->resp_done = true;
+                ex->req_done = true;
+                finish(ex);
+                return;
+            }
+            if (ex->resp_head_done && ex->resp_body == RM_HTTP1_BODY_UNTIL_CLOSE) {
+                pump_response(ex); /* flush what is buffered; then the close ends the body */
+                if (ex->finished || s->closing)
+                    return;
+                if (ex->conn->in.len == 0) {
+                    ex->resp_done = true;
+                    ex->resp_close = true;
+                    finish(ex);
+                }
+                return;
+            }
+            pump_response(ex);
+            if (ex->finished || s->closing)
+                return;
+            rm_exchange_on_upstream_error(ex, RM_UPSTREAM_RESET, (int)n);
+            return;
+        }
+        pump_response(ex);
+        if (ex->finished || s->closing)
+            return;
+    }
+    rm_upconn_update_events(c);
+    rm_session_update_events(s);
+}

@@ -1,0 +1,46 @@
+/* dataplane/proxy/exchange.h — one request/response through the proxy.
+ *
+ * The exchange routes the request (service, rule, version, endpoint), takes an upstream
+ * connection, streams the request body up and the response down with bounded buffers and
+ * back-pressure, and answers locally (502/503/504) when the upstream fails before a response
+ * began. Calls that can finish the exchange free it through rm_session_exchange_done(): callers
+ * must not touch the exchange after calling any rm_exchange_on_* function.
+ */
+#ifndef RM_PROXY_EXCHANGE_H
+#define RM_PROXY_EXCHANGE_H
+
+#include "dataplane/proxy/proxy-t.h"
+
+typedef enum rm_upstream_failure {
+    RM_UPSTREAM_CONNECT_FAILED = 1, /* refused, unreachable, connect timeout: never processed */
+    RM_UPSTREAM_RESET,              /* closed or reset before a complete response */
+    RM_UPSTREAM_TIMEOUT,            /* no progress within the time allowed */
+    RM_UPSTREAM_PROTOCOL,           /* malformed response */
+} rm_upstream_failure_t;
+
+/* Creates an exchange for the head req (head_len bytes at the start of s->in). Copies what it
+ * needs and consumes the head bytes. Returns NULL when out of memory. */
+rm_exchange_t *rm_exchange_new(rm_session_t *s, rm_http1_request_t *req, size_t head_len);
+
+/* Routes and begins forwarding; may finish at once with a local reply. */
+void rm_exchange_start(rm_exchange_t *ex);
+
+void rm_exchange_on_downstream_data(rm_exchange_t *ex);
+void rm_exchange_on_downstream_eof(rm_exchange_t *ex);
+void rm_exchange_on_downstream_drained(rm_exchange_t *ex);
+void rm_exchange_on_upstream_io(rm_exchange_t *ex, int revents);
+void rm_exchange_on_upstream_error(rm_exchange_t *ex, rm_upstream_failure_t kind, int err);
+
+bool rm_exchange_wants_downstream_read(const rm_exchange_t *ex);
+bool rm_exchange_wants_upstream_read(const rm_exchange_t *ex);
+
+/* True when the client connection may carry another request after this one. */
+bool rm_exchange_keepalive(const rm_exchange_t *ex);
+
+/* The session is closing under the exchange: release everything without replying. */
+void rm_exchange_abort(rm_exchange_t *ex);
+
+/* Frees a finished exchange (called by the session). */
+void rm_exchange_free(rm_exchange_t *ex);
+
+#endif

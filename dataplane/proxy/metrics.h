@@ -1,0 +1,27 @@
+/* dataplane/proxy/metrics.h — the sidecar's stats, with SPEC.md's names.
+ *
+ * Series handles are looked up in the shared registry once and cached per worker, keyed by the
+ * label values, so the per-request cost is a hash probe and relaxed atomic adds.
+ */
+#ifndef RM_PROXY_METRICS_H
+#define RM_PROXY_METRICS_H
+
+#include "dataplane/proxy/proxy-t.h"
+
+/* Declares every family (so /stats shows them, with HELP, from the start). Main thread. */
+void rm_metrics_declare(rm_stats_registry_t *reg);
+
+/* One finished request: counts remora_requests_total{service,version,route,code} and observes
+ * remora_request_duration_seconds{service,version,route}. Empty strings are allowed. */
+void rm_metrics_request(rm_worker_t *w, const char *service, const char *version, const char *route,
+                        int code, double seconds);
+
+void rm_metrics_upstream_connections(rm_worker_t *w, int delta);
+void rm_metrics_pool_stale(rm_worker_t *w);
+void rm_metrics_overflow(rm_worker_t *w, const char *limit);
+void rm_metrics_config(rm_proxy_t *p, uint64_t version, bool rejected);
+
+/* Frees the worker's handle cache (worker exit). */
+void rm_metrics_worker_free(rm_worker_t *w);
+
+#endif

@@ -1,0 +1,236 @@
+/* dataplane/proxy/proxy-t.h — the types of remora-proxy's data path (types only; functions live in
+ * the per-concept headers). Read this file first: it is the map of who owns what.
+ *
+ *   rm_proxy_t        the process: options, the stats registry, the workers
+ *   rm_worker_t       one thread with one libev loop; owns its listeners, sessions, upstreams
+ *   rm_session_t      one downstream connection (app -> outbound, peer sidecar -> inbound, admin)
+ *   rm_exchange_t     one request/response on a session; holds a snapshot reference
+ *   rm_upstream_t     runtime state of one endpoint address (pool, load, ejection); per worker,
+ *                     survives snapshot swaps
+ *   rm_upconn_t       one connection to an upstream; in an exchange or idle in its pool
+ *
+ * Everything below rm_worker_t belongs to that worker's loop thread and is touched by no other
+ * thread. Cross-thread hand-offs (new snapshot, drain) go through ev_async.
+ */
+#ifndef RM_PROXY_T_H
+#define RM_PROXY_T_H
+
+#include <ev.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "common/stats/stats.h"
+#include "dataplane/buffer/buffer.h"
+#include "dataplane/http1/http1.h"
+#include "dataplane/route/route.h"
+#include "dataplane/snapshot/snapshot.h"
+
+#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
+
+/* Intrusive doubly linked list. */
+typedef struct rm_list {
+    struct rm_list *prev, *next;
+} rm_list_t;
+
+typedef enum rm_listener_kind {
+    RM_LISTENER_OUTBOUND = 0,
+    RM_LISTENER_INBOUND = 1,
+    RM_LISTENER_ADMIN = 2,
+} rm_listener_kind_t;
+
+typedef struct rm_proxy_options {
+    const char *config_path; /* --config; borrowed from argv */
+    const char *control_plane;
+    const char *service, *version, *pod, *namespace, *pod_ip;
+    const char *listen_host; /* address the three listeners bind (default 127.0.0.1) */
+    const char *access_log;
+    int outbound_port, inbound_port, admin_port, app_port;
+    int workers;
+    uint64_t connect_timeout_ms;       /* upstream connect */
+    uint64_t request_timeout_ms;       /* default route timeout */
+    uint64_t header_timeout_ms;        /* client must send a whole head in this time: 408 */
+    uint64_t idle_timeout_ms;          /* downstream keep-alive idle */
+    uint64_t upstream_idle_timeout_ms; /* pooled upstream connection idle */
+    uint64_t drain_grace_ms;           /* keep accepting after drain starts (propagation) */
+    uint64_t drain_deadline_ms;        /* exit at the latest this long after drain starts */
+    size_t max_head_bytes;
+    size_t max_headers;
+    size_t buffer_limit;     /* per direction per connection */
+    size_t retry_body_limit; /* request bodies kept for replay */
+    int max_connections;     /* downstream connections per worker */
+} rm_proxy_options_t;
+
+typedef struct rm_proxy rm_proxy_t;
+typedef struct rm_worker rm_worker_t;
+typedef struct rm_session rm_session_t;
+typedef struct rm_exchange rm_exchange_t;
+typedef struct rm_upstream rm_upstream_t;
+typedef struct rm_upconn rm_upconn_t;
+
+typedef struct rm_listener {
+    ev_io io;
+    int fd;
+    rm_listener_kind_t kind;
+    rm_worker_t *worker; /* borrowed */
+} rm_listener_t;
+
+typedef struct rm_upstream {
+    uint64_t key;                 /* hash of the address string */
+    struct sockaddr_storage addr; /* where to connect */
+    socklen_t addrlen;
+    char address[64]; /* printable, for logs and stats */
+    int active;       /* requests in flight to it from this worker */
+    int connections;  /* open connections (idle + busy) */
+    rm_list_t idle;   /* rm_upconn_t.link, most recently used first */
+    int idle_count;
+    int consecutive_5xx; /* outlier detection (resilience) */
+    int consecutive_gateway;
+    ev_tstamp ejected_until;
+    uint64_t generation_seen;  /* last snapshot generation that listed it (for GC) */
+    struct rm_upstream *hnext; /* hash chain */
+} rm_upstream_t;
+
+typedef struct rm_upconn {
+    ev_io io;
+    ev_timer timer; /* connect timeout, then idle timeout while pooled */
+    int fd;
+    rm_upstream_t *up; /* borrowed: upstreams outlive their connections */
+    rm_exchange_t *ex; /* borrowed: the exchange using it, NULL when idle */
+    rm_worker_t *worker;
+    rm_list_t link;   /* in up->idle while idle */
+    rm_buf_t in, out; /* owned */
+    bool connected;
+    bool reused;  /* served a previous request */
+    int requests; /* served on this connection */
+} rm_upconn_t;
+
+typedef enum rm_exchange_phase {
+    RM_EX_ROUTING = 0, /* head parsed, choosing a destination */
+    RM_EX_CONNECTING,  /* waiting for an upstream connection */
+    RM_EX_FORWARDING,  /* request going up, response coming down */
+    RM_EX_TUNNEL,      /* after 101 Switching Protocols: raw bytes both ways */
+    RM_EX_DONE,
+} rm_exchange_phase_t;
+
+typedef struct rm_exchange {
+    rm_session_t *session;   /* borrowed: the session owns the exchange */
+    rm_snapshot_t *snap;     /* one reference, held for the whole exchange */
+    const rm_service_t *svc; /* borrowed from snap; NULL for passthrough/local */
+    rm_route_decision_t decision;
+    rm_exchange_phase_t phase;
+    ev_timer timer;    /* request timeout (route timeout) */
+    rm_list_t link;    /* in worker->dead_exchanges once retired */
+    bool finished;     /* retired: freed by the reaper, must not be driven any more */
+    bool client_close; /* the client half-closed after its request */
+    int local_status;  /* routing answered locally (404, 503...) with local_reason */
+    const char *local_reason;
+    uint64_t timeout_ms;    /* the rule's timeout, 0 for the proxy default */
+    size_t bytes_sent;      /* request bytes written to the current upstream connection */
+    bool passthrough;       /* no service matched a transparently redirected request: forward it
+                               to its original destination unchanged */
+    uint64_t tried_keys[8]; /* endpoints tried by earlier attempts (a retry avoids them) */
+    size_t ntried;
+    char service_name[64];
+    char endpoint_address[64];
+
+    /* Request facts kept after its head left the session's input buffer. */
+    rm_http1_method_t method;
+    bool idempotent;
+    bool req_keepalive;
+    rm_http1_body_t req_body;      /* framing of the request body */
+    uint64_t req_remaining;        /* Content-Length bytes still to forward */
+    rm_http1_chunked_t req_chunks; /* chunked decoder state */
+    bool req_done;                 /* whole request body forwarded */
+    bool upgrade;                  /* Upgrade/CONNECT: tunnel after the head */
+    char request_id[40];
+    char route_name[64];
+    char version_name[64];
+
+    rm_buf_t up_head; /* the rewritten request head (kept for retries) */
+
+    /* Upstream attempt. */
+    rm_upconn_t *conn; /* borrowed from the pool while in use */
+    rm_upstream_t *upstream;
+    int attempts;
+
+    /* Response. */
+    bool resp_head_done;
+    int status;
+    rm_http1_body_t resp_body;
+    uint64_t resp_remaining;
+    rm_http1_chunked_t resp_chunks;
+    bool resp_chunked_out; /* re-encoding chunked towards the client */
+    bool resp_done;
+    rm_http1_response_t resp; /* the upstream head being received */
+    bool resp_close;          /* upstream said Connection: close */
+    bool resp_started;        /* bytes sent to the client: no local error reply possible */
+
+    ev_tstamp start;
+} rm_exchange_t;
+
+typedef struct rm_session {
+    ev_io io;
+    ev_timer timer; /* header timeout, then keep-alive idle timeout */
+    int fd;
+    rm_listener_kind_t kind;
+    rm_worker_t *worker; /* borrowed */
+    rm_list_t link;      /* in worker->sessions */
+    struct sockaddr_storage peer;
+    struct sockaddr_storage orig_dst; /* SO_ORIGINAL_DST when transparently redirected */
+    bool has_orig_dst;
+    char peer_ip[48];
+    rm_buf_t in, out;       /* owned */
+    rm_exchange_t *ex;      /* owned: the request in progress */
+    rm_http1_request_t req; /* the head being received (scan state survives partial reads) */
+    bool read_eof;
+    bool close_after; /* close once `out` drains */
+    bool closing;     /* marked for the reaper */
+    bool lingering;   /* write side shut; discarding input until EOF or a short timer */
+    int requests;
+} rm_session_t;
+
+typedef struct rm_proxy_counters rm_proxy_counters_t;
+
+typedef struct rm_worker {
+    rm_proxy_t *proxy; /* borrowed */
+    int id;
+    pthread_t thread;
+    struct ev_loop *loop;
+    rm_listener_t listeners[3];
+    int nlisteners;
+    ev_async wakeup;   /* new snapshot or drain: re-check shared state */
+    ev_prepare reaper; /* frees closed sessions before the loop sleeps */
+    ev_timer drain_timer;
+    rm_snapshot_t *snap; /* one reference to the current snapshot */
+    uint64_t snap_generation;
+    rm_list_t sessions;       /* open sessions */
+    rm_list_t dead;           /* sessions closed this iteration, freed by the reaper */
+    rm_list_t dead_exchanges; /* exchanges retired this iteration, freed by the reaper */
+    int nsessions;
+    rm_http1_header_t headers[128];     /* scratch for parsing one head at a time (loop thread) */
+    rm_header_view_t header_views[128]; /* the same headers as routing reads them */
+    rm_upstream_t **utable;             /* hash of upstream state by key */
+    size_t utable_size;
+    uint64_t rng;
+    bool draining;
+    bool listeners_closed;
+} rm_worker_t;
+
+struct rm_proxy {
+    rm_proxy_options_t opt;
+    rm_stats_registry_t *stats; /* owned */
+    rm_worker_t *workers;       /* owned array of opt.workers */
+    atomic_bool draining;
+    atomic_bool ready;          /* config loaded */
+    atomic_int running_workers; /* the main thread exits when this reaches 0 */
+    atomic_bool app_up;         /* the app port answered the last probe */
+    atomic_uint_fast64_t config_version;
+    ev_tstamp drain_started;
+    FILE *access_log;
+};
+
+#endif

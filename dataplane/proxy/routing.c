@@ -1,0 +1,123 @@
+/* dataplane/proxy/routing.c — request → service → rule → version → endpoint. */
+#include "dataplane/proxy/routing.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "dataplane/proxy/upstream.h"
+#include "dataplane/proxy/worker.h"
+
+static void set_name(char *dst, size_t n, const char *src)
+{
+    snprintf(dst, n, "%s", src ? src : "");
+}
+
+static void local(rm_exchange_t *ex, int status, const char *reason)
+{
+    ex->local_status = status;
+    ex->local_reason = reason;
+}
+
+void rm_routing_decide(rm_exchange_t *ex, rm_http1_request_t *req)
+{
+    rm_session_t *s = ex->session;
+    rm_worker_t *w = s->worker;
+    const rm_proxy_options_t *o = &w->proxy->opt;
+
+    if (s->kind == RM_LISTENER_INBOUND) {
+        /* Inbound always goes to the local app; the caller's sidecar already chose us. */
+        set_name(ex->service_name, sizeof(ex->service_name), o->service);
+        set_name(ex->version_name, sizeof(ex->version_name), o->version);
+        set_name(ex->route_name, sizeof(ex->route_name), "inbound");
+        if (o->app_port <= 0)
+            local(ex, 503, "no app port configured for inbound traffic");
+        return;
+    }
+    if (ex->snap == NULL) {
+        local(ex, 503, "no config loaded yet");
+        return;
+    }
+    rm_http1_span_t authority = req->authority.ptr ? req->authority : req->host;
+    const rm_service_t *svc = NULL;
+    if (authority.ptr != NULL)
+        svc = rm_snapshot_service_by_host(ex->snap, authority.ptr, authority.len);
+    if (svc == NULL && s->has_orig_dst)
+        svc = rm_snapshot_service_by_addr(ex->snap, (const struct sockaddr *)&s->orig_dst);
+    if (svc == NULL) {
+        if (s->has_orig_dst) {
+            /* Transparent traffic to a destination the mesh does not know: pass it through to
+             * where the app meant it to go, never drop it. */
+            ex->passthrough = true;
+            set_name(ex->route_name, sizeof(ex->route_name), "passthrough");
+            return;
+        }
+        local(ex, 404, "no service matches this Host");
+        return;
+    }
+    ex->svc = svc;
+    set_name(ex->service_name, sizeof(ex->service_name), svc->name);
+
+    size_t n = req->num_headers < 128 ? req->num_headers : 128;
+    for (size_t i = 0; i < n; i++) {
+        w->header_views[i] =
+            (rm_header_view_t){req->headers[i].name.ptr, req->headers[i].name.len,
+                               req->headers[i].value.ptr, req->headers[i].value.len};
+    }
+    rm_request_view_t view = {.method = req->method_name.ptr,
+                              .method_len = req->method_name.len,
+                              .headers = w->header_views,
+                              .nheaders = n};
+    rm_route_split_target(req->path.ptr, req->path.len, &view.path, &view.path_len, &view.query,
+                          &view.query_len);
+    int rc = rm_route_decide(svc, &view, rm_worker_random(w), &ex->decision);
+    set_name(ex->route_name, sizeof(ex->route_name),
+             ex->decision.rule_name && ex->decision.rule_name[0] ? ex->decision.rule_name
+                                                                 : "default");
+    set_name(ex->version_name, sizeof(ex->version_name), ex->decision.version);
+    ex->timeout_ms = ex->decision.timeout_ms;
+    if (rc == RM_ROUTE_NO_VERSION || rc < 0)
+        local(ex, 503, "no healthy upstream");
+}
+
+/* Active requests of an endpoint on this worker, or -1 while outlier detection ejects it. */
+static int endpoint_load(void *ctx, const rm_endpoint_ref_t *ep)
+{
+    rm_worker_t *w = ctx;
+    rm_upstream_t *u = rm_upstream_find(w, ep->key);
+    if (u == NULL)
+        return 0;
+    if (u->ejected_until > ev_now(w->loop))
+        return -1;
+    return u->active;
+}
+
+rm_upstream_t *rm_routing_pick_upstream(rm_exchange_t *ex)
+{
+    rm_session_t *s = ex->session;
+    rm_worker_t *w = s->worker;
+    rm_upstream_t *up = NULL;
+    if (s->kind == RM_LISTENER_INBOUND) {
+        struct sockaddr_in a = {.sin_family = AF_INET,
+                                .sin_port = htons((uint16_t)w->proxy->opt.app_port),
+                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        up = rm_upstream_get_addr(w, (struct sockaddr *)&a, sizeof(a));
+    } else if (ex->passthrough) {
+        socklen_t len = s->orig_dst.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                                          : sizeof(struct sockaddr_in);
+        up = rm_upstream_get_addr(w, (struct sockaddr *)&s->orig_dst, len);
+    } else if (ex->svc != NULL) {
+        const rm_endpoint_ref_t *ep = NULL;
+        if (rm_route_pick_endpoint(ex->svc, ex->decision.version_index, rm_worker_random(w),
+                                   endpoint_load, w, ex->tried_keys, ex->ntried, &ep) != 0)
+            return NULL;
+        up = rm_upstream_get(w, ep);
+    }
+    if (up != NULL) {
+        set_name(ex->endpoint_address, sizeof(ex->endpoint_address), up->address);
+        if (ex->ntried < sizeof(ex->tried_keys) / sizeof(ex->tried_keys[0]))
+            ex->tried_keys[ex->ntried++] = up->key;
+    }
+    return up;
+}

@@ -1,0 +1,33 @@
+/* dataplane/proxy/session.h — one downstream connection: reads request heads, hands each request
+ * to an exchange (or the admin handler), writes responses back, keeps the connection alive
+ * between requests, and enforces the header and idle timeouts. */
+#ifndef RM_PROXY_SESSION_H
+#define RM_PROXY_SESSION_H
+
+#include "dataplane/proxy/proxy-t.h"
+
+/* Takes ownership of fd (accepted, non-blocking). Returns NULL (fd left open) when out of memory.
+ */
+rm_session_t *rm_session_new(rm_worker_t *w, int fd, rm_listener_kind_t kind,
+                             const struct sockaddr_storage *peer, socklen_t plen);
+
+/* Stops watchers, closes the socket and ends any exchange; memory stays until rm_session_free. */
+void rm_session_shutdown(rm_session_t *s);
+void rm_session_free(rm_session_t *s);
+
+/* Recomputes the I/O events the session waits for, from its state. */
+void rm_session_update_events(rm_session_t *s);
+
+/* The exchange finished (response fully queued in s->out): start the next request or close. */
+void rm_session_exchange_done(rm_session_t *s);
+
+/* Queues a complete local response (status, extra headers "Name: value\r\n"..., body) and marks
+ * the exchange done. Closes after it when close_after. Used for errors and the admin API. */
+void rm_session_reply(rm_session_t *s, int status, const char *extra_headers,
+                      const char *content_type, const char *body, size_t body_len,
+                      bool close_after);
+
+/* The reason phrase for a status code. */
+const char *rm_http_reason(int status);
+
+#endif

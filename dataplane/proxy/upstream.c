@@ -1,0 +1,309 @@
+/* dataplane/proxy/upstream.c — endpoint state table and upstream connection pools. */
+#include "dataplane/proxy/upstream.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/log/log.h"
+#include "dataplane/proxy/exchange.h"
+#include "dataplane/proxy/list.h"
+#include "dataplane/proxy/metrics.h"
+
+/* Fixed bucket count with chaining: a sidecar talks to tens or hundreds of endpoints. */
+#define UTABLE_INITIAL 256
+
+static uint64_t addr_key(const struct sockaddr *sa, socklen_t len)
+{
+    /* FNV-1a over the raw address bytes: only for endpoints without a snapshot key. */
+    uint64_t h = 1469598103934665603ULL;
+    const unsigned char *p = (const unsigned char *)sa;
+    for (socklen_t i = 0; i < len; i++)
+        h = (h ^ p[i]) * 1099511628211ULL;
+    return h | 1ULL << 63; /* keep apart from snapshot keys' typical values; collisions checked */
+}
+
+rm_upstream_t *rm_upstream_find(rm_worker_t *w, uint64_t key)
+{
+    if (w->utable == NULL)
+        return NULL;
+    for (rm_upstream_t *u = w->utable[key & (w->utable_size - 1)]; u != NULL; u = u->hnext)
+        if (u->key == key)
+            return u;
+    return NULL;
+}
+
+static rm_upstream_t *upstream_insert(rm_worker_t *w, uint64_t key, const struct sockaddr *sa,
+                                      socklen_t len)
+{
+    if (w->utable == NULL) {
+        w->utable = calloc(UTABLE_INITIAL, sizeof(*w->utable));
+        if (w->utable == NULL)
+            return NULL;
+        w->utable_size = UTABLE_INITIAL;
+    }
+    rm_upstream_t *u = calloc(1, sizeof(*u));
+    if (u == NULL)
+        return NULL;
+    u->key = key;
+    memcpy(&u->addr, sa, len);
+    u->addrlen = len;
+    rm_list_init(&u->idle);
+    char host[INET6_ADDRSTRLEN] = "?";
+    int port = 0;
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+        inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+        port = ntohs(in->sin_port);
+        snprintf(u->address, sizeof(u->address), "%s:%d", host, port);
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+        port = ntohs(in6->sin6_port);
+        snprintf(u->address, sizeof(u->address), "[%s]:%d", host, port);
+    }
+    size_t b = key & (w->utable_size - 1);
+    u->hnext = w->utable[b];
+    w->utable[b] = u;
+    return u;
+}
+
+rm_upstream_t *rm_upstream_get(rm_worker_t *w, const rm_endpoint_ref_t *ep)
+{
+    rm_upstream_t *u = rm_upstream_find(w, ep->key);
+    if (u != NULL)
+        return u;
+    return upstream_insert(w, ep->key, (const struct sockaddr *)&ep->addr, ep->addrlen);
+}
+
+rm_upstream_t *rm_upstream_get_addr(rm_worker_t *w, const struct sockaddr *sa, socklen_t len)
+{
+    uint64_t key = addr_key(sa, len);
+    rm_upstream_t *u = rm_upstream_find(w, key);
+    if (u != NULL)
+        return u;
+    return upstream_insert(w, key, sa, len);
+}
+
+static void upconn_free(rm_upconn_t *c)
+{
+    rm_worker_t *w = c->worker;
+    ev_io_stop(w->loop, &c->io);
+    ev_timer_stop(w->loop, &c->timer);
+    if (c->fd >= 0)
+        close(c->fd);
+    rm_list_remove(&c->link); /* harmless when not pooled: the link is self-linked */
+    c->up->connections--;
+    rm_metrics_upstream_connections(w, -1);
+    rm_buf_free(&c->in);
+    rm_buf_free(&c->out);
+    free(c);
+}
+
+void rm_upconn_close(rm_upconn_t *c)
+{
+    if (c->ex == NULL && !rm_list_empty(&c->link))
+        c->up->idle_count--;
+    upconn_free(c);
+}
+
+/* An idle pooled connection became readable or timed out: the server closed it, sent something
+ * unsolicited, or it idled too long. In every case it can no longer be trusted: close it. */
+static void idle_io_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+    (void)loop;
+    (void)revents;
+    rm_upconn_close(container_of(io, rm_upconn_t, io));
+}
+
+static void idle_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)loop;
+    (void)revents;
+    rm_upconn_close(container_of(t, rm_upconn_t, timer));
+}
+
+/* A pooled connection is alive only when a non-blocking peek finds nothing: EOF means the server
+ * closed it (the keep-alive race), bytes mean a protocol violation. */
+static bool pooled_still_open(int fd)
+{
+    char b;
+    ssize_t n = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+static void busy_io_cb(struct ev_loop *loop, ev_io *io, int revents);
+static void busy_timer_cb(struct ev_loop *loop, ev_timer *t, int revents);
+
+static void attach(rm_upconn_t *c, rm_exchange_t *ex)
+{
+    rm_worker_t *w = c->worker;
+    c->ex = ex;
+    ev_io_stop(w->loop, &c->io);
+    ev_timer_stop(w->loop, &c->timer);
+    ev_set_cb(&c->io, busy_io_cb);
+    ev_set_cb(&c->timer, busy_timer_cb);
+}
+
+rm_upconn_t *rm_upconn_acquire(rm_worker_t *w, rm_upstream_t *up, rm_exchange_t *ex, int *err)
+{
+    while (!rm_list_empty(&up->idle)) {
+        rm_upconn_t *c = container_of(up->idle.next, rm_upconn_t, link);
+        rm_list_remove(&c->link);
+        up->idle_count--;
+        if (!pooled_still_open(c->fd)) {
+            rm_metrics_pool_stale(w);
+            upconn_free(c);
+            continue;
+        }
+        attach(c, ex);
+        c->reused = true;
+        rm_upconn_update_events(c);
+        return c;
+    }
+
+    int fd = socket(up->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        *err = -errno;
+        return NULL;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    int rc;
+    do {
+        rc = connect(fd, (struct sockaddr *)&up->addr, up->addrlen);
+    } while (rc < 0 && errno == EINTR);
+    if (rc < 0 && errno != EINPROGRESS) {
+        *err = -errno;
+        close(fd);
+        return NULL;
+    }
+    rm_upconn_t *c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        *err = -ENOMEM;
+        close(fd);
+        return NULL;
+    }
+    c->fd = fd;
+    c->up = up;
+    c->worker = w;
+    c->connected = rc == 0;
+    rm_list_init(&c->link);
+    rm_buf_init(&c->in, w->proxy->opt.buffer_limit);
+    rm_buf_init(&c->out, w->proxy->opt.buffer_limit);
+    ev_io_init(&c->io, busy_io_cb, fd, EV_WRITE);
+    ev_timer_init(&c->timer, busy_timer_cb, 0, 0);
+    up->connections++;
+    rm_metrics_upstream_connections(w, 1);
+    attach(c, ex);
+    if (!c->connected) {
+        ev_timer_set(&c->timer, (double)w->proxy->opt.connect_timeout_ms / 1000.0, 0);
+        ev_timer_start(w->loop, &c->timer);
+    }
+    rm_upconn_update_events(c);
+    return c;
+}
+
+void rm_upconn_release(rm_upconn_t *c, bool reusable)
+{
+    rm_worker_t *w = c->worker;
+    c->ex = NULL;
+    c->requests++;
+    if (!reusable || w->draining || c->in.len > 0 || c->out.len > 0) {
+        upconn_free(c);
+        return;
+    }
+    ev_io_stop(w->loop, &c->io);
+    ev_timer_stop(w->loop, &c->timer);
+    rm_buf_release(&c->in);
+    rm_buf_release(&c->out);
+    ev_set_cb(&c->io, idle_io_cb);
+    ev_io_set(&c->io, c->fd, EV_READ);
+    ev_io_start(w->loop, &c->io);
+    ev_set_cb(&c->timer, idle_timer_cb);
+    ev_timer_set(&c->timer, (double)w->proxy->opt.upstream_idle_timeout_ms / 1000.0, 0);
+    ev_timer_start(w->loop, &c->timer);
+    rm_list_push_front(&c->up->idle, &c->link);
+    c->up->idle_count++;
+}
+
+static void busy_io_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+    (void)loop;
+    rm_upconn_t *c = container_of(io, rm_upconn_t, io);
+    if (!c->connected) {
+        int soerr = 0;
+        socklen_t l = sizeof(soerr);
+        getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &soerr, &l);
+        if (soerr != 0) {
+            rm_exchange_on_upstream_error(c->ex, RM_UPSTREAM_CONNECT_FAILED, -soerr);
+            return;
+        }
+        c->connected = true;
+        ev_timer_stop(c->worker->loop, &c->timer);
+    }
+    rm_exchange_on_upstream_io(c->ex, revents);
+}
+
+static void busy_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)loop;
+    (void)revents;
+    rm_upconn_t *c = container_of(t, rm_upconn_t, timer);
+    rm_exchange_on_upstream_error(
+        c->ex, c->connected ? RM_UPSTREAM_TIMEOUT : RM_UPSTREAM_CONNECT_FAILED, -ETIMEDOUT);
+}
+
+void rm_upconn_update_events(rm_upconn_t *c)
+{
+    int want = 0;
+    if (!c->connected) {
+        want = EV_WRITE;
+    } else {
+        if (c->out.len > 0)
+            want |= EV_WRITE;
+        if (rm_exchange_wants_upstream_read(c->ex))
+            want |= EV_READ;
+    }
+    if (want == (ev_is_active(&c->io) ? c->io.events & (EV_READ | EV_WRITE) : 0))
+        return;
+    ev_io_stop(c->worker->loop, &c->io);
+    if (want) {
+        ev_io_set(&c->io, c->fd, want);
+        ev_io_start(c->worker->loop, &c->io);
+    }
+}
+
+void rm_upstream_close_idle(rm_worker_t *w, rm_upstream_t *only)
+{
+    for (size_t b = 0; b < w->utable_size; b++) {
+        for (rm_upstream_t *u = w->utable[b]; u != NULL; u = u->hnext) {
+            if (only != NULL && u != only)
+                continue;
+            while (!rm_list_empty(&u->idle))
+                rm_upconn_close(container_of(u->idle.next, rm_upconn_t, link));
+        }
+    }
+}
+
+void rm_upstream_table_free(rm_worker_t *w)
+{
+    rm_upstream_close_idle(w, NULL);
+    for (size_t b = 0; b < w->utable_size; b++) {
+        rm_upstream_t *u = w->utable[b];
+        while (u != NULL) {
+            rm_upstream_t *n = u->hnext;
+            free(u);
+            u = n;
+        }
+    }
+    free(w->utable);
+    w->utable = NULL;
+    w->utable_size = 0;
+}

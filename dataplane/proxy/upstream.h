@@ -1,0 +1,41 @@
+/* dataplane/proxy/upstream.h — per-endpoint runtime state and connection pools (one worker).
+ *
+ * An rm_upstream_t is found by the endpoint's address key; it outlives snapshots, so a config push
+ * keeps warm connections. Connections are acquired for one exchange at a time and released back
+ * to the pool only when both sides of the exchange ended cleanly and the response allowed reuse.
+ */
+#ifndef RM_PROXY_UPSTREAM_H
+#define RM_PROXY_UPSTREAM_H
+
+#include "dataplane/proxy/proxy-t.h"
+
+/* Finds or creates the state for an endpoint. NULL when out of memory. */
+rm_upstream_t *rm_upstream_get(rm_worker_t *w, const rm_endpoint_ref_t *ep);
+
+/* Finds the state for a key, or NULL (used as the load callback for endpoint picking). */
+rm_upstream_t *rm_upstream_find(rm_worker_t *w, uint64_t key);
+
+/* Finds or creates state for a raw address (passthrough, inbound app). */
+rm_upstream_t *rm_upstream_get_addr(rm_worker_t *w, const struct sockaddr *sa, socklen_t len);
+
+/* Takes a pooled connection that is still open (a readable EOF or stray bytes mean the server
+ * closed it: those are discarded), or opens a new non-blocking one. The connection is attached to
+ * ex and its callbacks drive ex. Returns NULL with *err = -errno when connect() fails at once. */
+rm_upconn_t *rm_upconn_acquire(rm_worker_t *w, rm_upstream_t *up, rm_exchange_t *ex, int *err);
+
+/* Returns a connection to its pool (reusable) or closes it. Detaches it from its exchange. */
+void rm_upconn_release(rm_upconn_t *c, bool reusable);
+
+/* Closes and frees a connection whatever its state. */
+void rm_upconn_close(rm_upconn_t *c);
+
+/* Closes every pooled idle connection of every upstream (drain, or endpoints withdrawn). */
+void rm_upstream_close_idle(rm_worker_t *w, rm_upstream_t *only);
+
+/* Frees the whole table (worker exit). */
+void rm_upstream_table_free(rm_worker_t *w);
+
+/* Recomputes which I/O events the connection waits for, from its exchange's state. */
+void rm_upconn_update_events(rm_upconn_t *c);
+
+#endif
