@@ -1,0 +1,128 @@
+/* controlplane/core/control.c — the control state's life cycle and push scheduling. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/log/log.h"
+#include "controlplane/core/core-int.h"
+
+static void make_boot_id(char out[17])
+{
+    uint64_t r = 0;
+    if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != (ssize_t)sizeof(r)) {
+        /* Without entropy, time and pid still differ between restarts, which is all a nonce
+         * prefix needs. */
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        r = ((uint64_t)ts.tv_sec << 32) ^ (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 16);
+    }
+    snprintf(out, 17, "%016llx", (unsigned long long)r);
+}
+
+int rm_control_open(rm_store_t *store, const rm_control_options_t *opt, rm_control_t **out,
+                    char *err, size_t errlen)
+{
+    rm_control_t *c = rm_xcalloc(1, sizeof(*c));
+    rm_store_record_t rec;
+    *out = NULL;
+    c->store = store;
+    c->opt.debounce_ms = opt != NULL ? opt->debounce_ms : RM_CONTROL_DEFAULT_DEBOUNCE_MS;
+    c->opt.grace_ms = opt != NULL ? opt->grace_ms : RM_CONTROL_DEFAULT_GRACE_MS;
+    rm_registry_init(&c->registry);
+    make_boot_id(c->boot_id);
+
+    int rc = rm_store_get(store, 0, &rec);
+    if (rc == -ENOENT) {
+        c->config = rm_xmalloc(sizeof(*c->config));
+        remora__v1__config_set__init(c->config);
+    } else if (rc < 0) {
+        snprintf(err, errlen, "reading the store: %s", rm_store_error(store));
+        goto fail;
+    } else {
+        c->config = remora__v1__config_set__unpack(NULL, rec.config_len, rec.config);
+        if (c->config == NULL) {
+            snprintf(err, errlen, "config version %llu in the store does not unpack (corrupt?)",
+                     (unsigned long long)rec.version);
+            rm_store_record_free(&rec);
+            rc = -EINVAL;
+            goto fail;
+        }
+        c->version = rec.version;
+        rm_store_record_free(&rec);
+    }
+    c->dirty = 1;
+    *out = c;
+    return 0;
+fail:
+    rm_control_close(c);
+    return rc;
+}
+
+void rm_control_close(rm_control_t *c)
+{
+    if (c == NULL)
+        return;
+    rm_registry_free(&c->registry);
+    if (c->config != NULL)
+        remora__v1__config_set__free_unpacked(c->config, NULL);
+    free(c->snap.data);
+    rm_store_close(c->store);
+    free(c);
+}
+
+void rm_control_changed(rm_control_t *c, uint64_t now_ms, int urgent)
+{
+    c->dirty = 1;
+    uint64_t at = urgent ? now_ms : now_ms + c->opt.debounce_ms;
+    /* Never later than already scheduled: the first change bounds the wait. */
+    if (c->push_at == 0 || at < c->push_at)
+        c->push_at = at ? at : 1;
+}
+
+const rm_snapshot_t *rm_control_snapshot(rm_control_t *c)
+{
+    if (c->dirty || c->snap.gen == 0)
+        rm__snapshot_build(c);
+    return &c->snap;
+}
+
+int rm_control_push_due(const rm_control_t *c, uint64_t now_ms)
+{
+    return c->push_at != 0 && now_ms >= c->push_at;
+}
+
+void rm_control_push_done(rm_control_t *c)
+{
+    c->push_at = 0;
+}
+
+void rm_control_tick(rm_control_t *c, uint64_t now_ms)
+{
+    size_t gone = rm_registry_expire(&c->registry, now_ms, c->opt.grace_ms);
+    if (gone > 0) {
+        rm_log_info("%zu endpoint(s) removed after the %llums grace", gone,
+                    (unsigned long long)c->opt.grace_ms);
+        rm_control_changed(c, now_ms, 0);
+    }
+}
+
+uint64_t rm_control_next_deadline(const rm_control_t *c)
+{
+    uint64_t next = rm_registry_next_expiry(&c->registry, c->opt.grace_ms);
+    if (c->push_at != 0 && c->push_at < next)
+        next = c->push_at;
+    return next;
+}
+
+void rm_control_install(rm_control_t *c, uint64_t version, Remora__V1__ConfigSet *set,
+                        uint64_t now_ms)
+{
+    remora__v1__config_set__free_unpacked(c->config, NULL);
+    c->config = set;
+    c->version = version;
+    rm_control_changed(c, now_ms, 0);
+}

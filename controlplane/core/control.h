@@ -1,0 +1,126 @@
+/* controlplane/core/control.h — remora-control's state and logic, without any networking: the
+ * config in force (backed by the store), the sidecar registry, the snapshot every sidecar is sent,
+ * when to push it, and what each discovery-stream message does.
+ *
+ * The gRPC server (controlplane/server) owns one rm_control_t and calls in from its
+ * completion-queue thread; the fuzz driver and the tests call the same functions directly. That
+ * split is the point: everything a hostile or buggy peer can reach is here, testable without a
+ * socket.
+ *
+ * Pushes. Any change (a new config version, an endpoint registered, removed or draining) marks
+ * the snapshot dirty and schedules a push at most `debounce_ms` after the first change
+ * (rm_control_changed); a withdraw schedules it for now, because a draining endpoint must leave
+ * every client at once. The server asks rm_control_push_due, rebuilds with rm_control_snapshot
+ * and sends it to every stream that has not had it. A stream that says Hello gets the current
+ * snapshot at once (rebuilt first when dirty), without waiting for the debounce.
+ *
+ * Threads: an rm_control_t and everything it owns belong to one thread at a time.
+ */
+#ifndef RM_CONTROL_H
+#define RM_CONTROL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "controlplane/registry/registry.h"
+#include "controlplane/store/store.h"
+#include "controlplane/util/util.h"
+#include "remora/v1/config.pb-c.h"
+
+#define RM_CONTROL_DEFAULT_DEBOUNCE_MS 20u
+#define RM_CONTROL_DEFAULT_GRACE_MS    2000u
+
+typedef struct rm_control_options {
+    uint64_t debounce_ms; /* longest a change waits before it is pushed */
+    uint64_t grace_ms;    /* how long a dead stream's endpoint stays listed */
+} rm_control_options_t;
+
+/* The snapshot as sent: one packed DiscoveryResponse shared by every stream. */
+typedef struct rm_snapshot {
+    uint64_t gen; /* grows by one per build; 0: never built */
+    uint64_t version;
+    char nonce[RM_REGISTRY_NONCE_MAX];
+    uint8_t *data; /* owned, packed remora.v1.DiscoveryResponse */
+    size_t len;
+    size_t n_endpoints;
+} rm_snapshot_t;
+
+typedef struct rm_control {
+    rm_store_t *store; /* owned */
+    rm_control_options_t opt;
+
+    uint64_t version;              /* current config version; 0 when the store is empty */
+    Remora__V1__ConfigSet *config; /* owned, never NULL; defaulted and valid */
+
+    rm_registry_t registry;
+
+    rm_snapshot_t snap;
+    int dirty;           /* the snapshot no longer reflects config + endpoints */
+    uint64_t push_at;    /* monotonic ms when a push to all streams is due; 0: none due */
+    int answers_changed; /* an ACK/NACK/disconnect happened since the server last looked */
+    char boot_id[17];    /* random hex, makes nonces unique across restarts */
+    uint64_t pushes;     /* snapshots built (for logs and tests) */
+} rm_control_t;
+
+/*
+ * Creates the state over `store` (ownership passes to the control object, also on failure) and
+ * loads the newest config version from it. `opt` may be NULL (defaults). Returns 0 and *out, or a
+ * negative code with a one-line reason in err (a stored config that no longer unpacks, a store
+ * that cannot be read).
+ */
+int rm_control_open(rm_store_t *store, const rm_control_options_t *opt, rm_control_t **out,
+                    char *err, size_t errlen);
+/* Frees everything, closing the store. NULL is a no-op. */
+void rm_control_close(rm_control_t *c);
+
+/* Marks the snapshot dirty and schedules a push: now when `urgent`, else at most debounce_ms
+ * after the first unpushed change. */
+void rm_control_changed(rm_control_t *c, uint64_t now_ms, int urgent);
+
+/* The current snapshot, rebuilt first when dirty. Borrowed until the next call that may rebuild
+ * it. */
+const rm_snapshot_t *rm_control_snapshot(rm_control_t *c);
+
+/* Whether a push to every stream is due at now_ms; the server then calls rm_control_snapshot,
+ * sends, and rm_control_push_done. */
+int rm_control_push_due(const rm_control_t *c, uint64_t now_ms);
+void rm_control_push_done(rm_control_t *c);
+
+/* Expires registry entries whose grace ended (scheduling a push when endpoints went away). */
+void rm_control_tick(rm_control_t *c, uint64_t now_ms);
+
+/* The earliest time rm_control_tick or a push has work to do (UINT64_MAX: nothing pending). */
+uint64_t rm_control_next_deadline(const rm_control_t *c);
+
+/* Installs a new current config (takes ownership of `set`, a valid defaulted set) at `version`
+ * and schedules a push. Used by the config operations. */
+void rm_control_install(rm_control_t *c, uint64_t version, Remora__V1__ConfigSet *set,
+                        uint64_t now_ms);
+
+/* ---- the discovery stream ---- */
+
+/* What the server must do after a message. */
+typedef struct rm_disc_result {
+    rm_status_t code; /* non-OK: end the stream with this status and `message` */
+    char message[512];
+    int send_now; /* send the current snapshot to this stream now (after Hello) */
+} rm_disc_result_t;
+
+/* A stream opened: a new registry entry, owned by the registry. */
+rm_sidecar_t *rm_discovery_open(rm_control_t *c, uint64_t now_ms);
+
+/*
+ * Handles one DiscoveryRequest in its wire form (`data`, `len` bytes, borrowed) from the stream of
+ * `sc`. Returns 0 to keep the stream, or -1 when res->code says how to end it (malformed
+ * protobuf, no Hello first, a bad Hello, a second Hello). Never keeps a pointer into `data`.
+ */
+int rm_discovery_handle(rm_control_t *c, rm_sidecar_t *sc, const uint8_t *data, size_t len,
+                        uint64_t now_ms, rm_disc_result_t *res);
+
+/* The server is sending `snap` to `sc` (so ACK/NACK of its nonce can be resolved). */
+void rm_discovery_sent(rm_control_t *c, rm_sidecar_t *sc, const rm_snapshot_t *snap);
+
+/* The stream of sc ended; sc must not be used afterwards. */
+void rm_discovery_close(rm_control_t *c, rm_sidecar_t *sc, uint64_t now_ms);
+
+#endif /* RM_CONTROL_H */

@@ -1,0 +1,32 @@
+/* controlplane/core/core-int.h — what the files of controlplane/core share and nobody else sees. */
+#ifndef RM_CORE_INT_H
+#define RM_CORE_INT_H
+
+#include "controlplane/core/admin.h"
+#include "controlplane/core/control.h"
+#include "remora/v1/admin.pb-c.h"
+
+/* snapshot.c: rebuilds c->snap from the config and the registry; clears c->dirty. */
+void rm__snapshot_build(rm_control_t *c);
+
+/* config_ops.c: the config-changing and config-reading methods. */
+void rm__admin_apply(rm_control_t *c, const Remora__V1__ApplyRequest *req, uint64_t now_ms,
+                     rm_admin_reply_t *reply);
+void rm__admin_delete(rm_control_t *c, const Remora__V1__DeleteRequest *req, uint64_t now_ms,
+                      rm_admin_reply_t *reply);
+void rm__admin_rollback(rm_control_t *c, const Remora__V1__RollbackRequest *req, uint64_t now_ms,
+                        rm_admin_reply_t *reply);
+void rm__admin_get(rm_control_t *c, const Remora__V1__GetRequest *req, rm_admin_reply_t *reply);
+void rm__admin_history(rm_control_t *c, const Remora__V1__HistoryRequest *req,
+                       rm_admin_reply_t *reply);
+
+/* admin.c helpers. */
+void rm__reply_status(rm_admin_reply_t *reply, rm_status_t code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Takes ownership of a details string built elsewhere. */
+void rm__reply_status_take(rm_admin_reply_t *reply, rm_status_t code, char *details);
+void rm__reply_body(rm_admin_reply_t *reply, const ProtobufCMessage *msg);
+/* The wait a request asked for: timeout in ms from a Duration (NULL/unset: default), capped. */
+uint64_t rm__wait_ms(const Remora__V1__Duration *d);
+
+#endif /* RM_CORE_INT_H */

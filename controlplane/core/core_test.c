@@ -1,0 +1,355 @@
+/* controlplane/core/core_test.c — unit tests of the control logic without gRPC: push scheduling
+ * (debounce, urgent withdraw), snapshots (endpoints merged, fresh nonces), the discovery message
+ * rules, Apply's all-or-nothing union and positions, and a store that refuses a write.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log/log.h"
+#include "controlplane/core/admin.h"
+#include "controlplane/core/control.h"
+#include "remora/v1/admin.pb-c.h"
+#include "remora/v1/discovery.pb-c.h"
+
+static const char services_yaml[] = "kind: Service\n"
+                                    "name: reviews\n"
+                                    "port: 9080\n"
+                                    "endpoints:\n"
+                                    "  - {address: 127.0.0.1:9001, version: v1}\n";
+
+static const char route_yaml[] = "kind: Route\n"
+                                 "name: r\n"
+                                 "service: reviews\n"
+                                 "rules:\n"
+                                 "  - destinations:\n"
+                                 "      - {version: v1, weight: 1}\n"
+                                 "      - {version: v2, weight: 1}\n";
+
+static rm_control_t *new_control(void)
+{
+    rm_store_t *st = NULL;
+    rm_control_t *c = NULL;
+    char err[256];
+    rm_control_options_t opt = {.debounce_ms = 20, .grace_ms = 2000};
+    assert_int_equal(rm_store_open("mem:", &st, err, sizeof(err)), 0);
+    assert_int_equal(rm_control_open(st, &opt, &c, err, sizeof(err)), 0);
+    return c;
+}
+
+static void apply(rm_control_t *c, const char *src, const char *file, rm_admin_reply_t *reply)
+{
+    Remora__V1__ApplyRequest req = REMORA__V1__APPLY_REQUEST__INIT;
+    req.source = (char *)src;
+    req.filename = (char *)file;
+    size_t len;
+    uint8_t *bytes = rm_pb_pack(&req.base, &len);
+    rm_admin_handle(c, RM_ADMIN_APPLY, bytes, len, 100, reply);
+    free(bytes);
+}
+
+static int send_msg(rm_control_t *c, rm_sidecar_t *sc, const Remora__V1__DiscoveryRequest *m,
+                    uint64_t now, rm_disc_result_t *res)
+{
+    size_t len;
+    uint8_t *bytes = rm_pb_pack(&m->base, &len);
+    int rc = rm_discovery_handle(c, sc, bytes, len, now, res);
+    free(bytes);
+    return rc;
+}
+
+static int hello(rm_control_t *c, rm_sidecar_t *sc, const char *pod, const char *svc,
+                 const char *addr, uint64_t now, rm_disc_result_t *res)
+{
+    Remora__V1__Node node = REMORA__V1__NODE__INIT;
+    node.pod = (char *)pod;
+    node.service = (char *)svc;
+    node.version = "v2";
+    node.address = (char *)addr;
+    Remora__V1__Hello h = REMORA__V1__HELLO__INIT;
+    h.node = &node;
+    Remora__V1__DiscoveryRequest m = REMORA__V1__DISCOVERY_REQUEST__INIT;
+    m.msg_case = REMORA__V1__DISCOVERY_REQUEST__MSG_HELLO;
+    m.hello = &h;
+    return send_msg(c, sc, &m, now, res);
+}
+
+static Remora__V1__Snapshot *unpack_snapshot(const rm_snapshot_t *s,
+                                             Remora__V1__DiscoveryResponse **owner)
+{
+    *owner = remora__v1__discovery_response__unpack(NULL, s->len, s->data);
+    assert_non_null(*owner);
+    return (*owner)->snapshot;
+}
+
+static void test_debounce_and_urgent(void **state)
+{
+    (void)state;
+    rm_control_t *c = new_control();
+    rm_control_push_done(c);
+    rm_control_changed(c, 1000, 0);
+    assert_int_equal(c->push_at, 1020);
+    assert_false(rm_control_push_due(c, 1019));
+    /* A later change never pushes the first one back. */
+    rm_control_changed(c, 1015, 0);
+    assert_int_equal(c->push_at, 1020);
+    assert_true(rm_control_push_due(c, 1020));
+    assert_int_equal(rm_control_next_deadline(c), 1020);
+    /* An urgent change is due at once. */
+    rm_control_changed(c, 1016, 1);
+    assert_int_equal(c->push_at, 1016);
+    rm_control_push_done(c);
+    assert_false(rm_control_push_due(c, 5000));
+    assert_int_equal(rm_control_next_deadline(c), UINT64_MAX);
+    rm_control_close(c);
+}
+
+static void test_hello_snapshot_and_endpoints(void **state)
+{
+    (void)state;
+    rm_control_t *c = new_control();
+    rm_admin_reply_t reply;
+    apply(c, services_yaml, "s.yaml", &reply);
+    assert_int_equal(reply.code, RM_STATUS_OK);
+    rm_admin_reply_free(&reply);
+
+    rm_sidecar_t *a = rm_discovery_open(c, 100);
+    rm_disc_result_t res;
+    rm_control_push_done(c);
+    assert_int_equal(hello(c, a, "a", "reviews", "10.0.0.2:15006", 200, &res), 0);
+    assert_true(res.send_now);
+    assert_true(rm_control_push_due(c, 220)); /* the registration is pushed to the others */
+
+    const rm_snapshot_t *s = rm_control_snapshot(c);
+    uint64_t gen = s->gen;
+    char nonce[RM_REGISTRY_NONCE_MAX];
+    strcpy(nonce, s->nonce);
+    Remora__V1__DiscoveryResponse *own;
+    Remora__V1__Snapshot *snap = unpack_snapshot(s, &own);
+    assert_int_equal(snap->version, 1);
+    assert_int_equal(snap->n_endpoints, 2);
+    assert_string_equal(snap->endpoints[0]->address, "127.0.0.1:9001"); /* static first */
+    assert_string_equal(snap->endpoints[1]->address, "10.0.0.2:15006");
+    assert_string_equal(snap->endpoints[1]->pod, "a");
+    assert_false(snap->endpoints[1]->draining);
+    remora__v1__discovery_response__free_unpacked(own, NULL);
+
+    /* Unchanged state: the same snapshot. A withdraw: a new one, due now, marked draining. */
+    assert_int_equal(rm_control_snapshot(c)->gen, gen);
+    Remora__V1__EndpointChange ch = REMORA__V1__ENDPOINT_CHANGE__INIT;
+    ch.kind = REMORA__V1__ENDPOINT_CHANGE__KIND__WITHDRAW;
+    Remora__V1__DiscoveryRequest m = REMORA__V1__DISCOVERY_REQUEST__INIT;
+    m.msg_case = REMORA__V1__DISCOVERY_REQUEST__MSG_ENDPOINT;
+    m.endpoint = &ch;
+    rm_control_push_done(c);
+    assert_int_equal(send_msg(c, a, &m, 300, &res), 0);
+    assert_true(rm_control_push_due(c, 300));
+    s = rm_control_snapshot(c);
+    assert_int_equal(s->gen, gen + 1);
+    assert_string_not_equal(s->nonce, nonce);
+    snap = unpack_snapshot(s, &own);
+    assert_true(snap->endpoints[1]->draining);
+    remora__v1__discovery_response__free_unpacked(own, NULL);
+
+    /* Stream end: kept for the grace, then gone (and a push is scheduled). */
+    rm_discovery_close(c, a, 400);
+    assert_int_equal(c->registry.count, 1);
+    assert_int_equal(rm_control_next_deadline(c), 300); /* the withdraw push is still due */
+    rm_control_push_done(c);
+    assert_int_equal(rm_control_next_deadline(c), 2400);
+    rm_control_tick(c, 2399);
+    assert_int_equal(c->registry.count, 1);
+    rm_control_tick(c, 2400);
+    assert_int_equal(c->registry.count, 0);
+    assert_true(rm_control_push_due(c, 2420));
+    snap = unpack_snapshot(rm_control_snapshot(c), &own);
+    assert_int_equal(snap->n_endpoints, 1);
+    remora__v1__discovery_response__free_unpacked(own, NULL);
+    rm_control_close(c);
+}
+
+static void test_discovery_rules(void **state)
+{
+    (void)state;
+    rm_control_t *c = new_control();
+    rm_sidecar_t *a = rm_discovery_open(c, 0);
+    rm_disc_result_t res;
+    static const uint8_t garbage[] = {0xff, 0xff, 0xff};
+    assert_int_equal(rm_discovery_handle(c, a, garbage, sizeof(garbage), 0, &res), -1);
+    assert_int_equal(res.code, RM_STATUS_INVALID_ARGUMENT);
+    assert_non_null(strstr(res.message, "malformed"));
+    assert_int_equal(rm_discovery_handle(c, a, garbage, 0, 0, &res), -1);
+    assert_non_null(strstr(res.message, "empty"));
+
+    Remora__V1__Ack ack = REMORA__V1__ACK__INIT;
+    Remora__V1__DiscoveryRequest m = REMORA__V1__DISCOVERY_REQUEST__INIT;
+    m.msg_case = REMORA__V1__DISCOVERY_REQUEST__MSG_ACK;
+    m.ack = &ack;
+    assert_int_equal(send_msg(c, a, &m, 0, &res), -1);
+    assert_non_null(strstr(res.message, "Hello"));
+
+    assert_int_equal(hello(c, a, "a", "", "", 0, &res), 0);
+    assert_int_equal(hello(c, a, "a", "", "", 0, &res), -1);
+    assert_non_null(strstr(res.message, "twice"));
+
+    /* REGISTER without an identity to register is refused. */
+    rm_sidecar_t *b = rm_discovery_open(c, 0);
+    assert_int_equal(hello(c, b, "b", "", "", 0, &res), 0);
+    Remora__V1__EndpointChange ch = REMORA__V1__ENDPOINT_CHANGE__INIT;
+    m.msg_case = REMORA__V1__DISCOVERY_REQUEST__MSG_ENDPOINT;
+    m.endpoint = &ch;
+    assert_int_equal(send_msg(c, b, &m, 0, &res), -1);
+    rm_discovery_close(c, a, 0);
+    rm_discovery_close(c, b, 0);
+    assert_int_equal(c->registry.count, 0);
+    rm_control_close(c);
+}
+
+static void test_apply_union_positions_and_all_or_nothing(void **state)
+{
+    (void)state;
+    rm_control_t *c = new_control();
+    rm_admin_reply_t reply;
+    apply(c, services_yaml, "s.yaml", &reply);
+    rm_admin_reply_free(&reply);
+    apply(c, route_yaml, "r.yaml", &reply); /* the Service comes from the store */
+    assert_int_equal(reply.code, RM_STATUS_OK);
+    Remora__V1__ApplyResponse *resp =
+        remora__v1__apply_response__unpack(NULL, reply.len, reply.body);
+    assert_int_equal(resp->version, 2);
+    /* v2 has no endpoint: a warning at the position of the destination. */
+    assert_int_equal(resp->n_warnings, 1);
+    assert_non_null(strstr(resp->warnings[0], "r.yaml:7:"));
+    remora__v1__apply_response__free_unpacked(resp, NULL);
+    rm_admin_reply_free(&reply);
+
+    /* Two documents, the second invalid: nothing applied, the error has file:line:col. */
+    char bad[1024];
+    snprintf(bad, sizeof(bad), "%s---\nkind: Route\nname: r2\nservice: ghost\nrules: []\n",
+             services_yaml);
+    apply(c, bad, "bad.yaml", &reply);
+    assert_int_equal(reply.code, RM_STATUS_INVALID_ARGUMENT);
+    assert_non_null(strstr(reply.details, "bad.yaml:9:"));
+    assert_non_null(strstr(reply.details, "ghost"));
+    assert_null(reply.body);
+    rm_admin_reply_free(&reply);
+    assert_int_equal(c->version, 2);
+
+    /* Unchanged documents keep the version. */
+    apply(c, route_yaml, "r.yaml", &reply);
+    resp = remora__v1__apply_response__unpack(NULL, reply.len, reply.body);
+    assert_int_equal(resp->version, 2);
+    assert_string_equal(resp->changes[0]->change, "unchanged");
+    remora__v1__apply_response__free_unpacked(resp, NULL);
+    rm_admin_reply_free(&reply);
+    rm_control_close(c);
+}
+
+/* A store whose appends always fail, to prove a failed write changes nothing. */
+static int broken_get(rm_store_t *s, uint64_t v, rm_store_record_t *out)
+{
+    (void)v;
+    (void)out;
+    snprintf(s->error, sizeof(s->error), "empty");
+    return -ENOENT;
+}
+
+static int broken_append(rm_store_t *s, uint64_t e, const uint8_t *cfg, size_t len, const char *sum,
+                         uint64_t t, uint64_t *out)
+{
+    (void)e, (void)cfg, (void)len, (void)sum, (void)t, (void)out;
+    snprintf(s->error, sizeof(s->error), "disk on fire");
+    return -EIO;
+}
+
+static void broken_close(rm_store_t *s)
+{
+    free(s);
+}
+
+static const rm_store_ops_t broken_ops = {
+    .scheme = "broken", .get = broken_get, .append = broken_append, .close = broken_close};
+
+static void test_store_failure_changes_nothing(void **state)
+{
+    (void)state;
+    rm_store_t *st = calloc(1, sizeof(*st));
+    st->ops = &broken_ops;
+    rm_control_t *c = NULL;
+    char err[256];
+    assert_int_equal(rm_control_open(st, NULL, &c, err, sizeof(err)), 0);
+    uint64_t gen = rm_control_snapshot(c)->gen;
+    rm_admin_reply_t reply;
+    apply(c, services_yaml, "s.yaml", &reply);
+    assert_int_equal(reply.code, RM_STATUS_UNAVAILABLE);
+    assert_non_null(strstr(reply.details, "disk on fire"));
+    rm_admin_reply_free(&reply);
+    assert_int_equal(c->version, 0);
+    assert_int_equal(c->config->n_services, 0);
+    assert_int_equal(rm_control_snapshot(c)->gen, gen);
+    rm_control_close(c);
+}
+
+static void test_wait_completion_appends_acks(void **state)
+{
+    (void)state;
+    rm_control_t *c = new_control();
+    rm_admin_reply_t reply;
+    apply(c, services_yaml, "s.yaml", &reply);
+    rm_admin_reply_free(&reply);
+    rm_sidecar_t *a = rm_discovery_open(c, 0);
+    rm_disc_result_t res;
+    hello(c, a, "a", "", "", 0, &res);
+    rm_discovery_sent(c, a, rm_control_snapshot(c));
+
+    Remora__V1__WaitForAckRequest w = REMORA__V1__WAIT_FOR_ACK_REQUEST__INIT;
+    size_t len;
+    uint8_t *bytes = rm_pb_pack(&w.base, &len);
+    rm_admin_handle(c, RM_ADMIN_WAIT_FOR_ACK, bytes, len, 0, &reply);
+    free(bytes);
+    assert_true(reply.wait);
+    assert_int_equal(reply.wait_version, 1);
+    assert_int_equal(reply.wait_deadline_ms, RM_ADMIN_DEFAULT_WAIT_MS);
+    assert_false(rm_admin_wait_ready(c, &reply));
+
+    Remora__V1__Ack ack = REMORA__V1__ACK__INIT;
+    ack.nonce = (char *)rm_control_snapshot(c)->nonce;
+    Remora__V1__DiscoveryRequest m = REMORA__V1__DISCOVERY_REQUEST__INIT;
+    m.msg_case = REMORA__V1__DISCOVERY_REQUEST__MSG_ACK;
+    m.ack = &ack;
+    assert_int_equal(send_msg(c, a, &m, 5, &res), 0);
+    assert_true(c->answers_changed);
+    assert_true(rm_admin_wait_ready(c, &reply));
+    rm_admin_wait_finish(c, RM_ADMIN_WAIT_FOR_ACK, &reply, 0, 5);
+    Remora__V1__WaitForAckResponse *resp =
+        remora__v1__wait_for_ack_response__unpack(NULL, reply.len, reply.body);
+    assert_non_null(resp);
+    assert_false(resp->timed_out);
+    assert_int_equal(resp->n_acks, 1);
+    assert_string_equal(resp->acks[0]->pod, "a");
+    assert_string_equal(resp->acks[0]->state, "SYNCED");
+    remora__v1__wait_for_ack_response__free_unpacked(resp, NULL);
+    rm_admin_reply_free(&reply);
+    rm_control_close(c);
+}
+
+int main(void)
+{
+    rm_log_init("core_test", RM_LOG_OFF);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_debounce_and_urgent),
+        cmocka_unit_test(test_hello_snapshot_and_endpoints),
+        cmocka_unit_test(test_discovery_rules),
+        cmocka_unit_test(test_apply_union_positions_and_all_or_nothing),
+        cmocka_unit_test(test_store_failure_changes_nothing),
+        cmocka_unit_test(test_wait_completion_appends_acks),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,212 @@
+/* controlplane/main.c — remora-control: flags, signals, start-up and shutdown around the gRPC
+ * server (controlplane/server) and the control state (controlplane/core).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <grpc/grpc.h>
+
+#include "common/duration.h"
+#include "common/log/log.h"
+#include "controlplane/core/control.h"
+#include "controlplane/server/server.h"
+#include "controlplane/store/store.h"
+
+#ifndef REMORA_VERSION
+#define REMORA_VERSION "0.1.0"
+#endif
+
+#define PROG "remora-control"
+
+static const char usage[] =
+    "usage: remora-control [options]\n"
+    "\n"
+    "The Remora control plane: stores config versions, pushes snapshots to sidecars over gRPC,\n"
+    "keeps the endpoint registry, and aggregates the sidecars' stats for meshctl.\n"
+    "\n"
+    "  --listen HOST:PORT     gRPC address (default 127.0.0.1:15010)\n"
+    "  --store URI            sqlite:PATH (default sqlite:./remora-data/remora.db);\n"
+    "                         etcd://HOST:PORT is reserved (not implemented yet)\n"
+    "  --endpoint-grace D     how long a dead stream's endpoint stays listed (default 2s)\n"
+    "  --debounce D           longest a change waits before it is pushed (default 20ms)\n"
+    "  --log-level L          debug | info | warn | error | off (default info)\n"
+    "  --help                 this text\n"
+    "  --version              print the version\n"
+    "\n"
+    "Durations are written like 250ms, 2s, 1m.\n";
+
+enum {
+    OPT_LISTEN = 256,
+    OPT_STORE,
+    OPT_GRACE,
+    OPT_DEBOUNCE,
+    OPT_LOG_LEVEL,
+    OPT_HELP,
+    OPT_VERSION,
+};
+
+static const struct option long_options[] = {
+    {"listen", required_argument, NULL, OPT_LISTEN},
+    {"store", required_argument, NULL, OPT_STORE},
+    {"endpoint-grace", required_argument, NULL, OPT_GRACE},
+    {"debounce", required_argument, NULL, OPT_DEBOUNCE},
+    {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+    {"help", no_argument, NULL, OPT_HELP},
+    {"version", no_argument, NULL, OPT_VERSION},
+    {NULL, 0, NULL, 0},
+};
+
+static volatile sig_atomic_t stop_flag;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_flag = 1;
+}
+
+static int bad_flag(const char *fmt, const char *a, const char *b)
+{
+    fprintf(stderr, PROG ": ");
+    fprintf(stderr, fmt, a, b);
+    fprintf(stderr, " (see --help)\n");
+    return 2;
+}
+
+static int parse_duration_flag(const char *flag, const char *v, uint64_t max_ms, uint64_t *out)
+{
+    int rc = rm_duration_parse(v, out);
+    if (rc < 0) {
+        fprintf(stderr, PROG ": %s \"%s\": %s (see --help)\n", flag, v, rm_duration_strerror(rc));
+        return 2;
+    }
+    if (*out > max_ms) {
+        char buf[RM_DURATION_BUF];
+        rm_duration_format(max_ms, buf, sizeof(buf));
+        fprintf(stderr, PROG ": %s \"%s\": at most %s (see --help)\n", flag, v, buf);
+        return 2;
+    }
+    return 0;
+}
+
+/* "HOST:PORT" with a non-empty host and a numeric port 0..65535. */
+static int valid_listen(const char *a)
+{
+    const char *colon = strrchr(a, ':');
+    if (colon == NULL || colon == a || colon[1] == '\0' || strlen(colon + 1) > 5)
+        return 0;
+    long port = 0;
+    for (const char *p = colon + 1; *p; p++) {
+        if (*p < '0' || *p > '9')
+            return 0;
+        port = port * 10 + (*p - '0');
+    }
+    return port <= 65535;
+}
+
+int main(int argc, char **argv)
+{
+    const char *listen = "127.0.0.1:15010";
+    const char *store_uri = RM_STORE_DEFAULT_URI;
+    rm_control_options_t opt = {
+        .debounce_ms = RM_CONTROL_DEFAULT_DEBOUNCE_MS,
+        .grace_ms = RM_CONTROL_DEFAULT_GRACE_MS,
+    };
+    rm_log_level_t level = RM_LOG_INFO;
+    int c, rc;
+
+    opterr = 0; /* we print our own one-line errors */
+    while ((c = getopt_long(argc, argv, ":", long_options, NULL)) != -1) {
+        switch (c) {
+        case OPT_LISTEN:
+            if (!valid_listen(optarg))
+                return bad_flag("--listen \"%s\" is not HOST:PORT%s", optarg, "");
+            listen = optarg;
+            break;
+        case OPT_STORE:
+            store_uri = optarg;
+            if (strncmp(optarg, "sqlite:", 7) != 0 && strncmp(optarg, "etcd://", 7) != 0)
+                return bad_flag("--store \"%s\": use sqlite:PATH or etcd://HOST:PORT%s", optarg,
+                                "");
+            if (strcmp(optarg, "sqlite:") == 0)
+                return bad_flag("--store \"%s\": sqlite needs a path (sqlite:PATH)%s", optarg, "");
+            break;
+        case OPT_GRACE:
+            if ((rc = parse_duration_flag("--endpoint-grace", optarg, 3600000, &opt.grace_ms)))
+                return rc;
+            break;
+        case OPT_DEBOUNCE:
+            if ((rc = parse_duration_flag("--debounce", optarg, 60000, &opt.debounce_ms)))
+                return rc;
+            break;
+        case OPT_LOG_LEVEL:
+            if (rm_log_level_parse(optarg, &level) < 0)
+                return bad_flag("--log-level \"%s\": use debug, info, warn, error or off%s", optarg,
+                                "");
+            break;
+        case OPT_HELP:
+            fputs(usage, stdout);
+            return 0;
+        case OPT_VERSION:
+            printf(PROG " %s (gRPC core %s)\n", REMORA_VERSION, grpc_version_string());
+            return 0;
+        case ':':
+            return bad_flag("%s needs a value%s", argv[optind - 1], "");
+        default:
+            return bad_flag("unknown flag \"%s\"%s", argv[optind - 1], "");
+        }
+    }
+    if (optind < argc)
+        return bad_flag("unexpected argument \"%s\"%s", argv[optind], "");
+
+    rm_log_init(PROG, level);
+    if (strncmp(store_uri, "etcd://", 7) == 0) {
+        fprintf(stderr,
+                PROG ": --store %s: the etcd store is not implemented yet; use "
+                     "sqlite:PATH\n",
+                store_uri);
+        return 2;
+    }
+
+    char err[512];
+    rm_store_t *store = NULL;
+    rc = rm_store_open(store_uri, &store, err, sizeof(err));
+    if (rc < 0) {
+        fprintf(stderr, PROG ": store %s: %s\n", store_uri, err);
+        return 1;
+    }
+    rm_control_t *ctl = NULL;
+    if (rm_control_open(store, &opt, &ctl, err, sizeof(err)) < 0) {
+        fprintf(stderr, PROG ": store %s: %s\n", store_uri, err);
+        return 1;
+    }
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    rm_server_t *srv = rm_server_new(listen, ctl, err, sizeof(err));
+    if (srv == NULL) {
+        fprintf(stderr, PROG ": %s\n", err);
+        rm_control_close(ctl);
+        return 1;
+    }
+    const char *colon = strrchr(listen, ':');
+    rm_log_info(PROG " %s listening on %.*s:%d; store %s at version %llu; debounce %llums, "
+                     "endpoint grace %llums",
+                REMORA_VERSION, (int)(colon - listen), listen, rm_server_port(srv), store_uri,
+                (unsigned long long)ctl->version, (unsigned long long)opt.debounce_ms,
+                (unsigned long long)opt.grace_ms);
+    rm_server_run(srv, &stop_flag);
+    rm_server_free(srv);
+    rm_control_close(ctl);
+    rm_log_info("stopped");
+    return 0;
+}

@@ -1,0 +1,128 @@
+/* controlplane/registry/registry.h — who is connected, what each sidecar has been sent and has
+ * answered, and the endpoints sidecars registered.
+ *
+ * A sidecar entry is created when a discovery stream opens and filled by its Hello. Its endpoint
+ * (service + address) is part of the mesh from the Hello on; a WITHDRAW marks it draining; when
+ * the stream ends the entry stays, disconnected, for the endpoint grace so that a sidecar that
+ * reconnects at once never flaps out of every client's endpoint list, then it is removed. A new
+ * Hello from the same pod replaces a disconnected entry at once.
+ *
+ * Answer bookkeeping, per sidecar: `config_version` is the config version the sidecar serves (set
+ * by ACK, by a NACK's "version I keep", or by Hello's last_config_version when it is one the
+ * store knows), `nacked` says the newest answer was a NACK (of `nacked_version`, with `error`).
+ * Versions in ACK/NACK are read from our own record of what we sent under that nonce, never
+ * trusted from the sidecar.
+ *
+ * Threads: none; the caller (the completion-queue thread) owns the registry.
+ */
+#ifndef RM_REGISTRY_H
+#define RM_REGISTRY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "controlplane/statsagg/statsagg.h"
+#include "remora/v1/discovery.pb-c.h"
+
+/* Longest identity field kept (pod, namespace, service, version, proxy_version), in bytes. */
+#define RM_REGISTRY_NAME_MAX 253
+/* Longest address ("[v6]:port" with room to spare). */
+#define RM_REGISTRY_ADDR_MAX 300
+/* Longest NACK error kept; longer ones are cut. */
+#define RM_REGISTRY_ERROR_MAX 4096
+/* Longest nonce (ours are ~30 bytes). */
+#define RM_REGISTRY_NONCE_MAX 64
+/* Snapshots remembered per sidecar to resolve ACK/NACK nonces. */
+#define RM_REGISTRY_SENT_RING 8
+
+typedef enum rm_sidecar_state {
+    RM_SIDECAR_SYNCED = 0, /* serves the current version */
+    RM_SIDECAR_STALE = 1,  /* serves an older version (or has not answered yet) */
+    RM_SIDECAR_NACKED = 2, /* rejected the newest snapshot it answered */
+} rm_sidecar_state_t;
+
+typedef struct rm_sidecar rm_sidecar_t;
+struct rm_sidecar {
+    uint64_t id;
+    /* Identity from Hello: owned strings, never NULL after Hello ("" when not given). */
+    char *pod, *namespace_, *service, *version, *address, *proxy_version;
+    int hello;        /* Hello received */
+    int connected;    /* the stream is open */
+    int has_endpoint; /* registered: service and address given */
+    int draining;     /* withdrawn: still listed, marked draining */
+    uint64_t connected_ms, last_seen_ms, disconnected_ms; /* monotonic */
+
+    uint64_t config_version; /* what it serves (see file comment) */
+    int nacked;
+    uint64_t nacked_version;
+    char *error; /* owned, or NULL: the newest NACK's error */
+    uint64_t acks, nacks;
+
+    struct {
+        uint64_t version;
+        char nonce[RM_REGISTRY_NONCE_MAX];
+    } sent[RM_REGISTRY_SENT_RING]; /* ring of what we sent */
+    size_t sent_next;              /* next slot to write */
+
+    rm_statsagg_history_t *stats; /* owned: its stats reports */
+
+    rm_sidecar_t *prev, *next; /* the registry's list, in connection order */
+};
+
+typedef struct rm_registry {
+    rm_sidecar_t *head, *tail; /* owned list */
+    size_t count;              /* entries, connected or in grace */
+    size_t connected;          /* entries with an open stream */
+    uint64_t next_id;
+} rm_registry_t;
+
+/* Initialises an empty registry (caller-owned storage). */
+void rm_registry_init(rm_registry_t *reg);
+/* Frees every entry. */
+void rm_registry_free(rm_registry_t *reg);
+
+/* A stream opened: returns a new connected entry (without identity yet), owned by the registry. */
+rm_sidecar_t *rm_registry_connect(rm_registry_t *reg, uint64_t now_ms);
+
+/*
+ * Applies a Hello (borrowed) to `sc`. `current_version` is the store's current version (a
+ * last_config_version above it is ignored). Fields are checked: printable ASCII without spaces,
+ * at most RM_REGISTRY_NAME_MAX bytes (address RM_REGISTRY_ADDR_MAX, and host:port when given);
+ * on a bad field returns -EINVAL and writes a one-line reason into err. Otherwise returns 1 when
+ * the set of endpoints changed (an endpoint was registered or a stale entry of the same pod was
+ * dropped), else 0.
+ */
+int rm_registry_hello(rm_registry_t *reg, rm_sidecar_t *sc, const Remora__V1__Hello *hello,
+                      uint64_t current_version, uint64_t now_ms, char *err, size_t errlen);
+
+/* Records that snapshot (version, nonce) was sent to sc. */
+void rm_registry_sent(rm_sidecar_t *sc, uint64_t version, const char *nonce);
+
+/* ACK/NACK of a nonce we sent. Returns 0, or -ENOENT when the nonce is not one we remember
+ * (the answer is then ignored: it is stale or invented). */
+int rm_registry_ack(rm_sidecar_t *sc, const char *nonce, uint64_t now_ms);
+int rm_registry_nack(rm_sidecar_t *sc, uint64_t kept_version, const char *nonce, const char *error,
+                     uint64_t now_ms);
+
+/* WITHDRAW: marks the endpoint draining. Returns 1 when that changed anything. */
+int rm_registry_withdraw(rm_sidecar_t *sc, uint64_t now_ms);
+
+/* The stream ended. With an endpoint and grace_ms > 0 the entry waits for rm_registry_expire;
+ * otherwise it is freed now (sc is then invalid). Returns 1 when the endpoints changed now. */
+int rm_registry_disconnect(rm_registry_t *reg, rm_sidecar_t *sc, uint64_t now_ms,
+                           uint64_t grace_ms);
+
+/* Frees disconnected entries whose grace has passed. Returns how many endpoints went away. */
+size_t rm_registry_expire(rm_registry_t *reg, uint64_t now_ms, uint64_t grace_ms);
+
+/* When the next disconnected entry's grace ends (UINT64_MAX: none). */
+uint64_t rm_registry_next_expiry(const rm_registry_t *reg, uint64_t grace_ms);
+
+/* The state shown by ProxyStatus. */
+rm_sidecar_state_t rm_sidecar_state(const rm_sidecar_t *sc, uint64_t current_version);
+const char *rm_sidecar_state_name(rm_sidecar_state_t s);
+
+/* Whether sc has answered `version`: ACKed it or newer, or NACKed it or newer. */
+int rm_sidecar_answered(const rm_sidecar_t *sc, uint64_t version);
+
+#endif /* RM_REGISTRY_H */

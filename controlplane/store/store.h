@@ -1,0 +1,104 @@
+/* controlplane/store/store.h — the versioned config store behind remora-control: an interface
+ * (a struct of function pointers) with SQLite and in-memory implementations today, so that an
+ * etcd implementation can be added later without touching the callers.
+ *
+ * The model is an append-only log of versions. Version numbers start at 1 and grow by one; each
+ * record holds the whole ConfigSet packed (protobuf bytes), the time it was created and a one-line
+ * summary of what changed. The current config is the record with the highest version. History
+ * and rollback are reads of older records; a rollback appends a copy of an older record.
+ *
+ * Why a compare-and-append (expect_version) instead of a plain append: with several control-plane
+ * replicas on one shared store (etcd), two applies may race; the loser must see -EAGAIN, reload
+ * and retry or fail, rather than silently stack its change on a config it never validated.
+ *
+ * Threads: a store object is used by one thread at a time (remora-control uses it from its
+ * completion-queue thread only). Calls block on disk I/O (SQLite) — see server.c for why that is
+ * acceptable there.
+ */
+#ifndef RM_STORE_H
+#define RM_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* The default location when no --store flag is given (relative to the working directory). */
+#define RM_STORE_DEFAULT_URI "sqlite:./remora-data/remora.db"
+
+/* Longest summary kept per version, in bytes; longer summaries are cut with "...". */
+#define RM_STORE_SUMMARY_MAX 1024
+
+/* One version. Every pointer is owned by the record; free with rm_store_record_free. */
+typedef struct rm_store_record {
+    uint64_t version;
+    uint64_t created_ms; /* wall clock, milliseconds since the Unix epoch */
+    char *summary;       /* owned, NUL-terminated, never NULL in a filled record */
+    uint8_t *config;     /* owned packed remora.v1.ConfigSet; NULL in history listings */
+    size_t config_len;
+} rm_store_record_t;
+
+typedef struct rm_store rm_store_t;
+
+/*
+ * What an implementation provides. Every function returns 0 or a negative errno-style code and,
+ * on failure, writes a human-readable reason into store->error.
+ */
+typedef struct rm_store_ops {
+    const char *scheme; /* "sqlite", "mem", later "etcd" */
+
+    /* Reads `version` (0: the latest) into *out (zeroed first). -ENOENT when there is no such
+     * version (or no version at all). */
+    int (*get)(rm_store_t *s, uint64_t version, rm_store_record_t *out);
+
+    /* Appends a new version if the latest version is still `expect_version` (0: the store is
+     * empty); -EAGAIN otherwise. `config` (len bytes) and `summary` are copied. On success writes
+     * the new version number to *out_version. */
+    int (*append)(rm_store_t *s, uint64_t expect_version, const uint8_t *config, size_t len,
+                  const char *summary, uint64_t created_ms, uint64_t *out_version);
+
+    /* Lists at most `limit` versions, newest first, without their config bytes. *out is a new
+     * array of *n records owned by the caller (rm_store_records_free); NULL when *n is 0. */
+    int (*history)(rm_store_t *s, uint32_t limit, rm_store_record_t **out, size_t *n);
+
+    /* Frees the store (flushes and closes files). */
+    void (*close)(rm_store_t *s);
+} rm_store_ops_t;
+
+/* The part every implementation starts with. Implementations embed it as their first member. */
+struct rm_store {
+    const rm_store_ops_t *ops; /* borrowed, static */
+    char error[256];           /* the last failure's reason */
+};
+
+/*
+ * Opens the store named by `uri`: "sqlite:PATH" (the parent directory is created when missing;
+ * the database is put in WAL mode), "mem:" (in memory, for tests and fuzzing). "etcd://..." is
+ * recognised and refused with -ENOTSUP (not built yet). On success returns 0 and stores a new
+ * store in *out, owned by the caller (rm_store_close). On failure returns a negative code, *out
+ * is NULL and `err` (errlen bytes, may be NULL) says why in one line. Any thread.
+ */
+int rm_store_open(const char *uri, rm_store_t **out, char *err, size_t errlen);
+
+/* Thin wrappers over the ops, so callers never see the table. Same contracts as above. */
+int rm_store_get(rm_store_t *s, uint64_t version, rm_store_record_t *out);
+int rm_store_append(rm_store_t *s, uint64_t expect_version, const uint8_t *config, size_t len,
+                    const char *summary, uint64_t created_ms, uint64_t *out_version);
+int rm_store_history(rm_store_t *s, uint32_t limit, rm_store_record_t **out, size_t *n);
+/* NULL is a no-op. */
+void rm_store_close(rm_store_t *s);
+/* The last failure's reason; never NULL. Borrowed until the next call on the store. */
+const char *rm_store_error(const rm_store_t *s);
+
+/* Frees what a record owns and zeroes it. NULL is a no-op. */
+void rm_store_record_free(rm_store_record_t *r);
+/* Frees an array from history() and its records. */
+void rm_store_records_free(rm_store_record_t *r, size_t n);
+
+/* ---- internal: the implementations, for store.c ---- */
+int rm__store_sqlite_open(const char *path, rm_store_t **out, char *err, size_t errlen);
+int rm__store_mem_open(rm_store_t **out);
+/* Writes a printf-style reason into s->error. */
+void rm__store_fail(rm_store_t *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Copies summary cut to RM_STORE_SUMMARY_MAX bytes (malloc'd), or NULL when out of memory. */
+char *rm__store_summary_dup(const char *summary);
+
+#endif /* RM_STORE_H */

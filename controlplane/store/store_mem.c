@@ -1,0 +1,140 @@
+/* controlplane/store/store_mem.c — a store that lives in memory: for unit tests and the fuzz
+ * driver, where a disk per iteration would only slow things down. Same contract as SQLite; the
+ * data is gone when the store is closed.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "controlplane/store/store.h"
+
+typedef struct mem_store {
+    rm_store_t base;
+    rm_store_record_t *recs; /* owned; recs[i].version == i + 1 */
+    size_t n, cap;
+} mem_store_t;
+
+static int copy_record(rm_store_t *s, const rm_store_record_t *src, rm_store_record_t *dst,
+                       int with_cfg)
+{
+    memset(dst, 0, sizeof(*dst));
+    dst->version = src->version;
+    dst->created_ms = src->created_ms;
+    dst->summary = strdup(src->summary);
+    if (dst->summary == NULL)
+        goto nomem;
+    if (with_cfg) {
+        dst->config = malloc(src->config_len ? src->config_len : 1);
+        if (dst->config == NULL)
+            goto nomem;
+        if (src->config_len)
+            memcpy(dst->config, src->config, src->config_len);
+        dst->config_len = src->config_len;
+    }
+    return 0;
+nomem:
+    rm_store_record_free(dst);
+    rm__store_fail(s, "out of memory");
+    return -ENOMEM;
+}
+
+static int mem_get(rm_store_t *s, uint64_t version, rm_store_record_t *out)
+{
+    mem_store_t *m = (mem_store_t *)s;
+    memset(out, 0, sizeof(*out));
+    if (version == 0)
+        version = m->n;
+    if (version == 0 || version > m->n) {
+        rm__store_fail(s, version == 0 ? "the store holds no config yet" : "no such version");
+        return -ENOENT;
+    }
+    return copy_record(s, &m->recs[version - 1], out, 1);
+}
+
+static int mem_append(rm_store_t *s, uint64_t expect_version, const uint8_t *config, size_t len,
+                      const char *summary, uint64_t created_ms, uint64_t *out_version)
+{
+    mem_store_t *m = (mem_store_t *)s;
+    if (expect_version != m->n) {
+        rm__store_fail(s, "the store moved on: latest version is %zu", m->n);
+        return -EAGAIN;
+    }
+    if (m->n == m->cap) {
+        size_t nc = m->cap ? m->cap * 2 : 8;
+        rm_store_record_t *nr = realloc(m->recs, nc * sizeof(*nr));
+        if (nr == NULL)
+            goto nomem;
+        m->recs = nr;
+        m->cap = nc;
+    }
+    rm_store_record_t *r = &m->recs[m->n];
+    memset(r, 0, sizeof(*r));
+    r->summary = rm__store_summary_dup(summary);
+    r->config = malloc(len ? len : 1);
+    if (r->summary == NULL || r->config == NULL) {
+        rm_store_record_free(r);
+        goto nomem;
+    }
+    if (len)
+        memcpy(r->config, config, len);
+    r->config_len = len;
+    r->created_ms = created_ms;
+    r->version = ++m->n;
+    *out_version = r->version;
+    return 0;
+nomem:
+    rm__store_fail(s, "out of memory");
+    return -ENOMEM;
+}
+
+static int mem_history(rm_store_t *s, uint32_t limit, rm_store_record_t **out, size_t *n)
+{
+    mem_store_t *m = (mem_store_t *)s;
+    size_t count = m->n < limit ? m->n : limit;
+    *out = NULL;
+    *n = 0;
+    if (count == 0)
+        return 0;
+    rm_store_record_t *arr = calloc(count, sizeof(*arr));
+    if (arr == NULL) {
+        rm__store_fail(s, "out of memory");
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < count; i++) {
+        if (copy_record(s, &m->recs[m->n - 1 - i], &arr[i], 0) < 0) {
+            rm_store_records_free(arr, i);
+            return -ENOMEM;
+        }
+    }
+    *out = arr;
+    *n = count;
+    return 0;
+}
+
+static void mem_close(rm_store_t *s)
+{
+    mem_store_t *m = (mem_store_t *)s;
+    for (size_t i = 0; i < m->n; i++)
+        rm_store_record_free(&m->recs[i]);
+    free(m->recs);
+    free(m);
+}
+
+static const rm_store_ops_t mem_ops = {
+    .scheme = "mem",
+    .get = mem_get,
+    .append = mem_append,
+    .history = mem_history,
+    .close = mem_close,
+};
+
+int rm__store_mem_open(rm_store_t **out)
+{
+    mem_store_t *m = calloc(1, sizeof(*m));
+    *out = NULL;
+    if (m == NULL)
+        return -ENOMEM;
+    m->base.ops = &mem_ops;
+    *out = &m->base;
+    return 0;
+}

@@ -1,0 +1,354 @@
+/* controlplane/store/store_sqlite.c — the embedded default store: one SQLite database in WAL mode.
+ *
+ * Schema (version 1):
+ *   remora_meta(key TEXT PRIMARY KEY, value TEXT)          -- "schema" -> "1"
+ *   config_versions(version INTEGER PRIMARY KEY, created_ms INTEGER, summary TEXT, config BLOB)
+ * The current config is the row with the highest version. Appends run in a BEGIN IMMEDIATE
+ * transaction, so the "is the latest still what I validated against?" check and the insert are
+ * atomic even if a second process opened the same file.
+ *
+ * Why WAL with synchronous=FULL: readers (a second remora-control, sqlite3 on the command line)
+ * never block the writer, and an apply that was answered "version N" survives a power cut.
+ * Writes are rare (one per apply), so the extra fsync costs nothing that matters.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <sqlite3.h>
+
+#include "controlplane/store/store.h"
+
+#define SCHEMA_VERSION "1"
+
+typedef struct sqlite_store {
+    rm_store_t base;
+    sqlite3 *db;              /* owned */
+    sqlite3_stmt *get_one;    /* owned: one version */
+    sqlite3_stmt *get_latest; /* owned: the highest version */
+    sqlite3_stmt *max_ver;    /* owned */
+    sqlite3_stmt *insert;     /* owned */
+    sqlite3_stmt *history;    /* owned */
+} sqlite_store_t;
+
+static const char schema_sql[] =
+    "CREATE TABLE IF NOT EXISTS remora_meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS config_versions("
+    " version INTEGER PRIMARY KEY,"
+    " created_ms INTEGER NOT NULL,"
+    " summary TEXT NOT NULL,"
+    " config BLOB NOT NULL);"
+    "INSERT OR IGNORE INTO remora_meta(key, value) VALUES('schema', '" SCHEMA_VERSION "');";
+
+/* mkdir -p of the directory that holds `path`. Returns 0 or -errno. */
+static int make_parent_dirs(const char *path)
+{
+    char buf[PATH_MAX];
+    size_t len = strlen(path);
+    if (len >= sizeof(buf))
+        return -ENAMETOOLONG;
+    memcpy(buf, path, len + 1);
+    char *slash = strrchr(buf, '/');
+    if (slash == NULL || slash == buf)
+        return 0;
+    *slash = '\0';
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+            return -errno;
+        *p = '/';
+    }
+    if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+        return -errno;
+    return 0;
+}
+
+static int fill_record(sqlite_store_t *st, sqlite3_stmt *q, rm_store_record_t *out, int with_cfg)
+{
+    out->version = (uint64_t)sqlite3_column_int64(q, 0);
+    out->created_ms = (uint64_t)sqlite3_column_int64(q, 1);
+    const unsigned char *sum = sqlite3_column_text(q, 2);
+    out->summary = strdup(sum != NULL ? (const char *)sum : "");
+    if (out->summary == NULL)
+        goto nomem;
+    if (with_cfg) {
+        const void *blob = sqlite3_column_blob(q, 3);
+        int n = sqlite3_column_bytes(q, 3);
+        out->config_len = n > 0 ? (size_t)n : 0;
+        /* malloc(1) for an empty config keeps "config != NULL" meaning "was read". */
+        out->config = malloc(out->config_len ? out->config_len : 1);
+        if (out->config == NULL)
+            goto nomem;
+        if (out->config_len)
+            memcpy(out->config, blob, out->config_len);
+    }
+    return 0;
+nomem:
+    rm_store_record_free(out);
+    rm__store_fail(&st->base, "out of memory reading version from the store");
+    return -ENOMEM;
+}
+
+static int sq_get(rm_store_t *s, uint64_t version, rm_store_record_t *out)
+{
+    sqlite_store_t *st = (sqlite_store_t *)s;
+    sqlite3_stmt *q = version == 0 ? st->get_latest : st->get_one;
+    int rc;
+    memset(out, 0, sizeof(*out));
+    if (version != 0)
+        sqlite3_bind_int64(q, 1, (sqlite3_int64)version);
+    rc = sqlite3_step(q);
+    if (rc == SQLITE_DONE) {
+        sqlite3_reset(q);
+        if (version == 0)
+            rm__store_fail(s, "the store holds no config yet");
+        else
+            rm__store_fail(s, "no config version %llu", (unsigned long long)version);
+        return -ENOENT;
+    }
+    if (rc != SQLITE_ROW) {
+        rm__store_fail(s, "reading the store: %s", sqlite3_errmsg(st->db));
+        sqlite3_reset(q);
+        return -EIO;
+    }
+    rc = fill_record(st, q, out, 1);
+    sqlite3_reset(q);
+    return rc;
+}
+
+static int exec_simple(sqlite_store_t *st, const char *sql)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(st->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        rm__store_fail(&st->base, "store: %s: %s", sql, msg != NULL ? msg : "error");
+        sqlite3_free(msg);
+        return -EIO;
+    }
+    return 0;
+}
+
+static int sq_append(rm_store_t *s, uint64_t expect_version, const uint8_t *config, size_t len,
+                     const char *summary, uint64_t created_ms, uint64_t *out_version)
+{
+    sqlite_store_t *st = (sqlite_store_t *)s;
+    int rc = -EIO;
+    char *sum = rm__store_summary_dup(summary);
+    if (sum == NULL) {
+        rm__store_fail(s, "out of memory");
+        return -ENOMEM;
+    }
+    if (len > INT_MAX) {
+        rm__store_fail(s, "config of %zu bytes is too large for the store", len);
+        free(sum);
+        return -EFBIG;
+    }
+    if (exec_simple(st, "BEGIN IMMEDIATE") < 0) {
+        free(sum);
+        return -EIO;
+    }
+    if (sqlite3_step(st->max_ver) != SQLITE_ROW) {
+        rm__store_fail(s, "reading the latest version: %s", sqlite3_errmsg(st->db));
+        goto rollback;
+    }
+    uint64_t latest = (uint64_t)sqlite3_column_int64(st->max_ver, 0);
+    sqlite3_reset(st->max_ver);
+    if (latest != expect_version) {
+        rm__store_fail(s, "the store moved on: latest version is %llu, expected %llu",
+                       (unsigned long long)latest, (unsigned long long)expect_version);
+        rc = -EAGAIN;
+        goto rollback;
+    }
+    sqlite3_bind_int64(st->insert, 1, (sqlite3_int64)(latest + 1));
+    sqlite3_bind_int64(st->insert, 2, (sqlite3_int64)created_ms);
+    sqlite3_bind_text(st->insert, 3, sum, -1, SQLITE_STATIC);
+    /* A zero-length blob must still be non-NULL for the NOT NULL constraint. */
+    sqlite3_bind_blob(st->insert, 4, len ? (const void *)config : (const void *)"", (int)len,
+                      SQLITE_STATIC);
+    if (sqlite3_step(st->insert) != SQLITE_DONE) {
+        rm__store_fail(s, "writing version %llu: %s", (unsigned long long)(latest + 1),
+                       sqlite3_errmsg(st->db));
+        sqlite3_reset(st->insert);
+        goto rollback;
+    }
+    sqlite3_reset(st->insert);
+    sqlite3_clear_bindings(st->insert);
+    if (exec_simple(st, "COMMIT") < 0)
+        goto rollback;
+    free(sum);
+    *out_version = latest + 1;
+    return 0;
+rollback:
+    sqlite3_reset(st->max_ver);
+    sqlite3_clear_bindings(st->insert);
+    sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+    free(sum);
+    return rc;
+}
+
+static int sq_history(rm_store_t *s, uint32_t limit, rm_store_record_t **out, size_t *n)
+{
+    sqlite_store_t *st = (sqlite_store_t *)s;
+    rm_store_record_t *arr = NULL;
+    size_t count = 0, cap = 0;
+    int rc;
+    *out = NULL;
+    *n = 0;
+    sqlite3_bind_int64(st->history, 1, (sqlite3_int64)limit);
+    while ((rc = sqlite3_step(st->history)) == SQLITE_ROW) {
+        if (count == cap) {
+            size_t nc = cap ? cap * 2 : 16;
+            rm_store_record_t *na = realloc(arr, nc * sizeof(*na));
+            if (na == NULL) {
+                rm__store_fail(s, "out of memory listing history");
+                rc = -ENOMEM;
+                goto fail;
+            }
+            arr = na;
+            cap = nc;
+        }
+        memset(&arr[count], 0, sizeof(arr[count]));
+        if (fill_record(st, st->history, &arr[count], 0) < 0) {
+            rc = -ENOMEM;
+            goto fail;
+        }
+        count++;
+    }
+    if (rc != SQLITE_DONE) {
+        rm__store_fail(s, "listing history: %s", sqlite3_errmsg(st->db));
+        rc = -EIO;
+        goto fail;
+    }
+    sqlite3_reset(st->history);
+    *out = arr;
+    *n = count;
+    return 0;
+fail:
+    sqlite3_reset(st->history);
+    rm_store_records_free(arr, count);
+    return rc;
+}
+
+static void sq_close(rm_store_t *s)
+{
+    sqlite_store_t *st = (sqlite_store_t *)s;
+    sqlite3_finalize(st->get_one);
+    sqlite3_finalize(st->get_latest);
+    sqlite3_finalize(st->max_ver);
+    sqlite3_finalize(st->insert);
+    sqlite3_finalize(st->history);
+    sqlite3_close(st->db);
+    free(st);
+}
+
+static const rm_store_ops_t sqlite_ops = {
+    .scheme = "sqlite",
+    .get = sq_get,
+    .append = sq_append,
+    .history = sq_history,
+    .close = sq_close,
+};
+
+static int prepare(sqlite_store_t *st, const char *sql, sqlite3_stmt **q)
+{
+    if (sqlite3_prepare_v2(st->db, sql, -1, q, NULL) != SQLITE_OK) {
+        rm__store_fail(&st->base, "preparing \"%s\": %s", sql, sqlite3_errmsg(st->db));
+        return -EIO;
+    }
+    return 0;
+}
+
+static int check_schema(sqlite_store_t *st)
+{
+    sqlite3_stmt *q = NULL;
+    int rc = prepare(st, "SELECT value FROM remora_meta WHERE key = 'schema'", &q);
+    if (rc < 0)
+        return rc;
+    rc = -EIO;
+    if (sqlite3_step(q) == SQLITE_ROW) {
+        const unsigned char *v = sqlite3_column_text(q, 0);
+        if (v != NULL && strcmp((const char *)v, SCHEMA_VERSION) == 0)
+            rc = 0;
+        else
+            rm__store_fail(&st->base, "store schema \"%s\" is not the one this build knows (%s)",
+                           v != NULL ? (const char *)v : "", SCHEMA_VERSION);
+    } else {
+        rm__store_fail(&st->base, "store has no schema marker: %s", sqlite3_errmsg(st->db));
+    }
+    sqlite3_finalize(q);
+    return rc;
+}
+
+int rm__store_sqlite_open(const char *path, rm_store_t **out, char *err, size_t errlen)
+{
+    sqlite_store_t *st = calloc(1, sizeof(*st));
+    int rc;
+    *out = NULL;
+    if (st == NULL) {
+        if (err != NULL && errlen > 0)
+            snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    st->base.ops = &sqlite_ops;
+    rc = make_parent_dirs(path);
+    if (rc < 0) {
+        rm__store_fail(&st->base, "cannot create the directory of %s: %s", path, strerror(-rc));
+        goto fail;
+    }
+    rc = -EIO;
+    if (sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
+        SQLITE_OK) {
+        rm__store_fail(&st->base, "cannot open %s: %s", path,
+                       st->db != NULL ? sqlite3_errmsg(st->db) : "out of memory");
+        goto fail;
+    }
+    sqlite3_busy_timeout(st->db, 5000);
+    /* journal_mode answers with a row, so it goes through a statement, not exec's NULL callback
+     * (which would work too, but we want to check that WAL was really granted). */
+    {
+        sqlite3_stmt *q = NULL;
+        if (prepare(st, "PRAGMA journal_mode=WAL", &q) < 0)
+            goto fail;
+        int ok = sqlite3_step(q) == SQLITE_ROW && sqlite3_column_text(q, 0) != NULL &&
+                 strcmp((const char *)sqlite3_column_text(q, 0), "wal") == 0;
+        if (!ok)
+            rm__store_fail(&st->base, "cannot put %s in WAL mode: %s", path,
+                           sqlite3_errmsg(st->db));
+        sqlite3_finalize(q);
+        if (!ok)
+            goto fail;
+    }
+    if (exec_simple(st, "PRAGMA synchronous=FULL") < 0 || exec_simple(st, schema_sql) < 0 ||
+        check_schema(st) < 0)
+        goto fail;
+    if (prepare(
+            st,
+            "SELECT version, created_ms, summary, config FROM config_versions WHERE version = ?",
+            &st->get_one) < 0 ||
+        prepare(st,
+                "SELECT version, created_ms, summary, config FROM config_versions "
+                "ORDER BY version DESC LIMIT 1",
+                &st->get_latest) < 0 ||
+        prepare(st, "SELECT COALESCE(MAX(version), 0) FROM config_versions", &st->max_ver) < 0 ||
+        prepare(st,
+                "INSERT INTO config_versions(version, created_ms, summary, config) "
+                "VALUES(?, ?, ?, ?)",
+                &st->insert) < 0 ||
+        prepare(st,
+                "SELECT version, created_ms, summary FROM config_versions "
+                "ORDER BY version DESC LIMIT ?",
+                &st->history) < 0)
+        goto fail;
+    *out = &st->base;
+    return 0;
+fail:
+    if (err != NULL && errlen > 0)
+        snprintf(err, errlen, "%s", st->base.error);
+    sq_close(&st->base);
+    return rc;
+}

@@ -1,0 +1,239 @@
+/* controlplane/store/store_test.c — unit tests of the config store: the SQLite store (in a temp
+ * directory, reopened to prove durability) and the in-memory store run the same contract checks.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "controlplane/store/store.h"
+
+static char tmpdir[PATH_MAX];
+
+static int make_tmpdir(void **state)
+{
+    (void)state;
+    const char *base = getenv("TEST_TMPDIR");
+    snprintf(tmpdir, sizeof(tmpdir), "%s/storetestXXXXXX", base ? base : "/tmp");
+    return mkdtemp(tmpdir) == NULL ? -1 : 0;
+}
+
+static int remove_tmpdir(void **state)
+{
+    (void)state;
+    char cmd[PATH_MAX + 16];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static void sqlite_uri(char *buf, size_t n, const char *name)
+{
+    snprintf(buf, n, "sqlite:%s/%s", tmpdir, name);
+}
+
+/* The contract every implementation must keep, starting from an empty store. */
+static void check_contract(rm_store_t *s)
+{
+    rm_store_record_t r;
+    uint64_t v = 0;
+
+    assert_int_equal(rm_store_get(s, 0, &r), -ENOENT);
+    assert_int_equal(rm_store_get(s, 1, &r), -ENOENT);
+
+    assert_int_equal(rm_store_append(s, 0, (const uint8_t *)"abc", 3, "first", 1000, &v), 0);
+    assert_int_equal(v, 1);
+    /* Someone else's view of "latest" is stale: refused, nothing written. */
+    assert_int_equal(rm_store_append(s, 0, (const uint8_t *)"zzz", 3, "stale", 1001, &v), -EAGAIN);
+    assert_non_null(strstr(rm_store_error(s), "latest version is 1"));
+    assert_int_equal(rm_store_append(s, 1, (const uint8_t *)"", 0, "empty config", 2000, &v), 0);
+    assert_int_equal(v, 2);
+    assert_int_equal(rm_store_append(s, 2, (const uint8_t *)"\0\1\2", 3, "binary", 3000, &v), 0);
+    assert_int_equal(v, 3);
+
+    assert_int_equal(rm_store_get(s, 0, &r), 0);
+    assert_int_equal(r.version, 3);
+    assert_int_equal(r.created_ms, 3000);
+    assert_string_equal(r.summary, "binary");
+    assert_int_equal(r.config_len, 3);
+    assert_memory_equal(r.config, "\0\1\2", 3);
+    rm_store_record_free(&r);
+
+    assert_int_equal(rm_store_get(s, 1, &r), 0);
+    assert_int_equal(r.version, 1);
+    assert_int_equal(r.config_len, 3);
+    assert_memory_equal(r.config, "abc", 3);
+    assert_string_equal(r.summary, "first");
+    rm_store_record_free(&r);
+
+    assert_int_equal(rm_store_get(s, 2, &r), 0);
+    assert_int_equal(r.config_len, 0);
+    assert_non_null(r.config);
+    rm_store_record_free(&r);
+
+    assert_int_equal(rm_store_get(s, 4, &r), -ENOENT);
+
+    rm_store_record_t *h = NULL;
+    size_t n = 0;
+    assert_int_equal(rm_store_history(s, 2, &h, &n), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(h[0].version, 3);
+    assert_int_equal(h[1].version, 2);
+    assert_string_equal(h[1].summary, "empty config");
+    assert_null(h[0].config);
+    rm_store_records_free(h, n);
+
+    assert_int_equal(rm_store_history(s, 100, &h, &n), 0);
+    assert_int_equal(n, 3);
+    assert_int_equal(h[2].version, 1);
+    rm_store_records_free(h, n);
+
+    assert_int_equal(rm_store_history(s, 0, &h, &n), 0);
+    assert_int_equal(n, 0);
+    assert_null(h);
+}
+
+static void test_mem_contract(void **state)
+{
+    (void)state;
+    rm_store_t *s = NULL;
+    assert_int_equal(rm_store_open("mem:", &s, NULL, 0), 0);
+    check_contract(s);
+    rm_store_close(s);
+}
+
+static void test_sqlite_contract_and_reopen(void **state)
+{
+    (void)state;
+    char uri[PATH_MAX + 32], err[256];
+    rm_store_t *s = NULL;
+    /* A nested directory that does not exist yet is created. */
+    sqlite_uri(uri, sizeof(uri), "a/b/remora.db");
+    assert_int_equal(rm_store_open(uri, &s, err, sizeof(err)), 0);
+    check_contract(s);
+    rm_store_close(s);
+
+    /* Everything is still there after a reopen, and appends continue from the last version. */
+    assert_int_equal(rm_store_open(uri, &s, err, sizeof(err)), 0);
+    rm_store_record_t r;
+    assert_int_equal(rm_store_get(s, 0, &r), 0);
+    assert_int_equal(r.version, 3);
+    rm_store_record_free(&r);
+    uint64_t v = 0;
+    assert_int_equal(rm_store_append(s, 3, (const uint8_t *)"x", 1, "after reopen", 4000, &v), 0);
+    assert_int_equal(v, 4);
+    rm_store_close(s);
+}
+
+static void test_sqlite_is_wal(void **state)
+{
+    (void)state;
+    char uri[PATH_MAX + 64], path[PATH_MAX + 32];
+    rm_store_t *s = NULL;
+    sqlite_uri(uri, sizeof(uri), "wal.db");
+    assert_int_equal(rm_store_open(uri, &s, NULL, 0), 0);
+    rm_store_close(s);
+    snprintf(path, sizeof(path), "%s/wal.db", tmpdir);
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    sqlite3_stmt *q = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &q, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(q, 0), "wal");
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+}
+
+static void test_sqlite_foreign_schema_refused(void **state)
+{
+    (void)state;
+    char uri[PATH_MAX + 64], path[PATH_MAX + 32], err[256];
+    snprintf(path, sizeof(path), "%s/future.db", tmpdir);
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+                                  "CREATE TABLE remora_meta(key TEXT PRIMARY KEY, value TEXT);"
+                                  "INSERT INTO remora_meta VALUES('schema', '99');",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    rm_store_t *s = NULL;
+    snprintf(uri, sizeof(uri), "sqlite:%s", path);
+    assert_true(rm_store_open(uri, &s, err, sizeof(err)) < 0);
+    assert_null(s);
+    assert_non_null(strstr(err, "schema"));
+}
+
+static void test_sqlite_unopenable(void **state)
+{
+    (void)state;
+    char uri[PATH_MAX + 64], path[PATH_MAX + 32], err[256];
+    rm_store_t *s = NULL;
+    /* A regular file where the directory should be. */
+    snprintf(path, sizeof(path), "%s/plainfile", tmpdir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fclose(f);
+    snprintf(uri, sizeof(uri), "sqlite:%s/plainfile/x.db", tmpdir);
+    assert_true(rm_store_open(uri, &s, err, sizeof(err)) < 0);
+    assert_null(s);
+    assert_non_null(strstr(err, "plainfile"));
+}
+
+static void test_uris(void **state)
+{
+    (void)state;
+    char err[256];
+    rm_store_t *s = NULL;
+    assert_int_equal(rm_store_open("etcd://127.0.0.1:2379", &s, err, sizeof(err)), -ENOTSUP);
+    assert_non_null(strstr(err, "etcd"));
+    assert_int_equal(rm_store_open("postgres://x", &s, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "postgres://x"));
+    assert_int_equal(rm_store_open("sqlite:", &s, err, sizeof(err)), -EINVAL);
+    assert_int_equal(rm_store_open("", &s, err, sizeof(err)), -EINVAL);
+    assert_null(s);
+}
+
+static void test_summary_is_cut(void **state)
+{
+    (void)state;
+    rm_store_t *s = NULL;
+    char *big = malloc(5000);
+    assert_non_null(big);
+    memset(big, 'x', 4999);
+    big[4999] = '\0';
+    assert_int_equal(rm_store_open("mem:", &s, NULL, 0), 0);
+    uint64_t v;
+    assert_int_equal(rm_store_append(s, 0, (const uint8_t *)"a", 1, big, 1, &v), 0);
+    rm_store_record_t r;
+    assert_int_equal(rm_store_get(s, 1, &r), 0);
+    assert_int_equal(strlen(r.summary), RM_STORE_SUMMARY_MAX);
+    assert_string_equal(r.summary + RM_STORE_SUMMARY_MAX - 3, "...");
+    rm_store_record_free(&r);
+    rm_store_close(s);
+    free(big);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_mem_contract),
+        cmocka_unit_test(test_sqlite_contract_and_reopen),
+        cmocka_unit_test(test_sqlite_is_wal),
+        cmocka_unit_test(test_sqlite_foreign_schema_refused),
+        cmocka_unit_test(test_sqlite_unopenable),
+        cmocka_unit_test(test_uris),
+        cmocka_unit_test(test_summary_is_cut),
+    };
+    return cmocka_run_group_tests(tests, make_tmpdir, remove_tmpdir);
+}

@@ -1,0 +1,259 @@
+"""tests/control/control_fixture.py — starts remora-control on a temp SQLite store and a free
+port, and talks to it over gRPC with python3-grpcio: Admin calls as unary_unary with explicit
+serializers, and a FakeSidecar that speaks the discovery stream like a sidecar would.
+
+Debian's python3-grpcio lives in /usr/bin/python3's dist-packages; when the test runs under
+another python3 (pyenv on PATH), it re-executes itself with /usr/bin/python3 before importing
+grpc.
+"""
+import os
+import sys
+
+try:
+    import grpc  # noqa: F401
+except ImportError:
+    if os.path.exists("/usr/bin/python3") and os.path.realpath(sys.executable) != \
+            os.path.realpath("/usr/bin/python3"):
+        os.execv("/usr/bin/python3", ["/usr/bin/python3"] + sys.argv)
+    raise
+
+import queue
+import signal
+import subprocess
+import threading
+import time
+
+import grpc
+
+from remora_harness import Harness, free_port, runfile, wait_port
+from remora.v1 import admin_pb2, config_pb2, discovery_pb2, stats_pb2  # noqa: F401
+
+BINARY = "controlplane/remora-control"
+
+SERVICES = """kind: Service
+name: reviews
+port: 9080
+endpoints:
+  - {address: 127.0.0.1:9001, version: v1}
+---
+kind: Service
+name: ratings
+port: 9090
+"""
+
+ROUTE = """kind: Route
+name: reviews-rollout
+service: reviews
+rules:
+  - destinations:
+      - {version: v1, weight: %d}
+      - {version: v2, weight: %d}
+"""
+
+
+def route(w1=90, w2=10):
+    return ROUTE % (w1, w2)
+
+
+def _ser(msg):
+    return msg if isinstance(msg, (bytes, bytearray)) else msg.SerializeToString()
+
+
+class Control:
+    """One remora-control process with its own store directory."""
+
+    def __init__(self, harness, extra=(), store=None, port=None):
+        self.h = harness
+        self.port = port or free_port()
+        self.store = store or harness.path("store/remora.db")
+        self.extra = list(extra)
+        self.proc = None
+        self.channel = None
+        self.start()
+
+    @property
+    def target(self):
+        return "127.0.0.1:%d" % self.port
+
+    def start(self):
+        argv = [runfile(BINARY), "--listen", self.target, "--store", "sqlite:" + self.store,
+                "--log-level", "debug"] + self.extra
+        self.proc = self.h.start(argv, log_name="remora-control")
+        wait_port(self.port, proc=self.proc)
+        self.channel = grpc.insecure_channel(self.target)
+        grpc.channel_ready_future(self.channel).result(timeout=10)
+
+    def stop(self, sig=signal.SIGTERM):
+        """Stops the process with `sig` and returns its exit code."""
+        if self.channel is not None:
+            self.channel.close()
+            self.channel = None
+        self.proc.send_signal(sig)
+        return self.proc.wait(timeout=20)
+
+    def restart(self):
+        assert self.stop() == 0, self.log()
+        self.start()
+
+    def log(self):
+        return self.h.log_of(self.proc)
+
+    # ---- Admin ----
+
+    def call(self, method, request, response_cls, timeout=10):
+        f = self.channel.unary_unary("/remora.v1.Admin/" + method, request_serializer=_ser,
+                                     response_deserializer=response_cls.FromString)
+        return f(request, timeout=timeout)
+
+    def raw_call(self, path, data, timeout=10):
+        """Sends raw bytes to any method; returns the raw response bytes."""
+        f = self.channel.unary_unary(path, request_serializer=lambda b: b,
+                                     response_deserializer=lambda b: b)
+        return f(data, timeout=timeout)
+
+    def apply(self, source, filename="test.yaml", **kw):
+        return self.call("Apply", admin_pb2.ApplyRequest(source=source, filename=filename, **kw),
+                         admin_pb2.ApplyResponse, timeout=kw.get("wait") and 60 or 10)
+
+    def get(self, **kw):
+        return self.call("Get", admin_pb2.GetRequest(**kw), admin_pb2.GetResponse)
+
+    def delete(self, kind, name, namespace=""):
+        return self.call("Delete", admin_pb2.DeleteRequest(kind=kind, name=name,
+                                                           namespace=namespace),
+                         admin_pb2.DeleteResponse)
+
+    def history(self, limit=0):
+        return self.call("History", admin_pb2.HistoryRequest(limit=limit),
+                         admin_pb2.HistoryResponse)
+
+    def rollback(self, to_version=0):
+        return self.call("Rollback", admin_pb2.RollbackRequest(to_version=to_version),
+                         admin_pb2.RollbackResponse)
+
+    def proxy_status(self):
+        return self.call("ProxyStatus", admin_pb2.ProxyStatusRequest(),
+                         admin_pb2.ProxyStatusResponse)
+
+    def stats(self, **kw):
+        return self.call("Stats", admin_pb2.StatsRequest(**kw), admin_pb2.StatsResponse)
+
+    def wait_for_ack(self, version=0, timeout_ms=0):
+        req = admin_pb2.WaitForAckRequest(version=version)
+        if timeout_ms:
+            req.timeout.millis = timeout_ms
+        return self.call("WaitForAck", req, admin_pb2.WaitForAckResponse,
+                         timeout=timeout_ms / 1000.0 + 30)
+
+    def sidecar(self, **kw):
+        return FakeSidecar(self, **kw)
+
+
+def rpc_error(fn, *a, **kw):
+    """Runs fn and returns the grpc.RpcError it raised (fails if it did not raise)."""
+    try:
+        fn(*a, **kw)
+    except grpc.RpcError as e:
+        return e
+    raise AssertionError("expected an RpcError from %r" % (fn,))
+
+
+class FakeSidecar:
+    """A discovery stream driven from the test: send() queues a message (a DiscoveryRequest or
+    raw bytes), snapshots arrive on a queue, and the stream's final status is recorded."""
+
+    def __init__(self, control, pod="pod-1", namespace="default", service="", version="",
+                 address="", hello=True, last_config_version=0):
+        self.pod = pod
+        self.out = queue.Queue()
+        self.snapshots = queue.Queue()
+        self.done = threading.Event()
+        self.error = None
+        f = control.channel.stream_stream("/remora.v1.Discovery/Stream",
+                                          request_serializer=_ser,
+                                          response_deserializer=
+                                          discovery_pb2.DiscoveryResponse.FromString)
+        self.call = f(self._requests())
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+        if hello:
+            node = discovery_pb2.Node(pod=pod, namespace=namespace, service=service,
+                                      version=version, address=address, proxy_version="test")
+            self.send(discovery_pb2.DiscoveryRequest(
+                hello=discovery_pb2.Hello(node=node, last_config_version=last_config_version)))
+
+    def _requests(self):
+        while True:
+            m = self.out.get()
+            if m is None:
+                return
+            yield m
+
+    def _read(self):
+        try:
+            for resp in self.call:
+                self.snapshots.put(resp.snapshot)
+        except grpc.RpcError as e:
+            self.error = e
+        finally:
+            self.done.set()
+
+    def send(self, msg):
+        self.out.put(msg)
+
+    def next_snapshot(self, timeout=10):
+        try:
+            return self.snapshots.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError("%s: no snapshot within %ss" % (self.pod, timeout))
+
+    def snapshot_where(self, pred, timeout=10):
+        """Reads snapshots until pred(snapshot) holds; returns that snapshot."""
+        deadline = time.time() + timeout
+        while True:
+            left = deadline - time.time()
+            if left <= 0:
+                raise AssertionError("%s: no matching snapshot within %ss" % (self.pod, timeout))
+            s = self.next_snapshot(timeout=left)
+            if pred(s):
+                return s
+
+    def ack(self, snap):
+        self.send(discovery_pb2.DiscoveryRequest(
+            ack=discovery_pb2.Ack(version=snap.version, nonce=snap.nonce)))
+
+    def nack(self, snap, keep_version, error):
+        self.send(discovery_pb2.DiscoveryRequest(
+            nack=discovery_pb2.Nack(version=keep_version, nonce=snap.nonce, error=error)))
+
+    def withdraw(self):
+        self.send(discovery_pb2.DiscoveryRequest(endpoint=discovery_pb2.EndpointChange(
+            kind=discovery_pb2.EndpointChange.WITHDRAW)))
+
+    def close(self):
+        """Half-closes the stream (the sidecar is done) and waits for the server to end it."""
+        self.out.put(None)
+        self.done.wait(timeout=10)
+
+    def cancel(self):
+        self.call.cancel()
+        self.done.wait(timeout=10)
+
+    def wait_ended(self, timeout=10):
+        assert self.done.wait(timeout=timeout), "%s: stream did not end" % self.pod
+        return self.error
+
+
+def endpoints(snap):
+    """{(service, version, address): draining} of a snapshot."""
+    return {(e.service, e.version, e.address): e.draining for e in snap.endpoints}
+
+
+def wait_until(pred, timeout=10, what="condition"):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.02)
+    raise AssertionError("%s not reached within %ss" % (what, timeout))
