@@ -78,7 +78,17 @@ def children_pids(pid):
     return out
 
 
+def raise_fd_limit():
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def log(msg):
+    print("bench: " + msg, file=sys.stderr, flush=True)
+
+
 def wrk(port, host):
+    log("wrk against :%d" % port)
     out = subprocess.run(["wrk", "-t1", "-c%d" % CONNS, "-d%ds" % DURATION, "-H", "Host: %s" % host,
                           "http://127.0.0.1:%d/" % port], capture_output=True, text=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
@@ -88,6 +98,7 @@ def wrk(port, host):
 
 
 def hey(port, host):
+    log("hey at %d req/s against :%d" % (RATE, port))
     workers = 10
     out = subprocess.run(["hey", "-z", "%ds" % DURATION, "-c", str(workers), "-q", str(RATE // workers),
                           "-host", host, "http://127.0.0.1:%d/" % port],
@@ -98,27 +109,27 @@ def hey(port, host):
     return pct(50), pct(99)
 
 
-def idle_memory_per_conn(pid, port):
-    base = proc_status(pid, "RssAnon")
+def idle_memory_per_conn(pids, port):
+    """Private memory growth per idle keep-alive connection: N client connections, each used
+    for one request (one at a time, so the upstream pool stays small), then left idle."""
+    log("opening %d idle keep-alive connections to :%d" % (IDLE_CONNS, port))
+    base = sum(proc_status(p, "RssAnon") for p in pids)
     socks = []
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    n = min(IDLE_CONNS, hard - 200)
+    n = min(IDLE_CONNS, hard - 500)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     req = b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n"
     try:
         for _ in range(n):
             s = socket.create_connection(("127.0.0.1", port))
-            socks.append(s)
-        # one request on each so the connection is a real, used keep-alive connection
-        for s in socks:
-            s.sendall(req)
-        for s in socks:
             s.settimeout(5)
+            s.sendall(req)
             data = b""
-            while b"\r\n\r\n" not in data:
+            while b"backend" not in data:
                 data += s.recv(4096)
+            socks.append(s)
         time.sleep(1.0)
-        after = proc_status(pid, "RssAnon")
+        after = sum(proc_status(p, "RssAnon") for p in pids)
     finally:
         for s in socks:
             s.close()
@@ -138,7 +149,7 @@ events { worker_connections 20000; }
 http { access_log off; keepalive_requests 1000000;
   server { listen 127.0.0.1:%d; location / { return 200 "hello from the backend\\n"; } } }
 """ % (tmp, backend_port))
-        procs.append(subprocess.Popen(["nginx", "-c", os.path.join(tmp, "backend.conf"), "-p", tmp]))
+        procs.append(subprocess.Popen(["nginx", "-c", os.path.join(tmp, "backend.conf"), "-p", tmp], start_new_session=True))
         wait_port(backend_port)
 
         # --- remora-proxy ---
@@ -148,22 +159,22 @@ http { access_log off; keepalive_requests 1000000;
         remora = subprocess.Popen([PROXY, "--config", os.path.join(tmp, "remora.yaml"), "--bind", "127.0.0.1",
                                    "--outbound-port", str(ports["remora"]), "--inbound-port", "0",
                                    "--admin-port", str(admin), "--workers", "1", "--log-level", "warn",
-                                   "--max-connections", "100000"], preexec_fn=lambda: resource.setrlimit(
-                                       resource.RLIMIT_NOFILE, (65536, 65536)))
+                                   "--max-connections", "100000"], start_new_session=True,
+                                  preexec_fn=raise_fd_limit)
         procs.append(remora)
         wait_port(ports["remora"])
 
         # --- nginx as a reverse proxy with upstream keep-alive ---
         with open(os.path.join(tmp, "proxy.conf"), "w") as f:
             f.write("""worker_processes 1; daemon off; pid %s/proxy.pid; error_log stderr error;
-worker_rlimit_nofile 65536;
-events { worker_connections 30000; }
+worker_rlimit_nofile 19000;
+events { worker_connections 9000; }
 http { access_log off; keepalive_requests 1000000;
   upstream be { server 127.0.0.1:%d; keepalive 64; }
   server { listen 127.0.0.1:%d; location / { proxy_pass http://be; proxy_http_version 1.1;
            proxy_set_header Connection ""; } } }
 """ % (tmp, backend_port, ports["nginx"]))
-        ngx = subprocess.Popen(["nginx", "-c", os.path.join(tmp, "proxy.conf"), "-p", tmp])
+        ngx = subprocess.Popen(["nginx", "-c", os.path.join(tmp, "proxy.conf"), "-p", tmp], start_new_session=True)
         procs.append(ngx)
         wait_port(ports["nginx"])
 
@@ -171,7 +182,7 @@ http { access_log off; keepalive_requests 1000000;
         with open(os.path.join(tmp, "haproxy.cfg"), "w") as f:
             f.write("""global
   nbthread 1
-  maxconn 30000
+  maxconn 9000
 defaults
   mode http
   timeout connect 1s
@@ -185,7 +196,7 @@ backend be
   server s1 127.0.0.1:%d
 """ % (ports["haproxy"], backend_port))
         hap = subprocess.Popen(["haproxy", "-f", os.path.join(tmp, "haproxy.cfg"), "-db"],
-                               stdout=subprocess.DEVNULL)
+                               stdout=subprocess.DEVNULL, start_new_session=True)
         procs.append(hap)
         wait_port(ports["haproxy"])
         time.sleep(0.5)
@@ -208,9 +219,11 @@ backend be
                              "p50_ms": p50, "p99_ms": p99,
                              "added_p50_ms": p50 - direct_p50, "added_p99_ms": p99 - direct_p99,
                              "idle_rss_kb": idle[name]["rss_kb"], "idle_rss_anon_kb": idle[name]["rss_anon_kb"]}
-        n, per_conn = idle_memory_per_conn(remora.pid, ports["remora"])
-        results["remora"]["idle_connections"] = n
-        results["remora"]["bytes_per_idle_connection"] = per_conn
+        for name in ("remora", "nginx", "haproxy"):
+            n, per_conn = idle_memory_per_conn(pids[name], ports[name])
+            results[name]["idle_connections"] = n
+            results[name]["bytes_per_idle_connection"] = per_conn
+            time.sleep(1.5)  # let the closed connections go before the next proxy
         best = max(results["nginx"]["rps"], results["haproxy"]["rps"])
         results["ratios"] = {
             "throughput_vs_best_peer": results["remora"]["rps"] / best,
@@ -226,17 +239,18 @@ backend be
         with open(os.path.join(HERE, "results", "proxy.md"), "w") as f:
             f.write("# remora-proxy vs nginx vs HAProxy (one run, %s)\n\n" % results["measured_at"])
             f.write("Keep-alive, %d connections, %ds, one worker each; latency at %d req/s fixed.\n\n" % (CONNS, DURATION, RATE))
-            f.write("| proxy | req/s | CPU µs/req | p50 ms | p99 ms | added p99 ms | idle RSS KB | idle private KB |\n|---|---|---|---|---|---|---|---|\n")
+            f.write("| proxy | req/s | CPU µs/req | p50 ms | p99 ms | added p99 ms | idle RSS KB | idle private KB | bytes per idle conn |\n|---|---|---|---|---|---|---|---|---|\n")
             for name in ("remora", "nginx", "haproxy"):
                 r = results[name]
-                f.write("| %s | %.0f | %.1f | %.3f | %.3f | %.3f | %d | %d |\n" % (name, r["rps"], r["cpu_us_per_request"], r["p50_ms"], r["p99_ms"], r["added_p99_ms"], r["idle_rss_kb"], r["idle_rss_anon_kb"]))
+                f.write("| %s | %.0f | %.1f | %.3f | %.3f | %.3f | %d | %d | %.0f |\n" % (name, r["rps"], r["cpu_us_per_request"], r["p50_ms"], r["p99_ms"], r["added_p99_ms"], r["idle_rss_kb"], r["idle_rss_anon_kb"], r["bytes_per_idle_connection"]))
             f.write("\nDirect to the backend: p50 %.3f ms, p99 %.3f ms.\n\n" % (direct_p50, direct_p99))
-            f.write("Throughput ratio remora / best peer: **%.2fx**. Memory per idle keep-alive connection (%d connections): **%.0f bytes**.\n" % (results["ratios"]["throughput_vs_best_peer"], n, per_conn))
+            f.write("Throughput ratio remora / best peer: **%.2fx**. Idle connections measured: %d.\n" % (results["ratios"]["throughput_vs_best_peer"], results["remora"]["idle_connections"]))
+            f.write("RSS counts shared library pages (remora links libgrpc for its control-plane client); private (RssAnon) is what the process itself owns.\n")
         print(json.dumps(results, indent=2))
     finally:
-        for p in procs:
+        for p in procs:  # each in its own session: kill the whole group (nginx workers too)
             try:
-                p.send_signal(signal.SIGKILL)
+                os.killpg(p.pid, signal.SIGKILL)
                 p.wait(timeout=5)
             except Exception:
                 pass

@@ -358,9 +358,23 @@ bool rm_exchange_wants_downstream_read(const rm_exchange_t *ex)
 
 bool rm_exchange_wants_upstream_read(const rm_exchange_t *ex)
 {
-    if (ex == NULL || ex->resp_done)
+    if (ex == NULL)
         return false;
+    /* After the response, keep READ on: the connection goes back to the pool, where READ
+     * detects the server closing it. */
+    if (ex->resp_done)
+        return true;
     return ex->session->out.len < HIGH_WATER;
+}
+
+bool rm_exchange_request_done(const rm_exchange_t *ex)
+{
+    return ex->req_done && ex->phase != RM_EX_TUNNEL;
+}
+
+void rm_exchange_note_sent(rm_exchange_t *ex, size_t n)
+{
+    ex->bytes_sent += n;
 }
 
 bool rm_exchange_keepalive(const rm_exchange_t *ex)

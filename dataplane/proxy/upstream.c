@@ -141,11 +141,13 @@ static bool pooled_still_open(int fd)
 static void busy_io_cb(struct ev_loop *loop, ev_io *io, int revents);
 static void busy_timer_cb(struct ev_loop *loop, ev_timer *t, int revents);
 
+/* Hands the connection to an exchange. The I/O watcher stays registered (a pooled connection
+ * already waits for READ, which the exchange wants too): only its callback changes, so reuse costs
+ * no epoll_ctl. */
 static void attach(rm_upconn_t *c, rm_exchange_t *ex)
 {
     rm_worker_t *w = c->worker;
     c->ex = ex;
-    ev_io_stop(w->loop, &c->io);
     ev_timer_stop(w->loop, &c->timer);
     ev_set_cb(&c->io, busy_io_cb);
     ev_set_cb(&c->timer, busy_timer_cb);
@@ -215,17 +217,22 @@ void rm_upconn_release(rm_upconn_t *c, bool reusable)
     rm_worker_t *w = c->worker;
     c->ex = NULL;
     c->requests++;
-    if (!reusable || w->draining || c->in.len > 0 || c->out.len > 0) {
+    /* Keep at most this many idle connections per endpoint (nginx's `keepalive 64` default
+     * practice): a burst must not leave hundreds of idle sockets on both sides. */
+    if (!reusable || w->draining || c->in.len > 0 || c->out.len > 0 ||
+        c->up->idle_count >= RM_UPSTREAM_MAX_IDLE) {
         upconn_free(c);
         return;
     }
-    ev_io_stop(w->loop, &c->io);
     ev_timer_stop(w->loop, &c->timer);
     rm_buf_release(&c->in);
     rm_buf_release(&c->out);
     ev_set_cb(&c->io, idle_io_cb);
-    ev_io_set(&c->io, c->fd, EV_READ);
-    ev_io_start(w->loop, &c->io);
+    if (!ev_is_active(&c->io) || c->io.events != EV_READ) {
+        ev_io_stop(w->loop, &c->io);
+        ev_io_set(&c->io, c->fd, EV_READ);
+        ev_io_start(w->loop, &c->io);
+    }
     ev_set_cb(&c->timer, idle_timer_cb);
     ev_timer_set(&c->timer, (double)w->proxy->opt.upstream_idle_timeout_ms / 1000.0, 0);
     ev_timer_start(w->loop, &c->timer);
@@ -262,16 +269,24 @@ static void busy_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 
 void rm_upconn_update_events(rm_upconn_t *c)
 {
+    int have = ev_is_active(&c->io) ? c->io.events & (EV_READ | EV_WRITE) : 0;
     int want = 0;
     if (!c->connected) {
         want = EV_WRITE;
     } else {
+        /* Optimistic write, as for sessions: only wait for writability when the socket is full.
+         * A failed write leaves the bytes queued; the write watcher then meets the error. */
+        if (c->out.len > 0 && !(have & EV_WRITE)) {
+            ssize_t n = rm_buf_write_fd(&c->out, c->fd);
+            if (n > 0 && c->ex != NULL)
+                rm_exchange_note_sent(c->ex, (size_t)n);
+        }
         if (c->out.len > 0)
             want |= EV_WRITE;
         if (rm_exchange_wants_upstream_read(c->ex))
             want |= EV_READ;
     }
-    if (want == (ev_is_active(&c->io) ? c->io.events & (EV_READ | EV_WRITE) : 0))
+    if (want == have)
         return;
     ev_io_stop(c->worker->loop, &c->io);
     if (want) {

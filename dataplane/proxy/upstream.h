@@ -9,6 +9,9 @@
 
 #include "dataplane/proxy/proxy-t.h"
 
+/* Idle pooled connections kept per endpoint per worker. */
+#define RM_UPSTREAM_MAX_IDLE 64
+
 /* Finds or creates the state for an endpoint. NULL when out of memory. */
 rm_upstream_t *rm_upstream_get(rm_worker_t *w, const rm_endpoint_ref_t *ep);
 
