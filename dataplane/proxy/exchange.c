@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "common/log/log.h"
@@ -188,6 +189,27 @@ static void retire(rm_exchange_t *ex)
     rm_list_push_back(&w->dead_exchanges, &ex->link);
 }
 
+rm_exchange_t *rm_exchange_new_tunnel(rm_session_t *s)
+{
+    rm_worker_t *w = s->worker;
+    rm_exchange_t *ex = calloc(1, sizeof(*ex));
+    if (ex == NULL)
+        return NULL;
+    ex->session = s;
+    rm_list_init(&ex->link);
+    ex->start = ev_now(w->loop);
+    ex->raw_tcp = true;
+    ex->passthrough = true;
+    ex->phase = RM_EX_TUNNEL;
+    ex->req_done = true;
+    ex->resp_head_done = true;
+    ex->resp_started = true; /* no HTTP error reply is possible on a raw stream */
+    rm_buf_init(&ex->up_head, 0);
+    ev_timer_init(&ex->timer, NULL, 0, 0);
+    snprintf(ex->route_name, sizeof(ex->route_name), "passthrough");
+    return ex;
+}
+
 void rm_exchange_free(rm_exchange_t *ex)
 {
     if (!ex->finished)
@@ -200,8 +222,9 @@ void rm_exchange_abort(rm_exchange_t *ex)
         return;
     if (ex->status == 0 || !ex->resp_done)
         ex->status = ex->resp_started ? ex->status : 499; /* client gone first, as nginx counts */
-    rm_metrics_request(ex->session->worker, ex->service_name, ex->version_name, ex->route_name,
-                       ex->status, ev_now(ex->session->worker->loop) - ex->start);
+    if (!ex->raw_tcp)
+        rm_metrics_request(ex->session->worker, ex->service_name, ex->version_name, ex->route_name,
+                           ex->status, ev_now(ex->session->worker->loop) - ex->start);
     retire(ex);
 }
 
@@ -253,6 +276,10 @@ static void connect_upstream(rm_exchange_t *ex)
     int err = 0;
     rm_upstream_t *up = rm_routing_pick_upstream(ex);
     if (up == NULL) {
+        if (ex->raw_tcp) {
+            rm_session_close(ex->session);
+            return;
+        }
         local_reply(ex, 503, "no healthy upstream", NULL);
         return;
     }
@@ -260,9 +287,18 @@ static void connect_upstream(rm_exchange_t *ex)
     up->active++;
     ex->attempts++;
     rm_http1_response_init(&ex->resp, w->headers, w->proxy->opt.max_headers);
-    ex->conn = rm_upconn_acquire(w, up, ex, &err);
+    ex->conn =
+        ex->raw_tcp ? rm_upconn_connect(w, up, ex, &err) : rm_upconn_acquire(w, up, ex, &err);
     if (ex->conn == NULL) {
+        if (ex->raw_tcp) {
+            rm_session_close(ex->session); /* the client sees the refusal as a close */
+            return;
+        }
         local_reply(ex, 503, "upstream connect error", NULL);
+        return;
+    }
+    if (ex->raw_tcp) {
+        rm_exchange_on_downstream_data(ex); /* bytes the client already sent */
         return;
     }
     if (queue_head(ex) != 0) {
@@ -284,10 +320,12 @@ void rm_exchange_start(rm_exchange_t *ex)
         local_reply(ex, ex->local_status, ex->local_reason, NULL);
         return;
     }
-    uint64_t ms = ex->timeout_ms ? ex->timeout_ms : w->proxy->opt.request_timeout_ms;
-    ev_set_cb(&ex->timer, timeout_cb);
-    ev_timer_set(&ex->timer, (double)ms / 1000.0, 0);
-    ev_timer_start(w->loop, &ex->timer);
+    if (!ex->raw_tcp) { /* a raw tunnel lives as long as both sides keep it open */
+        uint64_t ms = ex->timeout_ms ? ex->timeout_ms : w->proxy->opt.request_timeout_ms;
+        ev_set_cb(&ex->timer, timeout_cb);
+        ev_timer_set(&ex->timer, (double)ms / 1000.0, 0);
+        ev_timer_start(w->loop, &ex->timer);
+    }
     connect_upstream(ex);
 }
 
@@ -401,8 +439,17 @@ void rm_exchange_on_downstream_data(rm_exchange_t *ex)
 void rm_exchange_on_downstream_eof(rm_exchange_t *ex)
 {
     rm_session_t *s = ex->session;
+    if (ex->phase == RM_EX_TUNNEL && ex->conn != NULL) {
+        /* Half-close: pass the client's FIN on once its bytes are out; the upstream's answer
+         * still flows back until it closes too. */
+        ex->client_close = true;
+        if (ex->conn->out.len == 0)
+            shutdown(ex->conn->fd, SHUT_WR);
+        rm_session_update_events(s);
+        return;
+    }
     if (ex->phase == RM_EX_TUNNEL || !ex->req_done) {
-        /* The client gave up mid-request (or ended a tunnel): nothing left to answer. */
+        /* The client gave up mid-request: nothing left to answer. */
         rm_session_close(s);
         return;
     }
@@ -589,8 +636,10 @@ static void finish(rm_exchange_t *ex)
     if (!ex->req_done)
         ex->req_keepalive = false; /* the rest of the request body is still on the wire */
     double dur = ev_now(w->loop) - ex->start;
-    rm_metrics_request(w, ex->service_name, ex->version_name, ex->route_name, ex->status, dur);
-    rm_access_log_write(ex, dur);
+    if (!ex->raw_tcp) {
+        rm_metrics_request(w, ex->service_name, ex->version_name, ex->route_name, ex->status, dur);
+        rm_access_log_write(ex, dur);
+    }
     rm_session_exchange_done(s);
 }
 
@@ -634,6 +683,8 @@ void rm_exchange_on_upstream_io(rm_exchange_t *ex, int revents)
         }
         if (n > 0)
             ex->bytes_sent += (size_t)n;
+        if (ex->phase == RM_EX_TUNNEL && ex->client_close && c->out.len == 0)
+            shutdown(c->fd, SHUT_WR);
         pump_request_body(ex);
         if (ex->finished || s->closing)
             return;

@@ -22,6 +22,11 @@ typedef enum rm_upstream_failure {
  * needs and consumes the head bytes. Returns NULL when out of memory. */
 rm_exchange_t *rm_exchange_new(rm_session_t *s, rm_http1_request_t *req, size_t head_len);
 
+/* Creates an exchange that tunnels the session's bytes, unparsed, to its original destination
+ * (transparently redirected traffic for a destination the mesh does not know). NULL when out of
+ * memory. Start it with rm_exchange_start. */
+rm_exchange_t *rm_exchange_new_tunnel(rm_session_t *s);
+
 /* Routes and begins forwarding; may finish at once with a local reply. */
 void rm_exchange_start(rm_exchange_t *ex);
 

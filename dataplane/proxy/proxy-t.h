@@ -130,6 +130,7 @@ typedef struct rm_exchange {
     const char *local_reason;
     uint64_t timeout_ms;    /* the rule's timeout, 0 for the proxy default */
     size_t bytes_sent;      /* request bytes written to the current upstream connection */
+    bool raw_tcp;           /* a TCP tunnel from the first byte (transparent, not a mesh service) */
     bool passthrough;       /* no service matched a transparently redirected request: forward it
                                to its original destination unchanged */
     uint64_t tried_keys[8]; /* endpoints tried by earlier attempts (a retry avoids them) */

@@ -88,6 +88,21 @@ rm_session_t *rm_session_new(rm_worker_t *w, int fd, rm_listener_kind_t kind,
     ev_timer_init(&s->timer, session_timer_cb, 0, 0);
     rm_list_push_back(&w->sessions, &s->link);
     w->nsessions++;
+    if (s->has_orig_dst &&
+        (w->snap == NULL ||
+         rm_snapshot_service_by_addr(w->snap, (const struct sockaddr *)&s->orig_dst) == NULL)) {
+        /* Redirected traffic for a destination the mesh does not know, in whatever protocol
+         * (it may be a server-speaks-first one): a plain TCP tunnel, never dropped. */
+        s->ex = rm_exchange_new_tunnel(s);
+        if (s->ex == NULL) {
+            rm_session_close(s);
+            return s;
+        }
+        rm_exchange_start(s->ex);
+        if (!s->closing)
+            rm_session_update_events(s);
+        return s;
+    }
     rm_session_update_events(s);
     return s;
 }

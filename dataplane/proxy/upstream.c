@@ -170,6 +170,11 @@ rm_upconn_t *rm_upconn_acquire(rm_worker_t *w, rm_upstream_t *up, rm_exchange_t 
         return c;
     }
 
+    return rm_upconn_connect(w, up, ex, err);
+}
+
+rm_upconn_t *rm_upconn_connect(rm_worker_t *w, rm_upstream_t *up, rm_exchange_t *ex, int *err)
+{
     int fd = socket(up->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         *err = -errno;
