@@ -155,18 +155,25 @@ int rm_registry_hello(rm_registry_t *reg, rm_sidecar_t *sc, const Remora__V1__He
     sc->has_endpoint = *sc->service != '\0' && *sc->address != '\0';
     changed = sc->has_endpoint;
 
-    /* The same pod (or the same endpoint address) seen again: its old, disconnected entry is
-     * the previous life of this sidecar; drop it now instead of waiting out the grace. */
+    /* The same pod (or the same endpoint address) seen again is this sidecar's previous life:
+     * a disconnected entry is dropped now instead of waiting out its grace, and a stream that
+     * still looks connected (a half-dead connection not yet noticed) loses its endpoint, so one
+     * address is never listed twice. The newest Hello wins. */
     rm_sidecar_t *o = reg->head;
     while (o != NULL) {
         rm_sidecar_t *next = o->next;
-        if (o != sc && !o->connected && o->hello &&
+        if (o != sc && o->hello &&
             ((*sc->pod && strcmp(o->pod, sc->pod) == 0 &&
               strcmp(o->namespace_, sc->namespace_) == 0) ||
              (sc->has_endpoint && o->has_endpoint && strcmp(o->address, sc->address) == 0))) {
             changed |= o->has_endpoint;
-            unlink_entry(reg, o);
-            entry_free(o);
+            if (o->connected) {
+                o->has_endpoint = 0;
+                o->draining = 0;
+            } else {
+                unlink_entry(reg, o);
+                entry_free(o);
+            }
         }
         o = next;
     }

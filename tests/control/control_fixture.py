@@ -148,6 +148,12 @@ class Control:
     def sidecar(self, **kw):
         return FakeSidecar(self, **kw)
 
+    def wait_connected(self, *pods):
+        """Waits until every pod has said Hello (its stream and the Admin calls are separate
+        HTTP/2 streams, so their order at the server is not the order we sent them in)."""
+        return wait_until(lambda: set(pods) <= {s.pod for s in self.proxy_status().sidecars},
+                          what="sidecars %s connected" % (pods,))
+
 
 def rpc_error(fn, *a, **kw):
     """Runs fn and returns the grpc.RpcError it raised (fails if it did not raise)."""

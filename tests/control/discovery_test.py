@@ -68,10 +68,17 @@ class DiscoveryTest(unittest.TestCase):
         a = c.sidecar(pod="a")
         a.next_snapshot()
         a.send(discovery_pb2.DiscoveryRequest(ack=discovery_pb2.Ack(version=1, nonce="made-up")))
-        # The stream stays up and the sidecar is not counted as SYNCED by a nonce we never sent.
+        # A stats report after it on the same stream: once Stats shows it, the ACK before it
+        # has been handled too (one stream's messages are handled in order).
+        a.send(discovery_pb2.DiscoveryRequest(stats=stats_pb2.StatsReport(counters=[
+            stats_pb2.Counter(name="remora_requests_total", value=1,
+                              labels={"service": "marker"})])))
+        wait_until(lambda: len(c.stats(service="marker").rows) == 1, what="marker stats")
+        # The stream stays up and a nonce we never sent does not make the sidecar SYNCED.
+        self.assertEqual(by_pod(c.proxy_status())["a"].state, "STALE")
+        self.assertEqual(by_pod(c.proxy_status())["a"].config_version, 0)
         c.apply(route())
         a.snapshot_where(lambda s: s.version == 2)
-        self.assertEqual(by_pod(c.proxy_status())["a"].state, "STALE")
 
     def test_endpoint_registration_reaches_other_streams(self):
         c = self.control()
@@ -128,9 +135,15 @@ class DiscoveryTest(unittest.TestCase):
         c.apply(SERVICES)
         first = c.sidecar(pod="p", service="reviews", version="v1", address="10.1.0.4:15006")
         first.next_snapshot()
-        first.cancel()
+        # Whether or not the server has noticed the first stream's end when the second Hello
+        # arrives, the address is listed once.
         again = c.sidecar(pod="p", service="reviews", version="v1", address="10.1.0.4:15006")
         s = again.next_snapshot()
+        self.assertEqual([e.address for e in s.endpoints].count("10.1.0.4:15006"), 1)
+        first.cancel()
+        wait_until(lambda: len(c.proxy_status().sidecars) == 1, what="first stream gone")
+        third = c.sidecar(pod="q")
+        s = third.next_snapshot()
         self.assertEqual([e.address for e in s.endpoints].count("10.1.0.4:15006"), 1)
 
     def test_first_message_must_be_hello(self):

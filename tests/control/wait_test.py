@@ -61,6 +61,7 @@ class WaitTest(unittest.TestCase):
         answer_forever(good)
         silent = self.c.sidecar(pod="silent")
         silent.next_snapshot()
+        self.c.wait_connected("good", "silent")
         resp = self.c.wait_for_ack(version=1, timeout_ms=300)
         self.assertTrue(resp.timed_out)
         states = {a.pod: a.state for a in resp.acks}
@@ -69,6 +70,7 @@ class WaitTest(unittest.TestCase):
     def test_nack_counts_as_an_answer(self):
         answer_forever(self.c.sidecar(pod="yes"))
         answer_forever(self.c.sidecar(pod="no"), nack="cannot compile route")
+        self.c.wait_connected("yes", "no")
         resp = self.c.wait_for_ack(timeout_ms=60000)  # version 0: the current one
         self.assertFalse(resp.timed_out)
         by = {a.pod: a for a in resp.acks}
@@ -79,6 +81,7 @@ class WaitTest(unittest.TestCase):
     def test_apply_with_wait(self):
         answer_forever(self.c.sidecar(pod="s1"))
         answer_forever(self.c.sidecar(pod="s2"))
+        self.c.wait_connected("s1", "s2")
         req = admin_pb2.ApplyRequest(source=route(), filename="r.yaml", wait=True)
         req.wait_timeout.millis = 60000
         resp = self.c.call("Apply", req, admin_pb2.ApplyResponse, timeout=90)
@@ -122,12 +125,34 @@ class WaitTest(unittest.TestCase):
         answer_forever(stays)
         leaves = self.c.sidecar(pod="leaves")
         leaves.next_snapshot()
+        self.c.wait_connected("stays", "leaves")
         self.c.apply(route())
         fut = self.wait_future(2, 120000)
         leaves.cancel()
         resp = fut.result(timeout=60)
         self.assertFalse(resp.timed_out)
         self.assertEqual([a.pod for a in resp.acks], ["stays"])
+
+
+    def test_many_streams_converge(self):
+        # Many concurrent streams on one connection: every one gets the new version, ACKs it,
+        # and one WaitForAck sees them all.
+        n = 100
+        sidecars = [self.c.sidecar(pod="p%03d" % i, service="reviews", version="v1",
+                                   address="10.2.%d.%d:15006" % (i // 200, i % 200 + 1))
+                    for i in range(n)]
+        for sc in sidecars:
+            answer_forever(sc)
+        self.c.wait_connected(*["p%03d" % i for i in range(n)])
+        req = admin_pb2.ApplyRequest(source=route(), wait=True)
+        req.wait_timeout.millis = 120000
+        resp = self.c.call("Apply", req, admin_pb2.ApplyResponse, timeout=150)
+        self.assertFalse(resp.wait_timed_out)
+        self.assertEqual(len(resp.acks), n)
+        self.assertEqual({(a.state, a.config_version) for a in resp.acks}, {("SYNCED", 2)})
+        # Every registered endpoint is in the snapshot they all got.
+        snap = self.c.sidecar(pod="observer").next_snapshot()
+        self.assertEqual(sum(1 for e in snap.endpoints if e.address.startswith("10.2.")), n)
 
 
 if __name__ == "__main__":
