@@ -26,7 +26,7 @@ done
 targets=()
 for n in "${names[@]}"; do targets+=("//tests/fuzz/$n:${n}_fuzz"); done
 say "fuzz: building ${targets[*]}"
-if ! $BAZEL build --config=fuzz "${targets[@]}" >&2 2>/tmp/remora-fuzz-build.log; then
+if ! $BAZEL build --config=fuzz --symlink_prefix=/ "${targets[@]}" >&2 2>/tmp/remora-fuzz-build.log; then
   tail -n 40 /tmp/remora-fuzz-build.log >&2
   for n in "${names[@]}"; do [ $REPORT = 1 ] && echo "$n 1"; done
   exit 1
