@@ -16,6 +16,7 @@
 #include "common/config/config.h"
 #include "common/log/log.h"
 #include "dataplane/control/control_client.h"
+#include "dataplane/snapshot/hash.h"
 #include "dataplane/proxy/metrics.h"
 #include "dataplane/proxy/worker.h"
 
@@ -31,6 +32,9 @@ typedef struct config_source {
     ev_async worker_exit;
     uint64_t version;             /* bumped on every successful load of the file */
     rm_control_client_t *control; /* --control-plane: the discovery stream client */
+    bool judged;                  /* a file was loaded (or refused) before */
+    uint64_t last_hash;           /* rm_hash64 of that file's bytes */
+    int last_rc;                  /* and its verdict */
     char address[80]; /* this pod's inbound address, registered with the control plane */
 } config_source_t;
 
@@ -45,6 +49,40 @@ static void notify_workers(rm_proxy_t *p)
             rm_worker_notify(&p->workers[i]);
 }
 
+/* The whole file, malloc'd, or NULL (then rm_config_load_file reports why). Main thread only:
+ * blocking reads are fine here. */
+static char *read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return NULL;
+    size_t cap = 65536, n = 0;
+    char *buf = malloc(cap);
+    while (buf != NULL) {
+        size_t r = fread(buf + n, 1, cap - n, f);
+        n += r;
+        if (r == 0 || n > RM_CONFIG_MAX_INPUT)
+            break;
+        if (n == cap) {
+            char *nb = realloc(buf, cap * 2);
+            if (nb == NULL) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+    }
+    fclose(f);
+    if (buf != NULL && n > RM_CONFIG_MAX_INPUT) {
+        free(buf);
+        return NULL; /* let rm_config_load_file say it is too large */
+    }
+    *len = n;
+    return buf;
+}
+
 /* Loads, validates, compiles and publishes the file. Returns 0, or -1 with the reasons logged. */
 static int load_file(config_source_t *cs)
 {
@@ -53,7 +91,23 @@ static int load_file(config_source_t *cs)
     rm_config_diags_t errors, warnings;
     memset(&errors, 0, sizeof(errors));
     memset(&warnings, 0, sizeof(warnings));
-    int rc = rm_config_load_file(p->opt.config_path, NULL, &set, &errors, &warnings);
+    /* SIGHUP and the file watcher often both fire for one edit: a file identical to the one
+     * last judged gets the same verdict, without logging or counting it twice. */
+    size_t len = 0;
+    char *data = read_file(p->opt.config_path, &len);
+    uint64_t hash = data ? rm_hash64(data, len) | 1 : 0; /* never 0: 0 means "not read" */
+    if (data != NULL && cs->judged && hash == cs->last_hash) {
+        free(data);
+        return cs->last_rc;
+    }
+    int rc = data ? rm_config_load(p->opt.config_path, data, len, NULL, &set, &errors, &warnings)
+                  : rm_config_load_file(p->opt.config_path, NULL, &set, &errors, &warnings);
+    free(data);
+    if (hash != 0) {
+        cs->judged = true;
+        cs->last_hash = hash;
+        cs->last_rc = rc == 0 && set != NULL ? 0 : -1; /* refined below if the build fails */
+    }
     char line[1024];
     for (size_t i = 0; i < warnings.count; i++) {
         rm_config_diag_format(&warnings.items[i], line, sizeof(line));
@@ -84,6 +138,7 @@ static int load_file(config_source_t *cs)
     rm_snapshot_endpoints_free(eps, neps);
     protobuf_c_message_free_unpacked(&set->base, NULL);
     if (snap == NULL) {
+        cs->last_rc = -1;
         rm_log_error("config rejected: %s: %s", p->opt.config_path, err[0] ? err : "out of memory");
         rm_metrics_config(p, 0, true);
         return -1;

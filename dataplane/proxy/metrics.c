@@ -1,6 +1,8 @@
 /* dataplane/proxy/metrics.c — per-worker cached handles into the shared stats registry. */
 #include "dataplane/proxy/metrics.h"
 
+#include "dataplane/snapshot/hash.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,13 +63,6 @@ static metrics_cache_t *cache_get(void)
     return tls_cache;
 }
 
-static uint64_t fnv(const char *s, uint64_t h)
-{
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    return (h ^ 0x1f) * 1099511628211ULL;
-}
-
 void rm_metrics_request(rm_worker_t *w, const char *service, const char *version, const char *route,
                         int code, double seconds)
 {
@@ -76,9 +71,10 @@ void rm_metrics_request(rm_worker_t *w, const char *service, const char *version
         return;
     char codes[8];
     snprintf(codes, sizeof(codes), "%d", code);
-    uint64_t h = fnv(codes, fnv(route, fnv(version, fnv(service, 1469598103934665603ULL))));
     char key[512];
-    snprintf(key, sizeof(key), "%s\x1f%s\x1f%s\x1f%s", service, version, route, codes);
+    int klen = snprintf(key, sizeof(key), "%s\x1f%s\x1f%s\x1f%s", service, version, route, codes);
+    uint64_t h =
+        rm_hash64(key, klen > 0 && (size_t)klen < sizeof(key) ? (size_t)klen : strlen(key));
     size_t i = h & (CACHE_SLOTS - 1);
     for (size_t probe = 0; probe < CACHE_SLOTS; probe++, i = (i + 1) & (CACHE_SLOTS - 1)) {
         cache_entry_t *e = &c->slots[i];

@@ -15,18 +15,16 @@
 #include "dataplane/proxy/exchange.h"
 #include "dataplane/proxy/list.h"
 #include "dataplane/proxy/metrics.h"
+#include "dataplane/snapshot/hash.h"
 
 /* Fixed bucket count with chaining: a sidecar talks to tens or hundreds of endpoints. */
 #define UTABLE_INITIAL 256
 
+/* Raw addresses (inbound app, passthrough) get a key from their bytes; the top bit keeps them
+ * apart from snapshot endpoint keys in practice, and lookups compare keys only. */
 static uint64_t addr_key(const struct sockaddr *sa, socklen_t len)
 {
-    /* FNV-1a over the raw address bytes: only for endpoints without a snapshot key. */
-    uint64_t h = 1469598103934665603ULL;
-    const unsigned char *p = (const unsigned char *)sa;
-    for (socklen_t i = 0; i < len; i++)
-        h = (h ^ p[i]) * 1099511628211ULL;
-    return h | 1ULL << 63; /* keep apart from snapshot keys' typical values; collisions checked */
+    return rm_hash64(sa, len) | 1ULL << 63;
 }
 
 rm_upstream_t *rm_upstream_find(rm_worker_t *w, uint64_t key)
