@@ -13,8 +13,8 @@ typedef struct {
 static const unit_t units[] = {
     {"ms", 2, 1},
     {"s", 1, 1000},
-    {"m", 1, 60 * 1000},
-    {"h", 1, 60 * 60 * 1000},
+    {"m", 1, 60000},
+    {"h", 1, 3600000},
 };
 
 static int is_digit(char c)

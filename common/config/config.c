@@ -14,17 +14,21 @@
 int rm_config_parse(const char *filename, const char *data, size_t len, Remora__V1__ConfigSet **out,
                     rm_config_diags_t *errors)
 {
+    rm_config_diags_t discard = {0};
     rm__tree_t tree;
     int rc;
 
     *out = NULL;
     if (data == NULL && len > 0)
         return -EINVAL;
+    if (errors == NULL)
+        errors = &discard;
     memset(&tree, 0, sizeof(tree));
     rc = rm__tree_load(&tree, filename, data ? data : "", len, errors);
     if (rc == 0)
         rc = rm__decode(&tree, filename, out, errors);
     rm__tree_free(&tree);
+    rm_config_diags_free(&discard);
     return rc;
 }
 
@@ -94,13 +98,17 @@ int rm_config_load_file(const char *path, const rm_config_context_t *ctx,
     const char *name = strcmp(path, "-") == 0 ? "<stdin>" : path;
     char *data = NULL;
     size_t len = 0;
+    rm_config_diags_t discard = {0};
     int fd, rc;
 
     *out = NULL;
+    if (errors == NULL)
+        errors = &discard;
     fd = strcmp(path, "-") == 0 ? STDIN_FILENO : open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         rc = -errno;
         rm__diag_add(errors, name, 0, 0, NULL, NULL, "cannot open: %s", strerror(-rc));
+        rm_config_diags_free(&discard);
         return rc;
     }
     rc = read_all(fd, &data, &len);
@@ -108,9 +116,11 @@ int rm_config_load_file(const char *path, const rm_config_context_t *ctx,
         close(fd);
     if (rc < 0) {
         rm__diag_add(errors, name, 0, 0, NULL, NULL, "cannot read: %s", strerror(-rc));
+        rm_config_diags_free(&discard);
         return rc;
     }
     rc = rm_config_load(name, data, len, ctx, out, errors, warnings);
     free(data);
+    rm_config_diags_free(&discard);
     return rc;
 }

@@ -19,6 +19,26 @@
  *
  * Threads: every function here is reentrant and keeps no global state; call from any thread, as
  * long as one set / one diags list is not used by two threads at once.
+ *
+ * How documents are read (beyond SPEC.md):
+ *  - JSON is recognised by its first non-blank byte ('{' or '['); a top-level JSON array is a list
+ *    of documents, numbered from 1 like YAML documents.
+ *  - YAML null (`vip:`, `~`, `null`, JSON null) means "field absent"; a null list item is an error.
+ *  - Integers are plain decimal scalars: no quotes, sign, leading zeros, exponent or fraction.
+ *    Strings take any scalar as its text (`version: 1.0` is "1.0"). Booleans are true/false.
+ *  - Anchors, aliases and tags are rejected; nesting is limited to RM_CONFIG_MAX_DEPTH.
+ *  - Positions point at the key of the offending field (a list item: the item itself); a missing
+ *    field points at the mapping that should hold it. Paths look like
+ *    `rules[1].destinations[0].weight` and `match.headers.x-user-group.exact`.
+ *
+ * Defaults filled in by validation (config.proto documents most of them): namespace "default";
+ * a lone destination's weight 1 (with several destinations each weight is required); rule
+ * timeout 15s; mirror percent 100; retries: attempts 2, backoff base 25ms and max 250ms (or base,
+ * when base is larger), budget 20% and 10/s; circuit breaker limits 1024/1024/1024 and maxRetries
+ * 3, outlier detection 5 and 3 consecutive errors, interval 10s, base ejection 30s, 10%. Header
+ * names (match and stickyOn) are lower-cased. Listing retriableStatusCodes adds
+ * "retriable-status-codes" to retryOn when it is missing (SPEC.md's example relies on that).
+ * Regexes are checked by compiling them with PCRE2 in UTF mode.
  */
 #ifndef RM_CONFIG_H
 #define RM_CONFIG_H
@@ -32,7 +52,7 @@
 #define RM_CONFIG_MAX_DIAGS 50
 
 /* Largest input rm_config_parse accepts, in bytes (4 MiB). */
-#define RM_CONFIG_MAX_INPUT (4u * 1024u * 1024u)
+#define RM_CONFIG_MAX_INPUT ((size_t)4 << 20)
 
 /* Deepest nesting of mappings and lists a document may have. */
 #define RM_CONFIG_MAX_DEPTH 32
@@ -96,8 +116,8 @@ typedef struct rm_config_context {
  * in messages (may be NULL); `data` need not be NUL-terminated. On success returns 0 and stores a
  * new set in *out, owned by the caller; the set remembers where each field came from, so a later
  * rm_config_validate reports file:line:col (that memory is freed with the set). On failure returns
- * -EINVAL (errors appended to *errors, which must be non-NULL) or -ENOMEM, and *out is NULL:
- * nothing half-parsed is ever returned.
+ * -EINVAL (errors appended to *errors; NULL discards them) or -ENOMEM, and *out is NULL: nothing
+ * half-parsed is ever returned.
  */
 int rm_config_parse(const char *filename, const char *data, size_t len, Remora__V1__ConfigSet **out,
                     rm_config_diags_t *errors);
@@ -107,7 +127,8 @@ int rm_config_parse(const char *filename, const char *data, size_t len, Remora__
  * "default", percentages, retry and circuit-breaker defaults, lower-cased header names). `set` is
  * borrowed and modified in place; `ctx` may be NULL (see rm_config_context_t); `warnings` may be
  * NULL. Returns 0 when there is no error (warnings do not count), -EINVAL when errors were
- * appended to *errors (the set may then be partly defaulted; discard it), or -ENOMEM.
+ * appended to *errors (NULL discards them; the set may then be partly defaulted: discard it), or
+ * -ENOMEM. Validating a set again is harmless: defaults are only filled where absent.
  */
 int rm_config_validate(Remora__V1__ConfigSet *set, const rm_config_context_t *ctx,
                        rm_config_diags_t *errors, rm_config_diags_t *warnings);
@@ -133,14 +154,17 @@ int rm_config_load_file(const char *path, const rm_config_context_t *ctx,
 /*
  * Prints the set as YAML documents (`---` between them), Services first, then Routes, then
  * CircuitBreakers; `kind` first in each, camelCase names, durations as "250ms"/"2s". Returns a
- * NUL-terminated string the caller frees with free(), or NULL when out of memory.
- * rm_config_load of the result gives back an equal set.
+ * NUL-terminated string the caller frees with free(), or NULL when out of memory (or when a
+ * hand-built set holds a string that is not UTF-8). rm_config_load of the result gives back an
+ * equal set; an empty set prints as "", which loading rejects as having no documents.
  */
 char *rm_config_to_yaml(const Remora__V1__ConfigSet *set);
 
 /*
- * The same documents as a JSON array (two-space indent). Caller frees with free(); NULL when out
- * of memory. rm_config_load of the result gives back an equal set.
+ * The same documents as a JSON array (two-space indent; characters YAML cannot hold raw, such as
+ * DEL and C1 controls, are \u-escaped). Caller frees with free(); NULL as for rm_config_to_yaml,
+ * or for a uint64 above INT64_MAX (none in the config model). rm_config_load of the result gives
+ * back an equal set.
  */
 char *rm_config_to_json(const Remora__V1__ConfigSet *set);
 

@@ -417,58 +417,67 @@ static void bump_count(void *msg, const ProtobufCFieldDescriptor *f)
     memcpy((char *)msg + f->quantifier_offset, &n, sizeof(n));
 }
 
-static int compare_key_nodes(const void *a, const void *b)
+typedef struct key_ref {
+    const rm__node_t *node;
+    size_t index; /* pair index in the mapping */
+} key_ref_t;
+
+static int compare_keys(const void *a, const void *b)
 {
-    const rm__node_t *x = *(const rm__node_t *const *)a, *y = *(const rm__node_t *const *)b;
+    const key_ref_t *p = a, *q = b;
+    const rm__node_t *x = p->node, *y = q->node;
     size_t l = x->len < y->len ? x->len : y->len;
-    int c = memcmp(x->text, y->text, l);
+    int c;
+
+    /* Non-scalar keys (reported elsewhere) sort apart and never count as duplicates. */
+    if (x->kind != y->kind)
+        return x->kind < y->kind ? -1 : 1;
+    c = x->kind == RM__NODE_SCALAR && l > 0 ? memcmp(x->text, y->text, l) : 0;
     if (c != 0)
         return c;
     if (x->len != y->len)
         return x->len < y->len ? -1 : 1;
-    if (x->line != y->line)
-        return x->line < y->line ? -1 : 1;
-    return x->col < y->col ? -1 : (x->col > y->col);
+    return p->index < q->index ? -1 : (p->index > q->index);
+}
+
+static int same_scalar_key(const rm__node_t *x, const rm__node_t *y)
+{
+    return x->kind == RM__NODE_SCALAR && y->kind == RM__NODE_SCALAR && x->len == y->len &&
+           memcmp(x->text, y->text, x->len) == 0;
 }
 
 /*
- * Marks keys that repeat an earlier key of the same mapping (dup[i] = the first one), sorting
- * so that a mapping of many keys costs n log n, not n^2. Returns NULL when out of memory or when
- * there is nothing to report.
+ * For each key that repeats an earlier key of the same mapping, first[i] = that earlier key.
+ * Sorting makes a mapping of many keys cost n log n, not n^2. Returns NULL when there are no
+ * duplicates (or no memory: then duplicates go unreported, and d->nomem fails the decode).
  */
 static const rm__node_t **find_duplicate_keys(dec_t *d, const rm__node_t *map)
 {
-    size_t n = map->n_items / 2;
-    const rm__node_t **sorted, **first;
+    size_t n = map->n_items / 2, group = 0;
+    key_ref_t *sorted;
+    const rm__node_t **first;
     int any = 0;
 
     if (n < 2)
         return NULL;
     sorted = malloc(n * sizeof(*sorted));
-    first = calloc(n, sizeof(*first));
+    first = calloc(n, sizeof(void *));
     if (sorted == NULL || first == NULL) {
         d->nomem = 1;
-        goto fail;
+        free(sorted);
+        free(first);
+        return NULL;
     }
     for (size_t i = 0; i < n; i++)
-        sorted[i] = map->items[2 * i];
-    qsort(sorted, n, sizeof(*sorted), compare_key_nodes);
+        sorted[i] = (key_ref_t){map->items[2 * i], i};
+    qsort(sorted, n, sizeof(*sorted), compare_keys);
     for (size_t i = 1; i < n; i++) {
-        size_t g = i;
-        while (g > 0 && sorted[g - 1]->kind == RM__NODE_SCALAR &&
-               sorted[i]->kind == RM__NODE_SCALAR && sorted[g - 1]->len == sorted[i]->len &&
-               memcmp(sorted[g - 1]->text, sorted[i]->text, sorted[i]->len) == 0)
-            g--;
-        if (g == i)
+        if (!same_scalar_key(sorted[group].node, sorted[i].node)) {
+            group = i;
             continue;
-        /* sorted[g] is the first occurrence; find sorted[i]'s index in the mapping. */
-        for (size_t k = 0; k < n; k++) {
-            if (map->items[2 * k] == sorted[i]) {
-                first[k] = sorted[g];
-                any = 1;
-                break;
-            }
         }
+        first[sorted[i].index] = sorted[group].node;
+        any = 1;
     }
     free(sorted);
     if (!any) {
@@ -476,10 +485,6 @@ static const rm__node_t **find_duplicate_keys(dec_t *d, const rm__node_t *map)
         return NULL;
     }
     return first;
-fail:
-    free(sorted);
-    free(first);
-    return NULL;
 }
 
 static int decode_map(dec_t *d, void *msg, const ProtobufCFieldDescriptor *f,
@@ -497,7 +502,8 @@ static int decode_map(dec_t *d, void *msg, const ProtobufCFieldDescriptor *f,
     dups = find_duplicate_keys(d, node);
     for (size_t i = 0; i + 1 < node->n_items; i += 2) {
         const rm__node_t *k = node->items[i], *v = node->items[i + 1];
-        ProtobufCMessage *entry, **slot;
+        ProtobufCMessage *entry;
+        void *slot;
         size_t mark;
 
         if (k->kind != RM__NODE_SCALAR) {
@@ -516,14 +522,14 @@ static int decode_map(dec_t *d, void *msg, const ProtobufCFieldDescriptor *f,
             rc = -1;
             continue;
         }
-        slot = grow_array(d, msg, f, sizeof(*slot));
+        slot = grow_array(d, msg, f, sizeof(void *));
         entry = slot ? new_message(d, ed) : NULL;
         if (entry == NULL) {
             rm__path_pop(&d->path, mark);
             rc = -1;
             break;
         }
-        *slot = entry;
+        put_ptr(slot, 0, entry);
         bump_count(msg, f);
         if (decode_value(d, kf, k, k, (char *)entry + kf->offset) < 0)
             rc = -1;
@@ -601,14 +607,11 @@ static void unknown_field(dec_t *d, const ProtobufCMessageDescriptor *desc, cons
         d->errors->dropped++;
         return;
     }
-    for (unsigned i = 0; i < n; i++) {
+    for (unsigned i = 0, o = 0; i < n; i++) {
         rm__json_name(desc->fields[i].name, jn[i], sizeof(jn[i]));
         names[i] = jn[i];
-        if (strlen(list) + strlen(jn[i]) + 3 < sizeof(list)) {
-            if (i > 0)
-                strcat(list, ", ");
-            strcat(list, jn[i]);
-        }
+        if (o + strlen(jn[i]) + 3 < sizeof(list))
+            o += (unsigned)snprintf(list + o, sizeof(list) - o, "%s%s", i ? ", " : "", jn[i]);
     }
     names[n] = NULL;
     rm__quote(k->text, k->len, q, sizeof(q));
@@ -740,7 +743,7 @@ static int decode_message(dec_t *d, const ProtobufCMessageDescriptor *desc, Prot
 
 /* ---- documents ---- */
 
-/* The scalar value of the document's `kind`, or NULL (with the error reported). */
+/* Finds the document's `kind`: 0 with *out set, or -1 with the error reported. */
 static int document_kind(dec_t *d, const rm__doc_t *doc, rm__list_t *out)
 {
     const rm__node_t *root = doc->root, *kv = NULL, *kk = NULL;
@@ -842,8 +845,8 @@ int rm__decode(const rm__tree_t *tree, const char *file, Remora__V1__ConfigSet *
         rc = -ENOMEM;
     else if (d.failed)
         rc = -EINVAL;
-    else if (rm__smb_attach(d.smb, set) < 0)
-        rc = -ENOMEM;
+    else
+        rc = rm__smb_attach(d.smb, set);
     rm__smb_free(d.smb);
     rm__path_free(&d.path);
     if (rc < 0) {

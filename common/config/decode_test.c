@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,8 +22,8 @@ static Remora__V1__ConfigSet *parse_ok(const char *text)
     Remora__V1__ConfigSet *set = NULL;
     int rc = rm_config_parse("t.yaml", text, strlen(text), &set, &errs);
     if (rc != 0) {
-        char *dump = tu_dump(&errs);
-        fail_msg("parse failed (rc %d):\n%s", rc, dump);
+        rm_config_diags_print(&errs, stderr, "  ");
+        fail_msg("parse failed (rc %d)", rc);
     }
     assert_int_equal(errs.count, 0);
     return set;

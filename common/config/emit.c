@@ -203,7 +203,7 @@ static int y_field(yaml_emitter_t *e, const ProtobufCMessage *m, const ProtobufC
             return -1;
         for (size_t i = 0; i < n; i++) {
             const ProtobufCMessage *entry;
-            memcpy(&entry, arr + i * sizeof(void *), sizeof(entry));
+            memcpy(&entry, arr + i * sizeof(void *), sizeof(void *));
             if (y_value(e, &ed->fields[0], (const char *)entry + ed->fields[0].offset) < 0 ||
                 y_value(e, &ed->fields[1], (const char *)entry + ed->fields[1].offset) < 0)
                 return -1;
@@ -227,7 +227,7 @@ static int y_field(yaml_emitter_t *e, const ProtobufCMessage *m, const ProtobufC
 static int y_message(yaml_emitter_t *e, const ProtobufCMessage *m)
 {
     const ProtobufCMessageDescriptor *desc = m->descriptor;
-    unsigned order[64];
+    unsigned order[64] = {0};
     yaml_event_t ev;
 
     if (desc->n_fields > 64)
@@ -347,7 +347,7 @@ static json_t *j_field(const ProtobufCMessage *m, const ProtobufCFieldDescriptor
             char kbuf[64];
             const char *key;
             json_t *val;
-            memcpy(&entry, arr + i * sizeof(void *), sizeof(entry));
+            memcpy(&entry, arr + i * sizeof(void *), sizeof(void *));
             if (ed->fields[0].type == PROTOBUF_C_TYPE_STRING)
                 key = field_ptr(entry, &ed->fields[0]);
             else
@@ -376,7 +376,7 @@ static json_t *j_field(const ProtobufCMessage *m, const ProtobufCFieldDescriptor
 static json_t *j_message(const ProtobufCMessage *m)
 {
     const ProtobufCMessageDescriptor *desc = m->descriptor;
-    unsigned order[64];
+    unsigned order[64] = {0};
     json_t *obj;
 
     if (desc->n_fields > 64)

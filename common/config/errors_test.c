@@ -211,13 +211,11 @@ static void test_anchors_aliases_tags(void **state)
 
 static void test_nesting_limit(void **state)
 {
-    char text[256] = "kind: Service\nname: ";
-    char want[128];
+    char text[256], want[128];
     (void)state;
     /* 31 levels under the document's own mapping: the 33rd open bracket is one too many. */
-    for (int i = 0; i < 32; i++)
-        strcat(text, "[");
-    strcat(text, "\n");
+    snprintf(text, sizeof(text), "kind: Service\nname: %.32s\n",
+             "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[");
     snprintf(want, sizeof(want), "t.yaml:2:%d: nesting is deeper than 32 levels", 7 + 31);
     tu_expect_error(text, want);
 }
@@ -297,7 +295,7 @@ static void test_errors_collected_across_documents(void **state)
 /* More than RM_CONFIG_MAX_DIAGS errors: the first 50 are kept, the rest counted. */
 static void test_error_cap(void **state)
 {
-    char *text = malloc(64 * 1024), *p = text;
+    char *text = malloc((size_t)64 * 1024), *p = text;
     rm_config_diags_t errs = {0};
     Remora__V1__ConfigSet *set = NULL;
     char *out = NULL;

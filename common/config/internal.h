@@ -240,6 +240,11 @@ void rm__v_unknown_service(rm__vctx_t *v, const char *field, const char *name);
 /* Whether some known endpoint is (ns, service, version). */
 int rm__v_endpoint_exists(const rm__vctx_t *v, const char *ns, const char *service,
                           const char *version);
+/*
+ * For n strings (NULL entries are skipped), a malloc'd array whose element i is the index of the
+ * earliest equal string before i, or SIZE_MAX. NULL (with v->nomem set) when out of memory.
+ */
+size_t *rm__v_first_dups(rm__vctx_t *v, const char *const *strs, size_t n);
 /* RFC 9110 token (header and cookie names). */
 int rm__is_token(const char *s);
 

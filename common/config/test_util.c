@@ -37,6 +37,14 @@ char *tu_dump(const rm_config_diags_t *d)
     return buf;
 }
 
+/* cmocka truncates long messages, and fail_msg does not return: the list goes to stderr. */
+static void report(const rm_config_diags_t *d, const char *what)
+{
+    char *dump = tu_dump(d);
+    fprintf(stderr, "all %s:\n%s", what, dump);
+    free(dump);
+}
+
 Remora__V1__ConfigSet *tu_load_ok_ctx(const char *text, const rm_config_context_t *ctx,
                                       rm_config_diags_t *warnings)
 {
@@ -44,8 +52,8 @@ Remora__V1__ConfigSet *tu_load_ok_ctx(const char *text, const rm_config_context_
     Remora__V1__ConfigSet *set = NULL;
     int rc = tu_load_as(name_for(text), text, ctx, &set, &errs, warnings);
     if (rc != 0 || errs.count != 0) {
-        char *dump = tu_dump(&errs);
-        fail_msg("load failed (rc %d):\n%s", rc, dump);
+        report(&errs, "errors");
+        fail_msg("load failed (rc %d)", rc);
     }
     assert_non_null(set);
     rm_config_diags_free(&errs);
@@ -57,8 +65,8 @@ Remora__V1__ConfigSet *tu_load_ok(const char *text)
     rm_config_diags_t warns = {0};
     Remora__V1__ConfigSet *set = tu_load_ok_ctx(text, NULL, &warns);
     if (warns.count != 0) {
-        char *dump = tu_dump(&warns);
-        fail_msg("unexpected warnings:\n%s", dump);
+        report(&warns, "warnings");
+        fail_msg("unexpected warnings");
     }
     return set;
 }
@@ -73,9 +81,7 @@ static void compare(const rm_config_diags_t *got, const char *const *want, const
         if (i < got->count)
             rm_config_diag_format(&got->items[i], line, sizeof(line));
         if (i >= n || i >= got->count || strcmp(line, want[i]) != 0) {
-            char *dump = tu_dump(got);
-            /* cmocka truncates long messages: the full list goes to stderr first. */
-            fprintf(stderr, "all %s:\n%s", what, dump);
+            report(got, what);
             fail_msg("%s #%zu:\n  got:  %s\n  want: %s", what, i, line, i < n ? want[i] : "(none)");
         }
     }

@@ -96,7 +96,7 @@ static int push_item(frame_t *f, rm__node_t *child)
 {
     if (f->n == f->cap) {
         size_t cap = f->cap ? f->cap * 2 : 8;
-        rm__node_t **items = realloc(f->items, cap * sizeof(*items));
+        rm__node_t **items = realloc(f->items, cap * sizeof(void *));
         if (items == NULL)
             return -ENOMEM;
         f->items = items;
@@ -221,12 +221,12 @@ static int on_close(builder_t *b)
     frame_t *f = &b->stack[--b->depth];
     rm__node_t *n = f->node;
     if (f->n > 0) {
-        n->items = arena_alloc(b->tree->arena, f->n * sizeof(*n->items));
+        n->items = arena_alloc(b->tree->arena, f->n * sizeof(void *));
         if (n->items == NULL) {
             free(f->items);
             return -ENOMEM;
         }
-        memcpy(n->items, f->items, f->n * sizeof(*n->items));
+        memcpy(n->items, f->items, f->n * sizeof(void *));
         n->n_items = f->n;
     }
     free(f->items);
@@ -395,7 +395,7 @@ int rm__tree_load(rm__tree_t *tree, const char *file, const char *data, size_t l
     b.errors = errors;
     if (len > RM_CONFIG_MAX_INPUT) {
         rm__diag_add(errors, file, 0, 0, NULL, NULL,
-                     "input is %zu bytes, more than the limit of 4 MiB (%u bytes)", len,
+                     "input is %zu bytes, more than the limit of 4 MiB (%zu bytes)", len,
                      RM_CONFIG_MAX_INPUT);
         return -EINVAL;
     }

@@ -175,6 +175,48 @@ int rm__v_default_duration(rm__vctx_t *v, Remora__V1__Duration **dst, uint64_t m
     return 0;
 }
 
+typedef struct str_ref {
+    const char *s;
+    size_t index;
+} str_ref_t;
+
+static int cmp_str_ref(const void *a, const void *b)
+{
+    const str_ref_t *x = a, *y = b;
+    int c = strcmp(x->s, y->s);
+    return c ? c : (x->index < y->index ? -1 : (x->index > y->index));
+}
+
+size_t *rm__v_first_dups(rm__vctx_t *v, const char *const *strs, size_t n)
+{
+    size_t *first = malloc((n ? n : 1) * sizeof(*first));
+    str_ref_t *refs = malloc((n ? n : 1) * sizeof(*refs));
+    size_t k = 0, group = 0;
+
+    if (first == NULL || refs == NULL) {
+        free(first);
+        free(refs);
+        v->nomem = 1;
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        first[i] = SIZE_MAX;
+        if (strs[i] != NULL)
+            refs[k++] = (str_ref_t){strs[i], i};
+    }
+    /* Sorted, equal strings sit together with the earliest first: lists of any length cost
+     * n log n, so a huge endpoint list cannot stall the control plane. */
+    qsort(refs, k, sizeof(*refs), cmp_str_ref);
+    for (size_t i = 1; i < k; i++) {
+        if (strcmp(refs[i].s, refs[group].s) != 0)
+            group = i;
+        else
+            first[refs[i].index] = refs[group].index;
+    }
+    free(refs);
+    return first;
+}
+
 /* ---- the index of services and endpoints that references resolve against ---- */
 
 static int cmp_svc(const void *a, const void *b)
@@ -369,6 +411,8 @@ static void validate_service(rm__vctx_t *v, Remora__V1__Service *s)
 {
     char q[RM__QUOTE_BUF];
     unsigned char buf[16];
+    const char **addrs;
+    size_t *dups;
 
     if (!s->has_port)
         rm__verr(v, 0, "port", "is required");
@@ -387,21 +431,28 @@ static void validate_service(rm__vctx_t *v, Remora__V1__Service *s)
         rm__quote(s->vip, strlen(s->vip), q, sizeof(q));
         rm__verr(v, 0, "vip", "must be an IPv4 or IPv6 address, not \"%s\"", q);
     }
+    addrs = calloc(s->n_endpoints ? s->n_endpoints : 1, sizeof(*addrs));
+    if (addrs == NULL) {
+        v->nomem = 1;
+        return;
+    }
+    for (size_t i = 0; i < s->n_endpoints; i++)
+        addrs[i] = s->endpoints[i]->address;
+    dups = rm__v_first_dups(v, addrs, s->n_endpoints);
     for (size_t i = 0; i < s->n_endpoints; i++) {
         size_t mark = rm__path_field(&v->path, "endpoints");
         rm__path_index(&v->path, i);
         validate_endpoint(v, s->endpoints[i]);
         /* One address is one endpoint: two entries would give it two versions. */
-        for (size_t j = 0; j < i && s->endpoints[i]->address != NULL; j++) {
-            if (s->endpoints[j]->address != NULL &&
-                strcmp(s->endpoints[j]->address, s->endpoints[i]->address) == 0) {
-                rm__quote(s->endpoints[i]->address, strlen(s->endpoints[i]->address), q, sizeof(q));
-                rm__verr(v, 0, "address", "duplicate endpoint \"%s\" (also endpoints[%zu])", q, j);
-                break;
-            }
+        if (dups != NULL && dups[i] != SIZE_MAX) {
+            rm__quote(addrs[i], strlen(addrs[i]), q, sizeof(q));
+            rm__verr(v, 0, "address", "duplicate endpoint \"%s\" (also endpoints[%zu])", q,
+                     dups[i]);
         }
         rm__path_pop(&v->path, mark);
     }
+    free(dups);
+    free(addrs);
 }
 
 /* ---- CircuitBreaker ---- */
@@ -669,9 +720,14 @@ out:
 int rm_config_validate(Remora__V1__ConfigSet *set, const rm_config_context_t *ctx,
                        rm_config_diags_t *errors, rm_config_diags_t *warnings)
 {
+    rm_config_diags_t discard = {0};
     rm__vctx_t v;
-    size_t before = errors->count + errors->dropped;
+    size_t before;
     int rc = 0;
+
+    if (errors == NULL)
+        errors = &discard;
+    before = errors->count + errors->dropped;
 
     memset(&v, 0, sizeof(v));
     v.set = set;
@@ -713,5 +769,6 @@ out:
     free(v.svcs);
     free(v.eps);
     rm__path_free(&v.path);
+    rm_config_diags_free(&discard);
     return rc;
 }

@@ -4,6 +4,7 @@
  * room for a retry).
  */
 #include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -52,7 +53,7 @@ static void check_regex(rm__vctx_t *v, const char *field, const char *re)
         return;
     }
     if (pcre2_get_error_message(err, msg, sizeof(msg)) < 0)
-        strcpy((char *)msg, "unknown error");
+        snprintf((char *)msg, sizeof(msg), "unknown error");
     rm__verr(v, 0, field, "invalid regex: %s (at offset %zu)", (const char *)msg, (size_t)off);
 }
 
@@ -92,10 +93,12 @@ static void validate_string_match(rm__vctx_t *v, const Remora__V1__StringMatch *
 static void validate_match_map(rm__vctx_t *v, const char *field, size_t n,
                                Remora__V1__Match__HeadersEntry **entries, int token, int lower)
 {
-    size_t mark = rm__path_field(&v->path, field);
+    size_t mark = rm__path_field(&v->path, field), *dups;
+    const char **keys;
+    char q[RM__QUOTE_BUF];
+
     for (size_t i = 0; i < n; i++) {
         Remora__V1__Match__HeadersEntry *e = entries[i];
-        char q[RM__QUOTE_BUF];
         size_t m2;
         if (e->key == NULL || *e->key == '\0') {
             rm__verr(v, 0, NULL, "names must not be empty");
@@ -108,19 +111,31 @@ static void validate_match_map(rm__vctx_t *v, const char *field, size_t n,
                      "\"%s\" is not a valid name (letters, digits and !#$%%&'*+-.^_`|~ only)", q);
         }
         validate_string_match(v, e->value);
+        rm__path_pop(&v->path, m2);
         if (lower) {
             for (char *c = e->key; *c; c++)
                 *c = (char)tolower((unsigned char)*c);
-            for (size_t j = 0; j < i; j++) {
-                if (entries[j]->key != NULL && strcmp(entries[j]->key, e->key) == 0) {
-                    rm__quote(e->key, strlen(e->key), q, sizeof(q));
-                    rm__verr(v, 0, NULL, "duplicate header name \"%s\" (header names ignore case)",
-                             q);
-                    break;
-                }
-            }
         }
-        rm__path_pop(&v->path, m2);
+    }
+    /* Case-insensitive names that differ only in case name one header twice. */
+    keys = lower ? calloc(n ? n : 1, sizeof(*keys)) : NULL;
+    if (lower && keys == NULL)
+        v->nomem = 1;
+    if (keys != NULL) {
+        for (size_t i = 0; i < n; i++)
+            keys[i] = entries[i]->key;
+        dups = rm__v_first_dups(v, keys, n);
+        for (size_t i = 0; dups != NULL && i < n; i++) {
+            size_t m2;
+            if (dups[i] == SIZE_MAX)
+                continue;
+            m2 = rm__path_key(&v->path, keys[i], strlen(keys[i]));
+            rm__quote(keys[i], strlen(keys[i]), q, sizeof(q));
+            rm__verr(v, 0, NULL, "duplicate header name \"%s\" (header names ignore case)", q);
+            rm__path_pop(&v->path, m2);
+        }
+        free(dups);
+        free(keys);
     }
     rm__path_pop(&v->path, mark);
 }
@@ -181,26 +196,29 @@ static void validate_destinations(rm__vctx_t *v, const Remora__V1__Route *route,
 {
     uint64_t sum = 0;
     int all_weighted = 1;
-    size_t mark = rm__path_field(&v->path, "destinations");
+    size_t mark = rm__path_field(&v->path, "destinations"), *dups;
+    const char **versions;
 
     if (rule->n_destinations == 0) {
         rm__verr(v, 0, NULL, "must have at least one destination");
         rm__path_pop(&v->path, mark);
         return;
     }
+    versions = calloc(rule->n_destinations, sizeof(*versions));
+    if (versions == NULL) {
+        v->nomem = 1;
+        rm__path_pop(&v->path, mark);
+        return;
+    }
+    for (size_t i = 0; i < rule->n_destinations; i++)
+        versions[i] = rule->destinations[i]->version;
+    dups = rm__v_first_dups(v, versions, rule->n_destinations);
     for (size_t i = 0; i < rule->n_destinations; i++) {
         Remora__V1__Destination *d = rule->destinations[i];
         size_t m2 = rm__path_index(&v->path, i);
-        if (rm__v_version(v, "version", d->version, 1) == 0) {
-            for (size_t j = 0; j < i; j++) {
-                if (rule->destinations[j]->version != NULL &&
-                    strcmp(rule->destinations[j]->version, d->version) == 0) {
-                    rm__verr(v, 0, "version", "duplicate version \"%s\" (also destinations[%zu])",
-                             d->version, j);
-                    break;
-                }
-            }
-        }
+        if (rm__v_version(v, "version", d->version, 1) == 0 && dups != NULL && dups[i] != SIZE_MAX)
+            rm__verr(v, 0, "version", "duplicate version \"%s\" (also destinations[%zu])",
+                     d->version, dups[i]);
         if (!d->has_weight) {
             /* One destination takes all traffic; with several, a share must be explicit. */
             if (rule->n_destinations == 1) {
@@ -221,6 +239,8 @@ static void validate_destinations(rm__vctx_t *v, const Remora__V1__Route *route,
                      route->service, d->version);
         rm__path_pop(&v->path, m2);
     }
+    free(dups);
+    free(versions);
     if (all_weighted && sum == 0)
         rm__verr(v, 0, NULL, "weights must not all be 0");
     else if (sum > MAX_WEIGHT_SUM)
@@ -273,6 +293,7 @@ static void validate_mirror(rm__vctx_t *v, Remora__V1__Mirror *m)
 
 static void validate_retry_on(rm__vctx_t *v, const Remora__V1__RetryPolicy *r)
 {
+    size_t *dups = rm__v_first_dups(v, (const char *const *)r->retry_on, r->n_retry_on);
     for (size_t i = 0; i < r->n_retry_on; i++) {
         const char *c = r->retry_on[i], *hint;
         size_t mark = rm__path_field(&v->path, "retryOn");
@@ -292,17 +313,13 @@ static void validate_retry_on(rm__vctx_t *v, const Remora__V1__RetryPolicy *r)
                          "unknown retry condition \"%s\" (must be one of connect-failure, reset, "
                          "gateway-error, 5xx, retriable-status-codes)",
                          q);
-        } else {
-            for (size_t j = 0; j < i; j++) {
-                if (strcmp(r->retry_on[j], c) == 0) {
-                    rm__verr(v, 0, NULL, "duplicate retry condition \"%s\" (also retryOn[%zu])", q,
-                             j);
-                    break;
-                }
-            }
+        } else if (dups != NULL && dups[i] != SIZE_MAX) {
+            rm__verr(v, 0, NULL, "duplicate retry condition \"%s\" (also retryOn[%zu])", q,
+                     dups[i]);
         }
         rm__path_pop(&v->path, mark);
     }
+    free(dups);
 }
 
 static int has_condition(const Remora__V1__RetryPolicy *r, const char *c)
@@ -317,6 +334,7 @@ static int has_condition(const Remora__V1__RetryPolicy *r, const char *c)
 static void validate_retries(rm__vctx_t *v, Remora__V1__RetryPolicy *r, uint64_t timeout_ms)
 {
     size_t mark = rm__path_field(&v->path, "retries");
+    size_t seen[500]; /* first index of each status code 100..599 */
     char a[RM_DURATION_BUF], b[RM_DURATION_BUF];
 
     if (r->has_attempts) {
@@ -332,18 +350,18 @@ static void validate_retries(rm__vctx_t *v, Remora__V1__RetryPolicy *r, uint64_t
                  "never has time to run",
                  fmt_ms(ms_of(r->per_try_timeout), a), fmt_ms(timeout_ms, b));
     validate_retry_on(v, r);
+    for (size_t c = 0; c < 500; c++)
+        seen[c] = SIZE_MAX;
     for (size_t i = 0; i < r->n_retriable_status_codes; i++) {
         uint32_t code = r->retriable_status_codes[i];
         size_t m2 = rm__path_field(&v->path, "retriableStatusCodes");
         rm__path_index(&v->path, i);
         if (rm__v_range(v, NULL, code, 100, 599) == 0) {
-            for (size_t j = 0; j < i; j++) {
-                if (r->retriable_status_codes[j] == code) {
-                    rm__verr(v, 0, NULL,
-                             "duplicate status code %u (also retriableStatusCodes[%zu])", code, j);
-                    break;
-                }
-            }
+            if (seen[code - 100] != SIZE_MAX)
+                rm__verr(v, 0, NULL, "duplicate status code %u (also retriableStatusCodes[%zu])",
+                         code, seen[code - 100]);
+            else
+                seen[code - 100] = i;
         }
         rm__path_pop(&v->path, m2);
     }
@@ -418,7 +436,8 @@ out:
     rm__path_pop(&v->path, mark);
 }
 
-static void validate_rule(rm__vctx_t *v, const Remora__V1__Route *route, size_t index)
+static void validate_rule(rm__vctx_t *v, const Remora__V1__Route *route, size_t index,
+                          const size_t *name_dups)
 {
     Remora__V1__Rule *rule = route->rules[index];
 
@@ -426,14 +445,11 @@ static void validate_rule(rm__vctx_t *v, const Remora__V1__Route *route, size_t 
         if (*rule->name == '\0') {
             rm__verr(v, 0, "name", "must not be empty (leave it out instead)");
         } else {
-            for (size_t j = 0; j < index; j++) {
-                if (route->rules[j]->name != NULL &&
-                    strcmp(route->rules[j]->name, rule->name) == 0) {
-                    char q[RM__QUOTE_BUF];
-                    rm__quote(rule->name, strlen(rule->name), q, sizeof(q));
-                    rm__verr(v, 0, "name", "duplicate rule name \"%s\" (also rules[%zu])", q, j);
-                    break;
-                }
+            if (name_dups != NULL && name_dups[index] != SIZE_MAX) {
+                char q[RM__QUOTE_BUF];
+                rm__quote(rule->name, strlen(rule->name), q, sizeof(q));
+                rm__verr(v, 0, "name", "duplicate rule name \"%s\" (also rules[%zu])", q,
+                         name_dups[index]);
             }
         }
     }
@@ -452,6 +468,9 @@ static void validate_rule(rm__vctx_t *v, const Remora__V1__Route *route, size_t 
 
 void rm__validate_route(rm__vctx_t *v, Remora__V1__Route *route)
 {
+    const char **names;
+    size_t *name_dups;
+
     if (route->service == NULL)
         rm__verr(v, 0, "service", "is required");
     else if (rm__v_name(v, "service", route->service, 1) == 0 &&
@@ -461,10 +480,20 @@ void rm__validate_route(rm__vctx_t *v, Remora__V1__Route *route)
         rm__verr(v, 0, "rules", "must have at least one rule");
         return;
     }
+    names = calloc(route->n_rules, sizeof(*names));
+    if (names == NULL) {
+        v->nomem = 1;
+        return;
+    }
+    for (size_t i = 0; i < route->n_rules; i++)
+        names[i] = route->rules[i]->name;
+    name_dups = rm__v_first_dups(v, names, route->n_rules);
     for (size_t i = 0; i < route->n_rules; i++) {
         size_t mark = rm__path_field(&v->path, "rules");
         rm__path_index(&v->path, i);
-        validate_rule(v, route, i);
+        validate_rule(v, route, i, name_dups);
         rm__path_pop(&v->path, mark);
     }
+    free(name_dups);
+    free(names);
 }

@@ -295,6 +295,8 @@ static void test_circuit_breaker_rules(void **state)
         "t.yaml:11:3: outlierDetection.interval: must be greater than 0",
         "t.yaml:12:3: outlierDetection.maxEjectionPercent: must be between 0 and 100, not 101",
         "t.yaml:16:1: service: unknown service \"t\" in namespace \"default\"",
+        /* one message split over two literals: */
+        // NOLINTNEXTLINE(bugprone-suspicious-missing-comma)
         "t.yaml:17:1: version: must be 1 to 63 letters, digits, '-', '_' or '.', starting and "
         "ending with a letter or digit, not \"v/2\"",
         NULL,
@@ -492,6 +494,33 @@ static void test_validate_without_positions(void **state)
     rm_config_diags_free(&errs);
 }
 
+/* Validation is idempotent, and errors may be discarded (NULL) by callers that only need rc. */
+static void test_validate_twice_and_null_errors(void **state)
+{
+    Remora__V1__ConfigSet *set = tu_load_ok(ROUTE "  - destinations: [{version: v1}]\n"
+                                                  "    match: {headers: {X-A: {exact: a}}}\n"
+                                                  "    retries: {retriableStatusCodes: [503]}\n");
+    size_t len = protobuf_c_message_get_packed_size(&set->base);
+    uint8_t *before = malloc(len), *after = malloc(len);
+    Remora__V1__ConfigSet *bad = NULL;
+    static const char text[] = "kind: Service\nname: s\nport: 0\n";
+    (void)state;
+    assert_non_null(before);
+    assert_non_null(after);
+    protobuf_c_message_pack(&set->base, before);
+    assert_int_equal(rm_config_validate(set, NULL, NULL, NULL), 0);
+    assert_int_equal(protobuf_c_message_get_packed_size(&set->base), len);
+    protobuf_c_message_pack(&set->base, after);
+    assert_memory_equal(before, after, len);
+    assert_int_equal(rm_config_load("t.yaml", text, strlen(text), NULL, &bad, NULL, NULL), -EINVAL);
+    assert_null(bad);
+    assert_int_equal(rm_config_parse("t.yaml", "kind: [", 7, &bad, NULL), -EINVAL);
+    assert_null(bad);
+    free(before);
+    free(after);
+    tu_free(set);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -511,6 +540,7 @@ int main(void)
         cmocka_unit_test(test_warnings),
         cmocka_unit_test(test_context_services),
         cmocka_unit_test(test_validate_without_positions),
+        cmocka_unit_test(test_validate_twice_and_null_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
