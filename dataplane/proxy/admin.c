@@ -75,10 +75,10 @@ void rm_admin_handle(rm_session_t *s, const rm_http1_request_t *req)
         }
     } else if (span_is(path, "/config_dump") && get) {
         size_t len = 0;
-        char *body = rm_config_source_dump_json(p, s->worker->snap, &len);
+        char *body = rm_proxy_source_dump_json(p, s->worker->snap, &len);
         reply_owned(s, 200, "application/json", body, len);
     } else if (span_is(path, "/drain") && req->method == RM_HTTP1_METHOD_POST) {
-        rm_config_source_begin_drain(p);
+        rm_proxy_source_begin_drain(p);
         reply_text(s, 200, "draining\n");
     } else if (span_is(path, "/healthz") || span_is(path, "/ready") || span_is(path, "/stats") ||
                span_is(path, "/config_dump") || span_is(path, "/drain")) {

@@ -203,7 +203,7 @@ static void sigterm_cb(struct ev_loop *loop, ev_signal *w, int revents)
         rm_log_warn("second interrupt: exiting now");
         exit(1);
     }
-    rm_config_source_begin_drain(source.proxy);
+    rm_proxy_source_begin_drain(source.proxy);
 }
 
 static void worker_exit_cb(struct ev_loop *loop, ev_async *w, int revents)
@@ -214,7 +214,7 @@ static void worker_exit_cb(struct ev_loop *loop, ev_async *w, int revents)
         ev_break(loop, EVBREAK_ALL);
 }
 
-int rm_config_source_init(rm_proxy_t *p, struct ev_loop *main_loop)
+int rm_proxy_source_init(rm_proxy_t *p, struct ev_loop *main_loop)
 {
     config_source_t *cs = &source;
     cs->proxy = p;
@@ -260,7 +260,7 @@ int rm_config_source_init(rm_proxy_t *p, struct ev_loop *main_loop)
     return 0;
 }
 
-void rm_config_source_begin_drain(rm_proxy_t *p)
+void rm_proxy_source_begin_drain(rm_proxy_t *p)
 {
     bool was = atomic_exchange(&p->draining, true);
     if (was)
@@ -274,13 +274,13 @@ void rm_config_source_begin_drain(rm_proxy_t *p)
     notify_workers(p);
 }
 
-void rm_config_source_worker_exited(rm_proxy_t *p)
+void rm_proxy_source_worker_exited(rm_proxy_t *p)
 {
     atomic_fetch_sub(&p->running_workers, 1);
     ev_async_send(source.loop, &source.worker_exit);
 }
 
-char *rm_config_source_dump_json(rm_proxy_t *p, const rm_snapshot_t *snap, size_t *len)
+char *rm_proxy_source_dump_json(rm_proxy_t *p, const rm_snapshot_t *snap, size_t *len)
 {
     (void)p;
     json_t *root = json_object();
@@ -303,7 +303,7 @@ char *rm_config_source_dump_json(rm_proxy_t *p, const rm_snapshot_t *snap, size_
     return out;
 }
 
-void rm_config_source_free(rm_proxy_t *p)
+void rm_proxy_source_free(rm_proxy_t *p)
 {
     (void)p;
     rm_control_client_stop(source.control);

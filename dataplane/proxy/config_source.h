@@ -5,8 +5,8 @@
  * validation is rejected with its errors logged while the last good snapshot stays in force.
  * The control-plane source (--control-plane) plugs in here too.
  */
-#ifndef RM_PROXY_CONFIG_SOURCE_H
-#define RM_PROXY_CONFIG_SOURCE_H
+#ifndef RM_PROXY_SOURCE_H
+#define RM_PROXY_SOURCE_H
 
 #include <stddef.h>
 
@@ -14,18 +14,18 @@
 
 /* Loads the initial config and installs signal and file watchers on the main loop.
  * Returns 0, or -1 (reason logged) when the initial config is invalid. Main thread. */
-int rm_config_source_init(rm_proxy_t *p, struct ev_loop *main_loop);
+int rm_proxy_source_init(rm_proxy_t *p, struct ev_loop *main_loop);
 
 /* Starts the drain (SIGTERM and POST /drain): /ready fails, workers stop taking new work after
  * the grace period, and the process exits when idle or at the deadline. Any thread. */
-void rm_config_source_begin_drain(rm_proxy_t *p);
+void rm_proxy_source_begin_drain(rm_proxy_t *p);
 
 /* A worker's loop ended; the main loop exits after the last one. Worker thread. */
-void rm_config_source_worker_exited(rm_proxy_t *p);
+void rm_proxy_source_worker_exited(rm_proxy_t *p);
 
 /* The config in force as JSON {"version":N,"config":[documents]}; malloc'd, or NULL. */
-char *rm_config_source_dump_json(rm_proxy_t *p, const rm_snapshot_t *snap, size_t *len);
+char *rm_proxy_source_dump_json(rm_proxy_t *p, const rm_snapshot_t *snap, size_t *len);
 
-void rm_config_source_free(rm_proxy_t *p);
+void rm_proxy_source_free(rm_proxy_t *p);
 
 #endif

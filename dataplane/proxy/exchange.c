@@ -19,6 +19,7 @@
 #include "dataplane/proxy/access_log.h"
 #include "dataplane/proxy/list.h"
 #include "dataplane/proxy/metrics.h"
+#include "dataplane/proxy/retry.h"
 #include "dataplane/proxy/routing.h"
 #include "dataplane/proxy/session.h"
 #include "dataplane/proxy/upstream.h"
@@ -30,6 +31,9 @@
 #define CHUNK_OVERHEAD 24
 
 static void finish(rm_exchange_t *ex);
+static void connect_upstream(rm_exchange_t *ex);
+static void try_timer_cb(struct ev_loop *loop, ev_timer *t, int revents);
+static bool attempt_failed(rm_exchange_t *ex, rm_retry_cause_t cause, int status);
 static void pump_request_body(rm_exchange_t *ex);
 static void pump_response(rm_exchange_t *ex);
 
@@ -143,7 +147,9 @@ rm_exchange_t *rm_exchange_new(rm_session_t *s, rm_http1_request_t *req, size_t 
         rm_http1_chunked_init(&ex->req_chunks);
     ex->upgrade = (req->flags & RM_HTTP1_F_UPGRADE) && (req->flags & RM_HTTP1_F_CONN_UPGRADE);
     rm_buf_init(&ex->up_head, w->proxy->opt.max_head_bytes + 4096);
+    rm_buf_init(&ex->replay, w->proxy->opt.retry_body_limit);
     ev_timer_init(&ex->timer, NULL, 0, 0);
+    ev_timer_init(&ex->try_timer, try_timer_cb, 0, 0);
 
     ssize_t rid = rm_http1_header_find(req->headers, req->num_headers, "x-request-id", 12);
     if (rid >= 0 && req->headers[rid].value.len > 0 &&
@@ -163,6 +169,8 @@ rm_exchange_t *rm_exchange_new(rm_session_t *s, rm_http1_request_t *req, size_t 
         ex->local_reason = "request head too large to forward";
     }
     rm_buf_consume(&s->in, head_len);
+    if (ex->svc != NULL)
+        rm_retry_budget_note_request(w, ex->service_name);
     return ex;
 }
 
@@ -173,6 +181,9 @@ static void retire(rm_exchange_t *ex)
     rm_worker_t *w = ex->session->worker;
     ex->finished = true;
     ev_timer_stop(w->loop, &ex->timer);
+    ev_timer_stop(w->loop, &ex->try_timer);
+    rm_retry_done(ex);
+    rm_buf_free(&ex->replay);
     if (ex->conn != NULL) {
         rm_upconn_close(ex->conn);
         ex->conn = NULL;
@@ -205,7 +216,9 @@ rm_exchange_t *rm_exchange_new_tunnel(rm_session_t *s)
     ex->resp_head_done = true;
     ex->resp_started = true; /* no HTTP error reply is possible on a raw stream */
     rm_buf_init(&ex->up_head, 0);
+    rm_buf_init(&ex->replay, 0);
     ev_timer_init(&ex->timer, NULL, 0, 0);
+    ev_timer_init(&ex->try_timer, NULL, 0, 0);
     snprintf(ex->route_name, sizeof(ex->route_name), "passthrough");
     return ex;
 }
@@ -270,6 +283,52 @@ static int queue_head(rm_exchange_t *ex)
     return rc;
 }
 
+/* The per-try timeout fired, or the backoff before the next attempt ended. */
+static void try_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)loop;
+    (void)revents;
+    rm_exchange_t *ex = container_of(t, rm_exchange_t, try_timer);
+    if (ex->backing_off) {
+        ex->backing_off = false;
+        connect_upstream(ex);
+        return;
+    }
+    rm_exchange_on_upstream_error(ex, RM_UPSTREAM_TIMEOUT, -ETIMEDOUT);
+}
+
+/* The current attempt failed before any response byte reached the client. Returns true when a
+ * retry was scheduled (the attempt's connection is gone), false when the caller must answer. */
+static bool attempt_failed(rm_exchange_t *ex, rm_retry_cause_t cause, int status)
+{
+    rm_worker_t *w = ex->session->worker;
+    if (ex->resp_started || ex->finished)
+        return false;
+    rm_retry_done(ex); /* the attempt that just ended gives its retry room back */
+    rm_retry_verdict_t v = rm_retry_decide(ex, cause, status);
+    if (!v.retry)
+        return false;
+    ev_timer_stop(w->loop, &ex->try_timer);
+    if (ex->conn != NULL) {
+        rm_upconn_close(ex->conn);
+        ex->conn = NULL;
+    }
+    if (ex->upstream != NULL) {
+        ex->upstream->active--;
+        ex->upstream = NULL;
+    }
+    ex->retries++;
+    ex->resp_head_done = false;
+    ex->status = 0;
+    ex->phase = RM_EX_CONNECTING;
+    ex->backing_off = true;
+    ev_set_cb(&ex->try_timer, try_timer_cb);
+    ev_timer_set(&ex->try_timer, v.backoff_s, 0);
+    ev_timer_start(w->loop, &ex->try_timer);
+    rm_session_update_events(ex->session);
+    return true;
+}
+
 static void connect_upstream(rm_exchange_t *ex)
 {
     rm_worker_t *w = ex->session->worker;
@@ -289,21 +348,31 @@ static void connect_upstream(rm_exchange_t *ex)
     rm_http1_response_init(&ex->resp, w->headers, w->proxy->opt.max_headers);
     ex->conn =
         ex->raw_tcp ? rm_upconn_connect(w, up, ex, &err) : rm_upconn_acquire(w, up, ex, &err);
+    ex->bytes_sent = 0;
     if (ex->conn == NULL) {
         if (ex->raw_tcp) {
             rm_session_close(ex->session); /* the client sees the refusal as a close */
             return;
         }
-        local_reply(ex, 503, "upstream connect error", NULL);
+        if (!attempt_failed(ex, RM_RETRY_CAUSE_CONNECT_FAILURE, 0))
+            local_reply(ex, 503, "upstream connect error", NULL);
         return;
     }
     if (ex->raw_tcp) {
         rm_exchange_on_downstream_data(ex); /* bytes the client already sent */
         return;
     }
-    if (queue_head(ex) != 0) {
+    if (queue_head(ex) != 0 ||
+        (ex->replay.len > 0 &&
+         rm_buf_append(&ex->conn->out, rm_buf_head(&ex->replay), ex->replay.len) != 0)) {
         local_reply(ex, 503, "out of memory", NULL);
         return;
+    }
+    const rm_retry_policy_t *p = ex->svc != NULL ? ex->decision.retry : NULL;
+    if (p != NULL && p->per_try_timeout_ms > 0) {
+        ex->backing_off = false;
+        ev_timer_set(&ex->try_timer, (double)p->per_try_timeout_ms / 1000.0, 0);
+        ev_timer_start(w->loop, &ex->try_timer);
     }
     ex->phase = RM_EX_FORWARDING;
     pump_request_body(ex);
@@ -329,6 +398,20 @@ void rm_exchange_start(rm_exchange_t *ex)
     connect_upstream(ex);
 }
 
+/* Queues request body bytes (already framed) for the upstream, keeping a copy for a retry while
+ * the body fits the replay buffer. */
+static int send_body(rm_exchange_t *ex, const char *p, size_t n)
+{
+    int rc = rm_buf_append(&ex->conn->out, p, n);
+    if (rc != 0 || ex->replay_overflow)
+        return rc;
+    if (rm_buf_append(&ex->replay, p, n) != 0) {
+        ex->replay_overflow = true; /* larger than the limit: not retried once sent */
+        rm_buf_free(&ex->replay);
+    }
+    return 0;
+}
+
 /* Moves request body bytes from the session to the upstream connection, re-framing chunked. */
 static void pump_request_body(rm_exchange_t *ex)
 {
@@ -344,7 +427,7 @@ static void pump_request_body(rm_exchange_t *ex)
                 n = (size_t)ex->req_remaining;
             if (n > room)
                 n = room;
-            if (rm_buf_append(&c->out, rm_buf_head(&s->in), n) != 0)
+            if (send_body(ex, rm_buf_head(&s->in), n) != 0)
                 break;
             rm_buf_consume(&s->in, n);
             ex->req_remaining -= n;
@@ -370,11 +453,13 @@ static void pump_request_body(rm_exchange_t *ex)
                 return;
             }
             if (rc == RM_HTTP1_CHUNKED_DATA) {
-                rm_buf_printf(&c->out, "%zx\r\n", data.len);
-                rm_buf_append(&c->out, data.ptr, data.len);
-                rm_buf_append(&c->out, "\r\n", 2);
+                char size[24];
+                int sl = snprintf(size, sizeof(size), "%zx\r\n", data.len);
+                send_body(ex, size, (size_t)sl);
+                send_body(ex, data.ptr, data.len);
+                send_body(ex, "\r\n", 2);
             } else if (rc == RM_HTTP1_CHUNKED_DONE) {
-                rm_buf_append(&c->out, "0\r\n\r\n", 5);
+                send_body(ex, "0\r\n\r\n", 5);
                 ex->req_done = true;
             }
             rm_buf_consume(&s->in, consumed);
@@ -533,6 +618,13 @@ static void pump_response(rm_exchange_t *ex)
                 return;
             }
             rm_http1_response_t *resp = &ex->resp;
+            bool interim = resp->status >= 100 && resp->status < 200 && resp->status != 101;
+            if (!interim) {
+                ev_timer_stop(w->loop, &ex->try_timer); /* per-try timeout ends at the head */
+                if (ex->svc != NULL && rm_retry_status_matches(ex->decision.retry, resp->status) &&
+                    attempt_failed(ex, RM_RETRY_CAUSE_STATUS, resp->status))
+                    return;
+            }
             if (forward_response_head(ex, resp) != 0) {
                 rm_session_close(s);
                 return;
@@ -636,6 +728,8 @@ static void finish(rm_exchange_t *ex)
     if (!ex->req_done)
         ex->req_keepalive = false; /* the rest of the request body is still on the wire */
     double dur = ev_now(w->loop) - ex->start;
+    if (ex->retries > 0 && ex->status > 0 && ex->status < 500)
+        rm_metrics_retry_success(w, ex->service_name, ex->version_name, ex->route_name);
     if (!ex->raw_tcp) {
         rm_metrics_request(w, ex->service_name, ex->version_name, ex->route_name, ex->status, dur);
         rm_access_log_write(ex, dur);
@@ -655,6 +749,14 @@ void rm_exchange_on_upstream_error(rm_exchange_t *ex, rm_upstream_failure_t kind
         rm_session_close(ex->session);
         return;
     }
+    static const rm_retry_cause_t causes[] = {
+        [RM_UPSTREAM_CONNECT_FAILED] = RM_RETRY_CAUSE_CONNECT_FAILURE,
+        [RM_UPSTREAM_RESET] = RM_RETRY_CAUSE_RESET,
+        [RM_UPSTREAM_TIMEOUT] = RM_RETRY_CAUSE_TIMEOUT,
+        [RM_UPSTREAM_PROTOCOL] = RM_RETRY_CAUSE_STATUS,
+    };
+    if (attempt_failed(ex, causes[kind], kind == RM_UPSTREAM_PROTOCOL ? 502 : 0))
+        return;
     switch (kind) {
     case RM_UPSTREAM_CONNECT_FAILED:
         local_reply(ex, 503, "upstream connect error", NULL);

@@ -310,7 +310,7 @@ int main(int argc, char **argv)
     }
 
     struct ev_loop *main_loop = ev_default_loop(0);
-    if (rm_config_source_init(&proxy, main_loop) != 0)
+    if (rm_proxy_source_init(&proxy, main_loop) != 0)
         return 1; /* a bad config file at start-up is fatal: the reason is already logged */
 
     proxy.workers = calloc((size_t)proxy.opt.workers, sizeof(*proxy.workers));
@@ -337,7 +337,7 @@ int main(int argc, char **argv)
 
     for (int i = 0; i < proxy.opt.workers; i++)
         rm_worker_join(&proxy.workers[i]);
-    rm_config_source_free(&proxy);
+    rm_proxy_source_free(&proxy);
     free(proxy.workers);
     rm_stats_registry_free(proxy.stats);
     rm_log_info("drained; exiting");

@@ -108,6 +108,37 @@ void rm_metrics_request(rm_worker_t *w, const char *service, const char *version
     }
 }
 
+/* Retries are rare next to requests: a registry lookup (mutex, short scan) each time is fine. */
+static void count(rm_worker_t *w, const char *name, const rm_stats_label_t *l, size_t n)
+{
+    rm_counter_t *c = rm_stats_counter(w->proxy->stats, name, l, n);
+    if (c != NULL)
+        rm_counter_inc(c);
+}
+
+void rm_metrics_retry(rm_worker_t *w, const char *service, const char *version, const char *route,
+                      const char *reason)
+{
+    rm_stats_label_t l[] = {
+        {"service", service}, {"version", version}, {"route", route}, {"reason", reason}};
+    count(w, "remora_retries_total", l, 4);
+}
+
+void rm_metrics_retry_skipped(rm_worker_t *w, const char *service, const char *version,
+                              const char *route, const char *reason)
+{
+    rm_stats_label_t l[] = {
+        {"service", service}, {"version", version}, {"route", route}, {"reason", reason}};
+    count(w, "remora_retries_skipped_total", l, 4);
+}
+
+void rm_metrics_retry_success(rm_worker_t *w, const char *service, const char *version,
+                              const char *route)
+{
+    rm_stats_label_t l[] = {{"service", service}, {"version", version}, {"route", route}};
+    count(w, "remora_retry_success_total", l, 3);
+}
+
 void rm_metrics_upstream_connections(rm_worker_t *w, int delta)
 {
     metrics_cache_t *c = cache_get();

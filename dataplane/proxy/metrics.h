@@ -16,6 +16,16 @@ void rm_metrics_declare(rm_stats_registry_t *reg);
 void rm_metrics_request(rm_worker_t *w, const char *service, const char *version, const char *route,
                         int code, double seconds);
 
+/* Retries taken (reason: connect-failure, reset, gateway-error, 5xx, ...), retries refused
+ * (exhausted, budget, limit, non_idempotent, body_too_large, deadline), and requests that
+ * succeeded after a retry. */
+void rm_metrics_retry(rm_worker_t *w, const char *service, const char *version, const char *route,
+                      const char *reason);
+void rm_metrics_retry_skipped(rm_worker_t *w, const char *service, const char *version,
+                              const char *route, const char *reason);
+void rm_metrics_retry_success(rm_worker_t *w, const char *service, const char *version,
+                              const char *route);
+
 void rm_metrics_upstream_connections(rm_worker_t *w, int delta);
 void rm_metrics_pool_stale(rm_worker_t *w);
 void rm_metrics_overflow(rm_worker_t *w, const char *limit);

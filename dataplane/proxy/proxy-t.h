@@ -91,6 +91,7 @@ typedef struct rm_upstream {
     int consecutive_gateway;
     ev_tstamp ejected_until;
     uint64_t generation_seen;  /* last snapshot generation that listed it (for GC) */
+    bool from_snapshot;        /* an endpoint of a Service, not a raw address */
     struct rm_upstream *hnext; /* hash chain */
 } rm_upstream_t;
 
@@ -134,6 +135,12 @@ typedef struct rm_exchange {
     bool passthrough;       /* no service matched a transparently redirected request: forward it
                                to its original destination unchanged */
     uint64_t tried_keys[8]; /* endpoints tried by earlier attempts (a retry avoids them) */
+    int retries;            /* retries taken so far */
+    bool retry_reserved;    /* holds circuit-breaker room for a retry in flight */
+    bool replay_overflow;   /* the body outgrew the replay buffer: ambiguous failures are final */
+    rm_buf_t replay;        /* request body bytes as sent (re-framed), for the next attempt */
+    ev_timer try_timer;     /* per-try timeout, or the backoff before the next attempt */
+    bool backing_off;       /* try_timer is the backoff */
     size_t ntried;
     char service_name[64];
     char endpoint_address[64];

@@ -75,9 +75,14 @@ static rm_upstream_t *upstream_insert(rm_worker_t *w, uint64_t key, const struct
 rm_upstream_t *rm_upstream_get(rm_worker_t *w, const rm_endpoint_ref_t *ep)
 {
     rm_upstream_t *u = rm_upstream_find(w, ep->key);
-    if (u != NULL)
-        return u;
-    return upstream_insert(w, ep->key, (const struct sockaddr *)&ep->addr, ep->addrlen);
+    if (u == NULL) {
+        u = upstream_insert(w, ep->key, (const struct sockaddr *)&ep->addr, ep->addrlen);
+        if (u != NULL) {
+            u->from_snapshot = true;
+            u->generation_seen = w->snap_generation;
+        }
+    }
+    return u;
 }
 
 rm_upstream_t *rm_upstream_get_addr(rm_worker_t *w, const struct sockaddr *sa, socklen_t len)

@@ -122,6 +122,30 @@ static void accept_cb(struct ev_loop *loop, ev_io *io, int revents)
     }
 }
 
+/* A withdrawn (draining) or removed endpoint's pooled connections are closed at once: the next
+ * request must not race the endpoint's shutdown on a connection it is about to close. */
+static void forget_withdrawn_endpoints(rm_worker_t *w)
+{
+    for (size_t i = 0; i < rm_snapshot_service_count(w->snap); i++) {
+        const rm_service_t *svc = rm_snapshot_service_at(w->snap, i);
+        for (size_t e = 0; e < svc->nendpoints; e++) {
+            rm_upstream_t *up = rm_upstream_find(w, svc->endpoints[e].key);
+            if (up == NULL)
+                continue;
+            if (svc->endpoints[e].draining)
+                rm_upstream_close_idle(w, up);
+            else
+                up->generation_seen = w->snap_generation;
+        }
+    }
+    /* Endpoints the new snapshot no longer lists (raw-address upstreams — the inbound app,
+     * passthrough destinations — are not the snapshot's to judge). */
+    for (size_t b = 0; b < w->utable_size; b++)
+        for (rm_upstream_t *u = w->utable[b]; u != NULL; u = u->hnext)
+            if (u->from_snapshot && u->generation_seen != w->snap_generation && u->idle_count > 0)
+                rm_upstream_close_idle(w, u);
+}
+
 static void refresh_snapshot(rm_worker_t *w)
 {
     uint64_t gen = rm_snapshot_generation();
@@ -134,6 +158,7 @@ static void refresh_snapshot(rm_worker_t *w)
         rm_snapshot_unref(w->snap); /* exchanges in flight keep their own references */
     w->snap = s;
     w->snap_generation = gen;
+    forget_withdrawn_endpoints(w);
 }
 
 static bool worker_idle(rm_worker_t *w)
@@ -261,7 +286,7 @@ static void *worker_main(void *arg)
     pthread_sigmask(SIG_BLOCK, &all, NULL);
     refresh_snapshot(w);
     ev_run(w->loop, 0);
-    rm_config_source_worker_exited(w->proxy);
+    rm_proxy_source_worker_exited(w->proxy);
     return NULL;
 }
 

@@ -1,0 +1,130 @@
+"""tests/proxy/retry_test.py — safe retries: what is retried, what is not, and the counters."""
+import socket
+import threading
+import unittest
+
+from proxy_fixture import ProxyHarness, get, metric, service_yaml
+from remora_harness import free_port
+
+
+def closing_server():
+    """A server that reads each request and closes without answering: an ambiguous failure."""
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(64)
+
+    def run():
+        while True:
+            try:
+                c, _ = srv.accept()
+            except OSError:
+                return
+            try:
+                c.settimeout(2)
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    more = c.recv(65536)
+                    if not more:
+                        break
+                    data += more
+            except OSError:
+                pass
+            c.close()
+
+    threading.Thread(target=run, daemon=True).start()
+    return srv
+
+
+def route(retry):
+    return """---
+kind: Route
+name: r
+service: svc
+rules:
+  - name: main
+    destinations: [{version: v1, weight: 1}]
+    retries: %s
+""" % retry
+
+
+class RetryTest(unittest.TestCase):
+    def setUp(self):
+        self.h = ProxyHarness()
+        self.addCleanup(self.h.close)
+
+    def test_connect_failure_is_retried_for_every_method(self):
+        good = self.h.backend("svc", "v1")
+        dead = free_port()
+        cfg = service_yaml("svc", [("127.0.0.1:%d" % dead, "v1"), ("127.0.0.1:%d" % good.port, "v1")]) + \
+            route("{attempts: 3, retryOn: [connect-failure]}")
+        p = self.h.proxy(cfg)
+        for method in ("GET", "POST", "PATCH"):
+            for _ in range(10):
+                r = get(p.outbound, "/", method=method, body=b"x" if method != "GET" else b"")
+                self.assertEqual(r.status, 200, method)
+        self.assertGreater(metric(p.admin, "remora_retries_total", reason="connect-failure"), 0)
+        self.assertGreater(metric(p.admin, "remora_retry_success_total"), 0)
+
+    def test_reset_retried_only_when_safe(self):
+        good = self.h.backend("svc", "v1")
+        bad = closing_server()
+        self.addCleanup(bad.close)
+        cfg = service_yaml("svc", [("127.0.0.1:%d" % bad.getsockname()[1], "v1"),
+                                   ("127.0.0.1:%d" % good.port, "v1")]) + \
+            route("{attempts: 3, retryOn: [connect-failure, reset], backoff: {base: 1ms, max: 5ms}}")
+        p = self.h.proxy(cfg)
+        statuses = {"GET": set(), "POST": set(), "POST+key": set()}
+        for _ in range(30):
+            statuses["GET"].add(get(p.outbound, "/").status)
+            statuses["POST"].add(get(p.outbound, "/", method="POST", body=b"order").status)
+            statuses["POST+key"].add(get(p.outbound, "/", method="POST", body=b"order",
+                                         headers={"Idempotency-Key": "k1"}).status)
+        self.assertEqual(statuses["GET"], {200})
+        self.assertEqual(statuses["POST+key"], {200})
+        self.assertIn(502, statuses["POST"])  # the upstream may have processed it: not retried
+        self.assertGreater(metric(p.admin, "remora_retries_skipped_total", reason="non_idempotent"), 0)
+        self.assertGreater(metric(p.admin, "remora_retries_total", reason="reset"), 0)
+
+    def test_status_retry_goes_to_another_endpoint_with_attempt_header(self):
+        good = self.h.backend("svc", "v1")
+        failing = self.h.backend("svc", "v1", extra=["--status", "503"])
+        cfg = service_yaml("svc", [("127.0.0.1:%d" % failing.port, "v1"),
+                                   ("127.0.0.1:%d" % good.port, "v1")]) + \
+            route("{attempts: 2, retryOn: [gateway-error], backoff: {base: 1ms, max: 2ms}}")
+        p = self.h.proxy(cfg)
+        attempts = set()
+        for _ in range(30):
+            r = get(p.outbound, "/", headers={"x-backend-echo-headers": "1"})
+            self.assertEqual(r.status, 200)
+            attempts.add(r.json()["headers"]["x-remora-attempt"])
+        self.assertEqual(attempts, {"1", "2"})
+        self.assertGreater(metric(p.admin, "remora_retries_total", reason="gateway-error"), 0)
+
+    def test_budget_bounds_retries_against_a_failing_upstream(self):
+        failing = self.h.backend("svc", "v1", extra=["--status", "503"])
+        cfg = service_yaml("svc", [("127.0.0.1:%d" % failing.port, "v1")]) + \
+            route("{attempts: 3, retryOn: [5xx], backoff: {base: 1ms, max: 1ms}, "
+                  "budget: {percent: 20, minPerSecond: 1}}")
+        p = self.h.proxy(cfg)
+        n = 300
+        for _ in range(n):
+            self.assertEqual(get(p.outbound, "/").status, 503)
+        retries = metric(p.admin, "remora_retries_total")
+        # at most 20% of requests plus the floor (1/s over the 10 s window)
+        self.assertLessEqual(retries, 0.2 * n + 10)
+        self.assertGreater(retries, 0)
+        self.assertGreater(metric(p.admin, "remora_retries_skipped_total", reason="budget"), 0)
+
+    def test_exhausted_is_counted(self):
+        failing = self.h.backend("svc", "v1", extra=["--status", "503"])
+        cfg = service_yaml("svc", [("127.0.0.1:%d" % failing.port, "v1")]) + \
+            route("{attempts: 1, retryOn: [5xx], backoff: {base: 1ms, max: 1ms}}")
+        p = self.h.proxy(cfg)
+        self.assertEqual(get(p.outbound, "/").status, 503)
+        self.assertEqual(metric(p.admin, "remora_retries_total"), 1)
+        self.assertEqual(metric(p.admin, "remora_retries_skipped_total", reason="exhausted"), 1)
+
+
+if __name__ == "__main__":
+    unittest.main()
