@@ -188,10 +188,14 @@ void rm__table_print(const rm__table_t *t, FILE *out)
                 w[c] = l;
         }
     for (size_t r = 0; r < t->nrows; r++) {
-        for (size_t c = 0; c < t->ncols; c++) {
+        /* No trailing blanks: pad only up to the row's last non-empty cell. */
+        size_t last = t->ncols;
+        while (last > 1 && t->cells[r * t->ncols + last - 1][0] == '\0')
+            last--;
+        for (size_t c = 0; c < last; c++) {
             const char *s = t->cells[r * t->ncols + c];
-            if (c + 1 == t->ncols)
-                fprintf(out, "%s", s); /* no trailing blanks */
+            if (c + 1 == last)
+                fprintf(out, "%s", s);
             else
                 fprintf(out, "%-*s  ", (int)w[c], s);
         }
