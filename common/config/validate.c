@@ -494,7 +494,7 @@ static void validate_circuit_breaker(rm__vctx_t *v, Remora__V1__CircuitBreaker *
         limit(v, "maxPendingRequests", &l->has_max_pending_requests, &l->max_pending_requests, 1,
               1000000, 1024);
         limit(v, "maxRequests", &l->has_max_requests, &l->max_requests, 1, 1000000, 1024);
-        limit(v, "maxRetries", &l->has_max_retries, &l->max_retries, 0, 1000000, 3);
+        limit(v, "maxRetries", &l->has_max_retries, &l->max_retries, 0, 1000000, 1024);
     }
     rm__path_pop(&v->path, mark);
 

@@ -381,7 +381,7 @@ static void test_defaults(void **state)
     assert_int_equal(cb->limits->max_connections, 1024);
     assert_int_equal(cb->limits->max_pending_requests, 1024);
     assert_int_equal(cb->limits->max_requests, 1024);
-    assert_int_equal(cb->limits->max_retries, 3);
+    assert_int_equal(cb->limits->max_retries, 1024);
     assert_true(cb->outlier_detection->has_consecutive_5xx);
     assert_int_equal(cb->outlier_detection->consecutive_5xx, 5);
     assert_int_equal(cb->outlier_detection->consecutive_gateway_errors, 3);

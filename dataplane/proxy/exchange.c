@@ -19,6 +19,7 @@
 #include "dataplane/proxy/access_log.h"
 #include "dataplane/proxy/list.h"
 #include "dataplane/proxy/metrics.h"
+#include "dataplane/proxy/outlier.h"
 #include "dataplane/proxy/retry.h"
 #include "dataplane/proxy/routing.h"
 #include "dataplane/proxy/session.h"
@@ -241,6 +242,19 @@ void rm_exchange_abort(rm_exchange_t *ex)
     retire(ex);
 }
 
+/* An inbound sidecar that cannot reach its app (it has exited during a rolling update, or not
+ * started) tells the caller's sidecar the request was never processed, so that sidecar may retry
+ * it elsewhere whatever its method. Only sidecars set or read this header. */
+#define UNPROCESSED_HEADER "x-remora-error"
+#define UNPROCESSED_VALUE  "upstream-connect"
+
+static const char *unprocessed_marker(const rm_exchange_t *ex)
+{
+    return ex->session->kind == RM_LISTENER_INBOUND ? UNPROCESSED_HEADER ": " UNPROCESSED_VALUE
+                                                                         "\r\n"
+                                                    : NULL;
+}
+
 /* Answers from the proxy itself. Only possible before any response byte went to the client. */
 static void local_reply(rm_exchange_t *ex, int status, const char *reason, const char *extra)
 {
@@ -304,6 +318,9 @@ static bool attempt_failed(rm_exchange_t *ex, rm_retry_cause_t cause, int status
     rm_worker_t *w = ex->session->worker;
     if (ex->resp_started || ex->finished)
         return false;
+    rm_outlier_record(ex, cause == RM_RETRY_CAUSE_STATUS ? rm_outlier_classify(status)
+                                                         : RM_OUTLIER_GATEWAY_ERROR);
+    ex->outlier_recorded = true;
     rm_retry_done(ex); /* the attempt that just ended gives its retry room back */
     rm_retry_verdict_t v = rm_retry_decide(ex, cause, status);
     if (!v.retry)
@@ -318,6 +335,7 @@ static bool attempt_failed(rm_exchange_t *ex, rm_retry_cause_t cause, int status
         ex->upstream = NULL;
     }
     ex->retries++;
+    ex->outlier_recorded = false;
     ex->resp_head_done = false;
     ex->status = 0;
     ex->phase = RM_EX_CONNECTING;
@@ -355,7 +373,7 @@ static void connect_upstream(rm_exchange_t *ex)
             return;
         }
         if (!attempt_failed(ex, RM_RETRY_CAUSE_CONNECT_FAILURE, 0))
-            local_reply(ex, 503, "upstream connect error", NULL);
+            local_reply(ex, 503, "upstream connect error", unprocessed_marker(ex));
         return;
     }
     if (ex->raw_tcp) {
@@ -593,6 +611,13 @@ static int forward_response_head(rm_exchange_t *ex, rm_http1_response_t *resp)
     return 0;
 }
 
+static bool header_is(const rm_http1_response_t *resp, const char *name, const char *value)
+{
+    ssize_t i = rm_http1_header_find(resp->headers, resp->num_headers, name, strlen(name));
+    return i >= 0 && resp->headers[i].value.len == strlen(value) &&
+           memcmp(resp->headers[i].value.ptr, value, strlen(value)) == 0;
+}
+
 /* Parses response heads (skipping 1xx interim responses after forwarding them) and moves body
  * bytes from the upstream connection to the session. */
 static void pump_response(rm_exchange_t *ex)
@@ -621,9 +646,17 @@ static void pump_response(rm_exchange_t *ex)
             bool interim = resp->status >= 100 && resp->status < 200 && resp->status != 101;
             if (!interim) {
                 ev_timer_stop(w->loop, &ex->try_timer); /* per-try timeout ends at the head */
+                if (ex->svc != NULL && resp->status == 503 &&
+                    header_is(resp, UNPROCESSED_HEADER, UNPROCESSED_VALUE) &&
+                    attempt_failed(ex, RM_RETRY_CAUSE_CONNECT_FAILURE, 0))
+                    return; /* the peer sidecar could not reach its app: provably unprocessed */
                 if (ex->svc != NULL && rm_retry_status_matches(ex->decision.retry, resp->status) &&
                     attempt_failed(ex, RM_RETRY_CAUSE_STATUS, resp->status))
                     return;
+            }
+            if (!interim && !ex->outlier_recorded) {
+                rm_outlier_record(ex, rm_outlier_classify(resp->status));
+                ex->outlier_recorded = true;
             }
             if (forward_response_head(ex, resp) != 0) {
                 rm_session_close(s);
@@ -757,9 +790,13 @@ void rm_exchange_on_upstream_error(rm_exchange_t *ex, rm_upstream_failure_t kind
     };
     if (attempt_failed(ex, causes[kind], kind == RM_UPSTREAM_PROTOCOL ? 502 : 0))
         return;
+    if (!ex->outlier_recorded) {
+        rm_outlier_record(ex, RM_OUTLIER_GATEWAY_ERROR);
+        ex->outlier_recorded = true;
+    }
     switch (kind) {
     case RM_UPSTREAM_CONNECT_FAILED:
-        local_reply(ex, 503, "upstream connect error", NULL);
+        local_reply(ex, 503, "upstream connect error", unprocessed_marker(ex));
         break;
     case RM_UPSTREAM_TIMEOUT:
         local_reply(ex, 504, "upstream request timeout", NULL);
@@ -773,6 +810,8 @@ void rm_exchange_on_upstream_error(rm_exchange_t *ex, rm_upstream_failure_t kind
     }
 }
 
+/* Any call below may end this attempt (a retry closes `c` and may open another connection), or
+ * the whole exchange: after each, stop unless the exchange still uses `c`. */
 void rm_exchange_on_upstream_io(rm_exchange_t *ex, int revents)
 {
     rm_upconn_t *c = ex->conn;
@@ -788,7 +827,7 @@ void rm_exchange_on_upstream_io(rm_exchange_t *ex, int revents)
         if (ex->phase == RM_EX_TUNNEL && ex->client_close && c->out.len == 0)
             shutdown(c->fd, SHUT_WR);
         pump_request_body(ex);
-        if (ex->finished || s->closing)
+        if (ex->finished || s->closing || ex->conn != c)
             return;
     }
     if (revents & EV_READ) {
@@ -808,7 +847,7 @@ void rm_exchange_on_upstream_io(rm_exchange_t *ex, int revents)
             }
             if (ex->resp_head_done && ex->resp_body == RM_HTTP1_BODY_UNTIL_CLOSE) {
                 pump_response(ex); /* flush what is buffered; then the close ends the body */
-                if (ex->finished || s->closing)
+                if (ex->finished || s->closing || ex->conn != c)
                     return;
                 if (ex->conn->in.len == 0) {
                     ex->resp_done = true;
@@ -818,13 +857,13 @@ void rm_exchange_on_upstream_io(rm_exchange_t *ex, int revents)
                 return;
             }
             pump_response(ex);
-            if (ex->finished || s->closing)
+            if (ex->finished || s->closing || ex->conn != c)
                 return;
             rm_exchange_on_upstream_error(ex, RM_UPSTREAM_RESET, (int)n);
             return;
         }
         pump_response(ex);
-        if (ex->finished || s->closing)
+        if (ex->finished || s->closing || ex->conn != c)
             return;
     }
     rm_upconn_update_events(c);

@@ -139,6 +139,13 @@ void rm_metrics_retry_success(rm_worker_t *w, const char *service, const char *v
     count(w, "remora_retry_success_total", l, 3);
 }
 
+void rm_metrics_ejection(rm_worker_t *w, const char *service, const char *version,
+                         const char *endpoint)
+{
+    rm_stats_label_t l[] = {{"service", service}, {"version", version}, {"endpoint", endpoint}};
+    count(w, "remora_outlier_ejections_total", l, 3);
+}
+
 void rm_metrics_upstream_connections(rm_worker_t *w, int delta)
 {
     metrics_cache_t *c = cache_get();

@@ -26,6 +26,9 @@ void rm_metrics_retry_skipped(rm_worker_t *w, const char *service, const char *v
 void rm_metrics_retry_success(rm_worker_t *w, const char *service, const char *version,
                               const char *route);
 
+void rm_metrics_ejection(rm_worker_t *w, const char *service, const char *version,
+                         const char *endpoint);
+
 void rm_metrics_upstream_connections(rm_worker_t *w, int delta);
 void rm_metrics_pool_stale(rm_worker_t *w);
 void rm_metrics_overflow(rm_worker_t *w, const char *limit);

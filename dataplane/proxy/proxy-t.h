@@ -90,6 +90,7 @@ typedef struct rm_upstream {
     int consecutive_5xx; /* outlier detection (resilience) */
     int consecutive_gateway;
     ev_tstamp ejected_until;
+    int ejections; /* times ejected so far: the next ejection lasts this many base times */
     uint64_t generation_seen;  /* last snapshot generation that listed it (for GC) */
     bool from_snapshot;        /* an endpoint of a Service, not a raw address */
     struct rm_upstream *hnext; /* hash chain */
@@ -141,6 +142,7 @@ typedef struct rm_exchange {
     rm_buf_t replay;        /* request body bytes as sent (re-framed), for the next attempt */
     ev_timer try_timer;     /* per-try timeout, or the backoff before the next attempt */
     bool backing_off;       /* try_timer is the backoff */
+    bool outlier_recorded;  /* this attempt's outcome went to outlier detection */
     size_t ntried;
     char service_name[64];
     char endpoint_address[64];

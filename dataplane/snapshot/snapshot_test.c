@@ -354,7 +354,7 @@ static void test_circuit_breakers(void **state)
     assert_int_equal(cb->max_connections, 1024);
     assert_int_equal(cb->max_pending_requests, 1024);
     assert_int_equal(cb->max_requests, 1024);
-    assert_int_equal(cb->max_retries, 3);
+    assert_int_equal(cb->max_retries, 1024);
     assert_int_equal(cb->max_ejection_percent, 10);
     rm_snapshot_unref(s);
 }
