@@ -443,7 +443,13 @@ static int conn_step(server_t *s, conn_t *c)
                         "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\n"
                         "Connection: close\r\nContent-Length: 59\r\n\r\n" PLAIN_BODY;
                     _Static_assert(sizeof(PLAIN_BODY) - 1 == 59, "Content-Length of PLAIN_BODY");
+                    char sink[4096];
+                    /* Consume what was sent, so closing does not turn into a reset that could
+                     * destroy the answer before the client reads it. */
+                    while (recv(c->fd, sink, sizeof(sink), MSG_DONTWAIT) > 0)
+                        ;
                     (void)!write(c->fd, msg, sizeof(msg) - 1);
+                    shutdown(c->fd, SHUT_WR);
                     return -1;
                 }
             }
