@@ -18,6 +18,7 @@
 #include "common/log/log.h"
 #include "dataplane/proxy/access_log.h"
 #include "dataplane/proxy/list.h"
+#include "dataplane/proxy/limits.h"
 #include "dataplane/proxy/metrics.h"
 #include "dataplane/proxy/outlier.h"
 #include "dataplane/proxy/retry.h"
@@ -184,6 +185,7 @@ static void retire(rm_exchange_t *ex)
     ev_timer_stop(w->loop, &ex->timer);
     ev_timer_stop(w->loop, &ex->try_timer);
     rm_retry_done(ex);
+    rm_limits_release(ex);
     rm_buf_free(&ex->replay);
     if (ex->conn != NULL) {
         rm_upconn_close(ex->conn);
@@ -297,6 +299,13 @@ static int queue_head(rm_exchange_t *ex)
     return rc;
 }
 
+/* Past a circuit-breaker limit: fail at once, say so, count it. */
+static void overloaded(rm_exchange_t *ex, const char *limit)
+{
+    rm_metrics_overflow(ex->session->worker, limit);
+    local_reply(ex, 503, "overloaded", "x-remora-overloaded: true\r\n");
+}
+
 /* The per-try timeout fired, or the backoff before the next attempt ended. */
 static void try_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
@@ -364,8 +373,16 @@ static void connect_upstream(rm_exchange_t *ex)
     up->active++;
     ex->attempts++;
     rm_http1_response_init(&ex->resp, w->headers, w->proxy->opt.max_headers);
-    ex->conn =
-        ex->raw_tcp ? rm_upconn_connect(w, up, ex, &err) : rm_upconn_acquire(w, up, ex, &err);
+    ex->conn = ex->raw_tcp ? NULL : rm_upconn_take_pooled(w, up, ex);
+    if (ex->conn == NULL && !ex->raw_tcp) {
+        const char *limit = rm_limits_connect(ex);
+        if (limit != NULL) {
+            overloaded(ex, limit);
+            return;
+        }
+    }
+    if (ex->conn == NULL)
+        ex->conn = rm_upconn_connect(w, up, ex, &err);
     ex->bytes_sent = 0;
     if (ex->conn == NULL) {
         if (ex->raw_tcp) {
@@ -405,6 +422,11 @@ void rm_exchange_start(rm_exchange_t *ex)
     rm_worker_t *w = ex->session->worker;
     if (ex->local_status != 0) {
         local_reply(ex, ex->local_status, ex->local_reason, NULL);
+        return;
+    }
+    const char *limit = rm_limits_admit(ex);
+    if (limit != NULL) {
+        overloaded(ex, limit);
         return;
     }
     if (!ex->raw_tcp) { /* a raw tunnel lives as long as both sides keep it open */
@@ -772,6 +794,7 @@ static void finish(rm_exchange_t *ex)
 
 void rm_exchange_on_upstream_error(rm_exchange_t *ex, rm_upstream_failure_t kind, int err)
 {
+    rm_limits_connected(ex);
     (void)err;
     if (ex->phase == RM_EX_TUNNEL) {
         rm_session_close(ex->session);
@@ -816,6 +839,7 @@ void rm_exchange_on_upstream_io(rm_exchange_t *ex, int revents)
 {
     rm_upconn_t *c = ex->conn;
     rm_session_t *s = ex->session;
+    rm_limits_connected(ex); /* the connection is up: no longer pending */
     if (revents & EV_WRITE) {
         ssize_t n = rm_buf_write_fd(&c->out, c->fd);
         if (n < 0 && n != -EAGAIN) {

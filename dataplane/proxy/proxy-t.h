@@ -143,6 +143,8 @@ typedef struct rm_exchange {
     ev_timer try_timer;     /* per-try timeout, or the backoff before the next attempt */
     bool backing_off;       /* try_timer is the backoff */
     bool outlier_recorded;  /* this attempt's outcome went to outlier detection */
+    void *limits_slot;      /* circuit-breaker counters this request holds a place in */
+    bool limits_pending;    /* and a pending-connection place */
     size_t ntried;
     char service_name[64];
     char endpoint_address[64];

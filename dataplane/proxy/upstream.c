@@ -156,7 +156,7 @@ static void attach(rm_upconn_t *c, rm_exchange_t *ex)
     ev_set_cb(&c->timer, busy_timer_cb);
 }
 
-rm_upconn_t *rm_upconn_acquire(rm_worker_t *w, rm_upstream_t *up, rm_exchange_t *ex, int *err)
+rm_upconn_t *rm_upconn_take_pooled(rm_worker_t *w, rm_upstream_t *up, rm_exchange_t *ex)
 {
     while (!rm_list_empty(&up->idle)) {
         rm_upconn_t *c = container_of(up->idle.next, rm_upconn_t, link);
@@ -172,8 +172,13 @@ rm_upconn_t *rm_upconn_acquire(rm_worker_t *w, rm_upstream_t *up, rm_exchange_t 
         rm_upconn_update_events(c);
         return c;
     }
+    return NULL;
+}
 
-    return rm_upconn_connect(w, up, ex, err);
+rm_upconn_t *rm_upconn_acquire(rm_worker_t *w, rm_upstream_t *up, rm_exchange_t *ex, int *err)
+{
+    rm_upconn_t *c = rm_upconn_take_pooled(w, up, ex);
+    return c != NULL ? c : rm_upconn_connect(w, up, ex, err);
 }
 
 rm_upconn_t *rm_upconn_connect(rm_worker_t *w, rm_upstream_t *up, rm_exchange_t *ex, int *err)

@@ -26,6 +26,9 @@ rm_upstream_t *rm_upstream_get_addr(rm_worker_t *w, const struct sockaddr *sa, s
  * ex and its callbacks drive ex. Returns NULL with *err = -errno when connect() fails at once. */
 rm_upconn_t *rm_upconn_acquire(rm_worker_t *w, rm_upstream_t *up, rm_exchange_t *ex, int *err);
 
+/* A pooled connection that is still open, attached to ex, or NULL when the pool has none. */
+rm_upconn_t *rm_upconn_take_pooled(rm_worker_t *w, rm_upstream_t *up, rm_exchange_t *ex);
+
 /* Always opens a new connection (raw TCP tunnels never share or pool connections). */
 rm_upconn_t *rm_upconn_connect(rm_worker_t *w, rm_upstream_t *up, rm_exchange_t *ex, int *err);
 
