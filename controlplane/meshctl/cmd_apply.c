@@ -92,7 +92,8 @@ static void print_acks(Remora__V1__SidecarAck **acks, size_t n)
         const char *ans = strcmp(a->state, "NACKED") == 0   ? "NACK"
                           : strcmp(a->state, "SYNCED") == 0 ? "ACK"
                                                             : "no answer";
-        rm__table_row(&t, pod, a->service, a->version, cv, ans, a->error);
+        rm__table_row(&t, pod, *a->service ? a->service : NULL, *a->version ? a->version : NULL, cv,
+                      ans, a->error);
     }
     rm__table_print(&t, stdout);
     rm__table_free(&t);
