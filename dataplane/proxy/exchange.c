@@ -24,6 +24,7 @@
 #include "dataplane/proxy/retry.h"
 #include "dataplane/proxy/routing.h"
 #include "dataplane/proxy/session.h"
+#include "dataplane/proxy/shadow.h"
 #include "dataplane/proxy/upstream.h"
 #include "dataplane/proxy/worker.h"
 
@@ -187,6 +188,7 @@ static void retire(rm_exchange_t *ex)
     rm_retry_done(ex);
     rm_limits_release(ex);
     rm_buf_free(&ex->replay);
+    rm_buf_free(&ex->shadow_head);
     if (ex->conn != NULL) {
         rm_upconn_close(ex->conn);
         ex->conn = NULL;
@@ -429,7 +431,9 @@ void rm_exchange_start(rm_exchange_t *ex)
         overloaded(ex, limit);
         return;
     }
-    if (!ex->raw_tcp) { /* a raw tunnel lives as long as both sides keep it open */
+    if (ex->req_done)
+        rm_shadow_launch(ex); /* no body to wait for: the copy goes out with the primary */
+    if (!ex->raw_tcp) {       /* a raw tunnel lives as long as both sides keep it open */
         uint64_t ms = ex->timeout_ms ? ex->timeout_ms : w->proxy->opt.request_timeout_ms;
         ev_set_cb(&ex->timer, timeout_cb);
         ev_timer_set(&ex->timer, (double)ms / 1000.0, 0);
@@ -471,8 +475,10 @@ static void pump_request_body(rm_exchange_t *ex)
                 break;
             rm_buf_consume(&s->in, n);
             ex->req_remaining -= n;
-            if (ex->req_remaining == 0)
+            if (ex->req_remaining == 0) {
                 ex->req_done = true;
+                rm_shadow_launch(ex);
+            }
         } else if (ex->req_body == RM_HTTP1_BODY_CHUNKED) {
             if (room <= CHUNK_OVERHEAD)
                 break;
@@ -501,6 +507,7 @@ static void pump_request_body(rm_exchange_t *ex)
             } else if (rc == RM_HTTP1_CHUNKED_DONE) {
                 send_body(ex, "0\r\n\r\n", 5);
                 ex->req_done = true;
+                rm_shadow_launch(ex);
             }
             rm_buf_consume(&s->in, consumed);
             if (rc == RM_HTTP1_INCOMPLETE)

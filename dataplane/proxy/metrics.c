@@ -146,6 +146,25 @@ void rm_metrics_ejection(rm_worker_t *w, const char *service, const char *versio
     count(w, "remora_outlier_ejections_total", l, 3);
 }
 
+void rm_metrics_shadow_sent(rm_worker_t *w, const char *service, const char *version)
+{
+    rm_stats_label_t l[] = {{"service", service}, {"version", version}};
+    count(w, "remora_shadow_requests_total", l, 2);
+}
+
+void rm_metrics_shadow_error(rm_worker_t *w, const char *service, const char *version)
+{
+    rm_stats_label_t l[] = {{"service", service}, {"version", version}};
+    count(w, "remora_shadow_errors_total", l, 2);
+}
+
+void rm_metrics_shadow_dropped(rm_worker_t *w, const char *service, const char *version,
+                               const char *reason)
+{
+    rm_stats_label_t l[] = {{"service", service}, {"version", version}, {"reason", reason}};
+    count(w, "remora_shadow_dropped_total", l, 3);
+}
+
 void rm_metrics_upstream_connections(rm_worker_t *w, int delta)
 {
     metrics_cache_t *c = cache_get();

@@ -29,6 +29,12 @@ void rm_metrics_retry_success(rm_worker_t *w, const char *service, const char *v
 void rm_metrics_ejection(rm_worker_t *w, const char *service, const char *version,
                          const char *endpoint);
 
+/* Shadow copies: sent, failed (5xx, reset, timeout), and not sent with the reason. */
+void rm_metrics_shadow_sent(rm_worker_t *w, const char *service, const char *version);
+void rm_metrics_shadow_error(rm_worker_t *w, const char *service, const char *version);
+void rm_metrics_shadow_dropped(rm_worker_t *w, const char *service, const char *version,
+                               const char *reason);
+
 void rm_metrics_upstream_connections(rm_worker_t *w, int delta);
 void rm_metrics_pool_stale(rm_worker_t *w);
 void rm_metrics_overflow(rm_worker_t *w, const char *limit);

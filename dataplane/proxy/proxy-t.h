@@ -70,6 +70,7 @@ typedef struct rm_session rm_session_t;
 typedef struct rm_exchange rm_exchange_t;
 typedef struct rm_upstream rm_upstream_t;
 typedef struct rm_upconn rm_upconn_t;
+typedef struct rm_shadow rm_shadow_t;
 
 typedef struct rm_listener {
     ev_io io;
@@ -100,8 +101,9 @@ typedef struct rm_upconn {
     ev_io io;
     ev_timer timer; /* connect timeout, then idle timeout while pooled */
     int fd;
-    rm_upstream_t *up; /* borrowed: upstreams outlive their connections */
-    rm_exchange_t *ex; /* borrowed: the exchange using it, NULL when idle */
+    rm_upstream_t *up;   /* borrowed: upstreams outlive their connections */
+    rm_exchange_t *ex;   /* borrowed: the exchange using it, NULL when idle */
+    rm_shadow_t *shadow; /* borrowed: or the shadow copy using it (never pooled) */
     rm_worker_t *worker;
     rm_list_t link;   /* in up->idle while idle */
     rm_buf_t in, out; /* owned */
@@ -145,6 +147,10 @@ typedef struct rm_exchange {
     bool outlier_recorded;  /* this attempt's outcome went to outlier detection */
     void *limits_slot;      /* circuit-breaker counters this request holds a place in */
     bool limits_pending;    /* and a pending-connection place */
+    rm_buf_t shadow_head;   /* the mirror copy's head (Host + "-shadow"), when mirrored */
+    const rm_service_t *shadow_svc;
+    size_t shadow_version; /* in shadow_svc->versions */
+    bool shadow_pending;   /* mirrored, not launched yet */
     size_t ntried;
     char service_name[64];
     char endpoint_address[64];
@@ -230,6 +236,7 @@ typedef struct rm_worker {
     uint64_t rng;
     bool draining;
     bool listeners_closed;
+    int shadows; /* shadow copies in flight */
 } rm_worker_t;
 
 struct rm_proxy {

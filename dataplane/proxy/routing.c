@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "dataplane/proxy/shadow.h"
 #include "dataplane/proxy/upstream.h"
 #include "dataplane/proxy/worker.h"
 
@@ -79,6 +80,8 @@ void rm_routing_decide(rm_exchange_t *ex, rm_http1_request_t *req)
     ex->timeout_ms = ex->decision.timeout_ms;
     if (rc == RM_ROUTE_NO_VERSION || rc < 0)
         local(ex, 503, "no healthy upstream");
+    else if (ex->decision.mirror)
+        rm_shadow_prepare(ex, req);
 }
 
 /* Active requests of an endpoint on this worker, or -1 while outlier detection ejects it. */

@@ -15,6 +15,7 @@
 #include "dataplane/proxy/exchange.h"
 #include "dataplane/proxy/list.h"
 #include "dataplane/proxy/metrics.h"
+#include "dataplane/proxy/shadow.h"
 #include "dataplane/snapshot/hash.h"
 
 /* Fixed bucket count with chaining: a sidecar talks to tens or hundreds of endpoints. */
@@ -262,13 +263,19 @@ static void busy_io_cb(struct ev_loop *loop, ev_io *io, int revents)
         socklen_t l = sizeof(soerr);
         getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &soerr, &l);
         if (soerr != 0) {
-            rm_exchange_on_upstream_error(c->ex, RM_UPSTREAM_CONNECT_FAILED, -soerr);
+            if (c->shadow != NULL)
+                rm_shadow_on_error(c->shadow);
+            else
+                rm_exchange_on_upstream_error(c->ex, RM_UPSTREAM_CONNECT_FAILED, -soerr);
             return;
         }
         c->connected = true;
         ev_timer_stop(c->worker->loop, &c->timer);
     }
-    rm_exchange_on_upstream_io(c->ex, revents);
+    if (c->shadow != NULL)
+        rm_shadow_on_io(c->shadow, revents);
+    else
+        rm_exchange_on_upstream_io(c->ex, revents);
 }
 
 static void busy_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
@@ -276,6 +283,10 @@ static void busy_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
     (void)loop;
     (void)revents;
     rm_upconn_t *c = container_of(t, rm_upconn_t, timer);
+    if (c->shadow != NULL) {
+        rm_shadow_on_error(c->shadow);
+        return;
+    }
     rm_exchange_on_upstream_error(
         c->ex, c->connected ? RM_UPSTREAM_TIMEOUT : RM_UPSTREAM_CONNECT_FAILED, -ETIMEDOUT);
 }
@@ -296,7 +307,7 @@ void rm_upconn_update_events(rm_upconn_t *c)
         }
         if (c->out.len > 0)
             want |= EV_WRITE;
-        if (rm_exchange_wants_upstream_read(c->ex))
+        if (c->shadow != NULL || rm_exchange_wants_upstream_read(c->ex))
             want |= EV_READ;
     }
     if (want == have)

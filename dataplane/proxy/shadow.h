@@ -1,0 +1,30 @@
+/* dataplane/proxy/shadow.h — traffic shadowing (a rule's `mirror`).
+ *
+ * A sampled request is copied, once its body is complete, to the mirror target with `-shadow`
+ * appended to its Host. The copy is detached from the client's exchange: the primary response
+ * never waits for it, and its failures or slowness never change the primary's status or latency.
+ * The copy's response is read up to its status and discarded (the connection is then closed).
+ * Shadows have their own concurrency cap per worker; what is not sent is counted by reason
+ * (concurrency, body_too_large, no_endpoint).
+ */
+#ifndef RM_PROXY_SHADOW_H
+#define RM_PROXY_SHADOW_H
+
+#include "dataplane/proxy/proxy-t.h"
+
+/* Shadows in flight per worker, at most. */
+#define RM_SHADOW_MAX_CONCURRENCY 128
+
+/* Prepares the copy's head from the request head (Host gets "-shadow"); called while routing,
+ * when the decision says to mirror. Loop thread. */
+void rm_shadow_prepare(rm_exchange_t *ex, const rm_http1_request_t *req);
+
+/* Sends the copy now that the whole request body went to the primary (its bytes are in the
+ * exchange's replay buffer). No-op when the request is not shadowed. Loop thread. */
+void rm_shadow_launch(rm_exchange_t *ex);
+
+/* Upstream connection events for a shadow's connection (called by upstream.c). */
+void rm_shadow_on_io(rm_shadow_t *sh, int revents);
+void rm_shadow_on_error(rm_shadow_t *sh);
+
+#endif
