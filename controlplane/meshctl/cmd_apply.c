@@ -237,6 +237,11 @@ int rm__cmd_apply(rm__cli_t *cli, const rm__cmd_t *cmd, int argc, char **argv)
         printf("%s %s/%s %s%s\n", kind_lower(c->kind), c->namespace_, c->name,
                dry && strcmp(c->change, "unchanged") != 0 ? "would be " : "", c->change);
     }
+    if (dry && changed > 0) {
+        rc = rm__apply_diff(cli, set, resp->changes, resp->n_changes);
+        if (rc != 0)
+            goto out;
+    }
     for (size_t i = 0; i < resp->n_warnings; i++)
         fprintf(stderr, "warning: %s\n", resp->warnings[i]);
     fflush(stdout);

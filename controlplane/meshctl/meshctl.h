@@ -141,6 +141,19 @@ void rm__ago(uint64_t ms, char *buf, size_t n);
 /* "2026-11-21 23:59:01" (UTC) for a wall-clock time in milliseconds. */
 void rm__wall_time(uint64_t ms, char *buf, size_t n);
 
+/* ---- apply --dry-run (apply_diff.c) ---- */
+
+struct Remora__V1__ConfigSet;
+struct Remora__V1__DocumentChange;
+
+/*
+ * Prints, for each created or updated document of `changes`, a line diff of the stored document
+ * (one Get of the current config) against the same document in `local`. `local` is the parsed
+ * set (borrowed; defaults are filled in place). Returns 0 or an exit code of rm__rpc.
+ */
+int rm__apply_diff(rm__cli_t *cli, struct Remora__V1__ConfigSet *local,
+                   struct Remora__V1__DocumentChange **changes, size_t n_changes);
+
 /* ---- the commands (one file each) ---- */
 
 int rm__cmd_apply(rm__cli_t *cli, const rm__cmd_t *cmd, int argc, char **argv);

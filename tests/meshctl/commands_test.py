@@ -145,6 +145,23 @@ class CommandsTest(unittest.TestCase):
             "dry run: nothing stored; config version 1 stays in force",
             "route default/reviews-rollout would be updated"])
         self.assertEqual(len(self.m.meshctl("history", "-o", "json").json()), 1)
+        # The diff: stored against new, defaults filled on both sides, so only weights differ.
+        diff = r.out.splitlines()[2:]
+        self.assertEqual(diff[0], "Route default/reviews-rollout:")
+        old = [l[4:] for l in diff[1:] if not l.startswith("  +")]
+        new = [l[4:] for l in diff[1:] if not l.startswith("  -")]
+        self.assertEqual([l.strip() for l in old if "weight" in l], ["weight: 90", "weight: 10"])
+        self.assertEqual([l.strip() for l in new if "weight" in l], ["weight: 10", "weight: 90"])
+        self.assertEqual([l for l in old if "weight" not in l],
+                         [l for l in new if "weight" not in l])
+        self.assertLessEqual(len([l for l in diff if l[:3] in ("  -", "  +")]), 6, r)
+        self.assertIn("    kind: Route", diff)
+        # A new document is all additions.
+        r = self.m.apply(route(1, 1).replace("reviews-rollout", "second"), "--dry-run",
+                         name="new.yaml")
+        self.assertEqual(r.rc, 0, r)
+        self.assertIn("route default/second would be created", r.out)
+        self.assertIn("  + name: second", r.out)
 
     def test_apply_from_stdin_and_warning(self):
         r = self.m.meshctl("apply", "-f", "-", stdin=SERVICE + "---\n" + route(1, 1))
