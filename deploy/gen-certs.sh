@@ -6,7 +6,8 @@
 #                       [--extra-san DNS:name|IP:addr]... [--webhook FILE]
 #
 # Writes DIR/ca.crt, DIR/ca.key, DIR/tls.crt, DIR/tls.key (default DIR: ./remora-certs). With
-# --webhook FILE, prints FILE with its caBundle placeholder (CA_BUNDLE) replaced by the CA, ready
+# --webhook FILE, prints FILE with its caBundle placeholder (Q0FfQlVORExFCg==, which is base64 of
+# "CA_BUNDLE", so the unfilled file still validates) replaced by the CA, ready
 # for `kubectl apply -f -`. Then create the secret the injector mounts:
 #   kubectl -n remora-system create secret tls remora-injector-tls \
 #       --cert=DIR/tls.crt --key=DIR/tls.key
@@ -28,7 +29,7 @@ while [ $# -gt 0 ]; do
     --days) days=$2; shift 2 ;;
     --extra-san) sans+=("$2"); shift 2 ;;
     --webhook) webhook=$2; shift 2 ;;
-    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "gen-certs.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -59,7 +60,8 @@ mv "$out/tls.crt.new" "$out/tls.crt"
 
 if [ -n "$webhook" ]; then
   bundle=$(base64 -w0 <"$out/ca.crt")
-  sed "s|CA_BUNDLE|$bundle|" "$webhook"
+  grep -q "caBundle: Q0FfQlVORExFCg==" "$webhook" || { echo "gen-certs.sh: $webhook has no caBundle placeholder" >&2; exit 1; }
+  sed "s|caBundle: Q0FfQlVORExFCg==|caBundle: $bundle|" "$webhook"
 else
   echo "gen-certs.sh: wrote $out/ca.crt $out/tls.crt $out/tls.key (SAN $san)" >&2
 fi
