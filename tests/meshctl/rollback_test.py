@@ -40,10 +40,12 @@ class RollbackTest(unittest.TestCase):
         return counts
 
     def assert_share(self, counts, v1_weight):
-        # Binomial noise, 3 sigma (SPEC.md "Weights").
+        # Binomial noise: SPEC.md promises 3 sigma; the test allows 4 so that its three
+        # measurements do not flake (~1% at 3 sigma), which still tells 80% from 20% apart
+        # (4 sigma here is 32 of 400 requests; the two splits differ by 240).
         p = v1_weight / 100.0
         sigma = (N * p * (1 - p)) ** 0.5
-        self.assertLessEqual(abs(counts.get("v1", 0) - N * p), 3 * sigma + 1,
+        self.assertLessEqual(abs(counts.get("v1", 0) - N * p), 4 * sigma,
                              "v1 weight %d%%: %r" % (v1_weight, counts))
         self.assertEqual(sum(counts.values()), N)
 
