@@ -195,6 +195,28 @@ class CommandsTest(unittest.TestCase):
         r = self.m.meshctl("stats", "-o", "json", "--watch", "--interval", "100ms", "--count", "2")
         self.assertEqual([json.loads(l)["rows"] for l in r.out.splitlines()], [[], []])
 
+    def test_stats_watch_redraws_in_place_on_a_terminal(self):
+        import pty
+        pid, fd = pty.fork()
+        if pid == 0:
+            os.execv(runfile("controlplane/meshctl/meshctl"),
+                     ["meshctl", "--server", self.m.server, "stats", "--watch", "--interval",
+                      "100ms", "--count", "2"])
+        out = b""
+        while True:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+        _, status = os.waitpid(pid, 0)
+        self.assertEqual(os.waitstatus_to_exitcode(status), 0, out)
+        # Each refresh clears the screen and homes the cursor instead of appending.
+        self.assertEqual(out.count(b"\033[H\033[2J"), 2, out)
+        self.assertEqual(out.count(b"no traffic reported yet"), 2, out)
+
     def test_proxy_status_lists_sidecars(self):
         self.assertEqual(self.m.apply(SERVICE_EPS).rc, 0)
         s = self.m.fake_sidecar(pod="reviews-v1-abc", service="reviews", version="v1",
