@@ -90,6 +90,13 @@ const rm_snapshot_t *rm_control_snapshot(rm_control_t *c)
     return &c->snap;
 }
 
+const rm_snapshot_t *rm_control_snapshot_for_hello(rm_control_t *c)
+{
+    if (c->snap.gen == 0 || c->snap.version != c->version)
+        rm__snapshot_build(c);
+    return &c->snap;
+}
+
 int rm_control_push_due(const rm_control_t *c, uint64_t now_ms)
 {
     return c->push_at != 0 && now_ms >= c->push_at;

@@ -81,6 +81,15 @@ void rm_control_changed(rm_control_t *c, uint64_t now_ms, int urgent);
  * it. */
 const rm_snapshot_t *rm_control_snapshot(rm_control_t *c);
 
+/*
+ * The snapshot for a stream that just said Hello: the current one when it already carries the
+ * current config version, even if registrations since made its endpoint list stale (the push
+ * already scheduled for those brings the newcomer up to date within the debounce); rebuilt only
+ * when the config version moved. Why: in a connect storm of N sidecars, rebuilding per Hello
+ * would encode N snapshots of up to N endpoints each — quadratic work and memory for nothing.
+ */
+const rm_snapshot_t *rm_control_snapshot_for_hello(rm_control_t *c);
+
 /* Whether a push to every stream is due at now_ms; the server then calls rm_control_snapshot,
  * sends, and rm_control_push_done. */
 int rm_control_push_due(const rm_control_t *c, uint64_t now_ms);

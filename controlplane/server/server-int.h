@@ -72,9 +72,10 @@ struct rm_server {
 /* stream.c */
 void rm__stream_start(rm_server_t *srv, grpc_call *call);
 /* Sends the current snapshot to the stream unless it has it (or a send is in flight, in which
- * case the completion sends the newest). */
-void rm__stream_push(rm_server_t *srv, rm__stream_t *s);
-/* Pushes to every open stream. */
+ * case the completion sends the newest). `first`: the reply to Hello (see
+ * rm_control_snapshot_for_hello). */
+void rm__stream_push(rm_server_t *srv, rm__stream_t *s, int first);
+/* Rebuilds the snapshot when dirty, then pushes it to every open stream. */
 void rm__stream_push_all(rm_server_t *srv);
 
 /* unary.c */

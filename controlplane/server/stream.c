@@ -99,13 +99,15 @@ static void start_recv(rm__stream_t *s)
     start(s, &op, 1, &s->recv_tag);
 }
 
-void rm__stream_push(rm_server_t *srv, rm__stream_t *s)
+void rm__stream_push(rm_server_t *srv, rm__stream_t *s, int first)
 {
     if (s->closed || s->finishing || s->sending || s->sc == NULL || !s->sc->hello ||
         srv->shutting_down)
         return;
-    const rm_snapshot_t *snap = rm_control_snapshot(srv->ctl);
-    if (s->sent_gen == snap->gen)
+    /* Never a rebuild here except for Hello: snapshots are built at push time (debounced),
+     * and a stream only ever catches up to the newest one built. */
+    const rm_snapshot_t *snap = first ? rm_control_snapshot_for_hello(srv->ctl) : &srv->ctl->snap;
+    if (snap->gen == 0 || s->sent_gen == snap->gen)
         return;
     grpc_slice *slice = rm__snapshot_slice(srv, snap);
     s->send_buf = grpc_raw_byte_buffer_create(slice, 1); /* takes its own slice reference */
@@ -128,8 +130,9 @@ void rm__stream_push(rm_server_t *srv, rm__stream_t *s)
 
 void rm__stream_push_all(rm_server_t *srv)
 {
+    rm_control_snapshot(srv->ctl); /* the one rebuild of this push */
     for (rm__stream_t *s = srv->streams; s != NULL; s = s->next)
-        rm__stream_push(srv, s);
+        rm__stream_push(srv, s, 0);
 }
 
 static void on_recv(rm_server_t *srv, rm__tag_t *tag, int ok)
@@ -168,7 +171,7 @@ static void on_recv(rm_server_t *srv, rm__tag_t *tag, int ok)
         finish(s, res.code, res.message);
     } else {
         if (res.send_now)
-            rm__stream_push(srv, s);
+            rm__stream_push(srv, s, 1);
         start_recv(s);
     }
     stream_maybe_free(srv, s);
@@ -185,7 +188,7 @@ static void on_send(rm_server_t *srv, rm__tag_t *tag, int ok)
     if (s->finishing && !s->status_sent && !s->closed)
         send_status(s);
     else if (ok)
-        rm__stream_push(srv, s);
+        rm__stream_push(srv, s, 0);
     stream_maybe_free(srv, s);
 }
 

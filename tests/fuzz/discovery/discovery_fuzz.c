@@ -89,9 +89,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     return 0;
 }
 
-static void check_snapshot(rm_control_t *c)
+static void check_snapshot_of(rm_control_t *c, const rm_snapshot_t *s)
 {
-    const rm_snapshot_t *s = rm_control_snapshot(c);
     Remora__V1__DiscoveryResponse *r =
         remora__v1__discovery_response__unpack(NULL, s->len, s->data);
     CHECK(r != NULL && r->snapshot != NULL);
@@ -99,6 +98,11 @@ static void check_snapshot(rm_control_t *c)
     CHECK(strcmp(r->snapshot->nonce, s->nonce) == 0);
     CHECK(r->snapshot->n_endpoints == s->n_endpoints);
     remora__v1__discovery_response__free_unpacked(r, NULL);
+}
+
+static void check_snapshot(rm_control_t *c)
+{
+    check_snapshot_of(c, rm_control_snapshot(c));
 }
 
 static void check_registry(const rm_registry_t *reg)
@@ -175,8 +179,9 @@ static void discovery_session(rm_control_t *c, const uint8_t *data, size_t size)
         } else {
             CHECK(res.code == RM_STATUS_OK);
             if (res.send_now) {
-                check_snapshot(c);
-                rm_discovery_sent(c, sc[k], rm_control_snapshot(c));
+                const rm_snapshot_t *hs = rm_control_snapshot_for_hello(c);
+                check_snapshot_of(c, hs);
+                rm_discovery_sent(c, sc[k], hs);
             }
             if (flags & 4) {
                 rm_discovery_close(c, sc[k], now);
