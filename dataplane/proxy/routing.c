@@ -73,9 +73,11 @@ void rm_routing_decide(rm_exchange_t *ex, rm_http1_request_t *req)
     rm_route_split_target(req->path.ptr, req->path.len, &view.path, &view.path_len, &view.query,
                           &view.query_len);
     int rc = rm_route_decide(svc, &view, rm_worker_random(w), &ex->decision);
+    /* Stats and `meshctl stats --route` speak of Route documents; the rule goes to the access
+     * log. Requests no rule matched are counted under "default". */
     set_name(ex->route_name, sizeof(ex->route_name),
-             ex->decision.rule_name && ex->decision.rule_name[0] ? ex->decision.rule_name
-                                                                 : "default");
+             ex->decision.route_name && ex->decision.route_name[0] ? ex->decision.route_name
+                                                                    : "default");
     set_name(ex->version_name, sizeof(ex->version_name), ex->decision.version);
     ex->timeout_ms = ex->decision.timeout_ms;
     if (rc == RM_ROUTE_NO_VERSION || rc < 0)

@@ -286,6 +286,7 @@ static void *worker_main(void *arg)
     pthread_sigmask(SIG_BLOCK, &all, NULL);
     refresh_snapshot(w);
     ev_run(w->loop, 0);
+    rm_metrics_worker_free(w); /* its handle cache is thread-local: free it on this thread */
     rm_proxy_source_worker_exited(w->proxy);
     return NULL;
 }

@@ -53,7 +53,7 @@ class AdminTest(unittest.TestCase):
         self.assertIn("remora_requests_total", names)
         self.assertIn("remora_request_duration_seconds", names)
         prom = http_request(p.admin, "/stats").body.decode()
-        self.assertIn('remora_requests_total{service="svc",version="v1",route="default",code="200"}', prom)
+        self.assertIn('remora_requests_total{service="svc",version="v1",route="split",code="200"}', prom)
         self.assertIn("remora_config_version 1", prom)
         dump = json.loads(http_request(p.admin, "/config_dump").body)
         self.assertEqual(dump["version"], 1)
