@@ -33,7 +33,7 @@
 
 #define MAX_CONNS       512
 #define MAX_HEAD        16384
-#define MAX_BODY        (1024 * 1024)
+#define MAX_BODY        (1024L * 1024L)
 #define RELOAD_CHECK_MS 2000
 #define IDLE_TIMEOUT_MS 60000
 
