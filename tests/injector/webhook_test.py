@@ -5,7 +5,10 @@ the test's own "add" applier, and the resulting pod is checked, then reviewed ag
 second pass (reinvocation) changes nothing.
 """
 import copy
+import subprocess
 import unittest
+
+from remora_harness import runfile
 
 from injector_fixture import (Injector, admission_review, apply_patch, arg_after, container,
                               decode_patch, env_of)
@@ -300,6 +303,38 @@ class ClassicModeTest(unittest.TestCase):
         out = apply_patch(pod, decode_patch(resp))
         self.assertEqual([c["name"] for c in out["spec"]["initContainers"]], ["remora-init"])
         self.assertEqual(out["spec"]["containers"][-1]["name"], "remora-proxy")
+
+
+class FlagsTest(unittest.TestCase):
+    def run_injector(self, *args):
+        return subprocess.run([runfile("injector/remora-injector"), *args], capture_output=True,
+                              text=True, timeout=30)
+
+    def test_help_and_version(self):
+        r = self.run_injector("--help")
+        self.assertEqual(r.returncode, 0)
+        for flag in ("--cert", "--key", "--listen", "--sidecar-mode"):
+            self.assertIn(flag, r.stdout)
+        r = self.run_injector("--version")
+        self.assertEqual(r.returncode, 0)
+        self.assertTrue(r.stdout.startswith("remora-injector "))
+
+    def test_bad_flags_one_clear_line(self):
+        for args in (["--bogus"], ["--cert", "a"], ["--sidecar-mode", "sidecar", "--cert", "a",
+                                                     "--key", "b"],
+                     ["--request-timeout", "0"], ["--cert"], ["extra"]):
+            with self.subTest(args=args):
+                r = self.run_injector(*args)
+                self.assertNotEqual(r.returncode, 0)
+                lines = r.stderr.strip().splitlines()
+                self.assertEqual(len(lines), 1, r.stderr)
+                self.assertTrue(lines[0].startswith("remora-injector: "), lines[0])
+
+    def test_unreadable_cert(self):
+        r = self.run_injector("--cert", "/nonexistent.crt", "--key", "/nonexistent.key",
+                              "--listen", "127.0.0.1:0")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("/nonexistent.crt", r.stderr)
 
 
 if __name__ == "__main__":
