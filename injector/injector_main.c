@@ -67,6 +67,7 @@ typedef struct conn {
     short want; /* POLLIN / POLLOUT: what the TLS layer waits for */
     int peeked; /* the first bytes were checked for plain HTTP */
     int close_after_write;
+    int continued; /* a 100 Continue was sent for the request being read */
     int64_t deadline;
     char *in; /* owned; request bytes received, up to in_len */
     size_t in_len, in_cap;
@@ -273,6 +274,7 @@ static int respond(conn_t *c, int status, const char *ctype, const char *body, s
     c->out_len = (size_t)n + blen;
     c->out_off = 0;
     c->close_after_write = close_after;
+    c->continued = 0;
     c->state = ST_WRITE;
     return 0;
 }
@@ -363,7 +365,7 @@ static int try_request(server_t *s, conn_t *c)
         close_req = 1;
 
     if (strcmp(target, "/healthz") == 0 || strcmp(target, "/ready") == 0) {
-        if (memcmp(c->in, "GET ", 4) != 0 && memcmp(c->in, "HEAD ", 5) != 0)
+        if (memcmp(c->in, "GET ", 4) != 0)
             return respond_text(c, 405, 1, "Allow: GET\r\n", "use GET") < 0 ? -1 : 1;
         if (clen > 0 || chunked)
             return respond_text(c, 400, 1, NULL, "unexpected request body") < 0 ? -1 : 1;
@@ -386,10 +388,21 @@ static int try_request(server_t *s, conn_t *c)
     if (clen > MAX_BODY)
         return respond_text(c, 413, 1, NULL, "AdmissionReview larger than 1 MiB") < 0 ? -1 : 1;
     if (c->in_len < head_len + (size_t)clen) {
-        if (expect && c->in_len == head_len) {
+        if (expect && !c->continued && c->in_len == head_len) {
+            /* An interim response, written like any other; the connection then goes back to
+             * reading the body. Once per request, so it cannot extend the deadline twice. */
             static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-            /* Best effort: a client that does not get it sends the body after its own wait. */
-            (void)SSL_write(c->ssl, cont, sizeof(cont) - 1);
+            free(c->out);
+            c->out = malloc(sizeof(cont) - 1);
+            if (c->out == NULL)
+                return -1;
+            memcpy(c->out, cont, sizeof(cont) - 1);
+            c->out_len = sizeof(cont) - 1;
+            c->out_off = 0;
+            c->close_after_write = 0;
+            c->continued = 1;
+            c->state = ST_WRITE;
+            return 1;
         }
         return 0;
     }

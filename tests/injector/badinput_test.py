@@ -133,6 +133,26 @@ class BadInputTest(unittest.TestCase):
         self.assertEqual(status, 411)
         self.assertIn(b"Content-Length", text)
 
+    def test_expect_100_continue(self):
+        from injector_fixture import read_response
+        body = json.dumps(admission_review(pod())).encode()
+        sock = self.inj.tls_socket()
+        try:
+            sock.sendall(b"POST /inject HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+                         b"Content-Length: %d\r\n\r\n" % len(body))
+            buf = b""
+            while b"\r\n\r\n" not in buf:
+                chunk = sock.recv(100)
+                self.assertTrue(chunk, "closed before 100 Continue")
+                buf += chunk
+            self.assertEqual(buf, b"HTTP/1.1 100 Continue\r\n\r\n")
+            sock.sendall(body)
+            status, _, text = read_response(sock)
+            self.assertEqual(status, 200)
+            self.assertIn("patch", json.loads(text)["response"])
+        finally:
+            sock.close()
+
     def test_garbage_request_line(self):
         sock = self.inj.tls_socket()
         try:
