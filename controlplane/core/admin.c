@@ -85,7 +85,7 @@ static Remora__V1__SidecarAck **sidecar_acks(const rm_control_t *c, uint64_t ver
     size_t count = 0;
     for (const rm_sidecar_t *sc = c->registry.head; sc != NULL; sc = sc->next)
         count += sc->connected && sc->hello;
-    Remora__V1__SidecarAck **out = rm_xcalloc(count ? count : 1, sizeof(*out));
+    Remora__V1__SidecarAck **out = rm_xcalloc_ptrs(count);
     uint64_t wall = rm_wall_ms();
     *n = 0;
     for (const rm_sidecar_t *sc = c->registry.head; sc != NULL; sc = sc->next) {
@@ -128,7 +128,7 @@ static void stats(rm_control_t *c, const Remora__V1__StatsRequest *req, uint64_t
                   rm_admin_reply_t *reply)
 {
     size_t n = 0;
-    rm_statsagg_history_t **hs = rm_xcalloc(c->registry.count ? c->registry.count : 1, sizeof(*hs));
+    rm_statsagg_history_t **hs = rm_xcalloc_ptrs(c->registry.count);
     for (rm_sidecar_t *sc = c->registry.head; sc != NULL; sc = sc->next)
         hs[n++] = sc->stats;
     rm_statsagg_query_t q = {

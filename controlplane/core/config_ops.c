@@ -300,7 +300,7 @@ void rm__admin_apply(rm_control_t *c, const Remora__V1__ApplyRequest *req, uint6
 
     resp = rm_xmalloc(sizeof(*resp));
     remora__v1__apply_response__init(resp);
-    resp->changes = rm_xcalloc(total, sizeof(*resp->changes));
+    resp->changes = rm_xcalloc_ptrs(total);
     size_t changed = 0;
     rm_strbuf_printf(&summary, "apply %s:", fname);
     for (int l = 0; l < L_COUNT; l++)
@@ -346,7 +346,7 @@ void rm__admin_apply(rm_control_t *c, const Remora__V1__ApplyRequest *req, uint6
         resp->version = c->version;
     }
 
-    resp->warnings = rm_xcalloc(warns.count + 1, sizeof(*resp->warnings));
+    resp->warnings = rm_xcalloc_ptrs(warns.count + 1);
     for (size_t i = 0; i < warns.count; i++) {
         char line[1024];
         rm_config_diag_format(&warns.items[i], line, sizeof(line));
@@ -563,7 +563,7 @@ void rm__admin_history(rm_control_t *c, const Remora__V1__HistoryRequest *req,
     }
     Remora__V1__HistoryResponse resp = REMORA__V1__HISTORY_RESPONSE__INIT;
     Remora__V1__HistoryEntry *ents = rm_xcalloc(n ? n : 1, sizeof(*ents));
-    resp.entries = rm_xcalloc(n ? n : 1, sizeof(*resp.entries));
+    resp.entries = rm_xcalloc_ptrs(n);
     for (size_t i = 0; i < n; i++) {
         remora__v1__history_entry__init(&ents[i]);
         ents[i].version = recs[i].version;

@@ -130,7 +130,7 @@ static void test_hello_snapshot_and_endpoints(void **state)
     const rm_snapshot_t *s = rm_control_snapshot(c);
     uint64_t gen = s->gen;
     char nonce[RM_REGISTRY_NONCE_MAX];
-    strcpy(nonce, s->nonce);
+    snprintf(nonce, sizeof(nonce), "%s", s->nonce);
     Remora__V1__DiscoveryResponse *own;
     Remora__V1__Snapshot *snap = unpack_snapshot(s, &own);
     assert_int_equal(snap->version, 1);

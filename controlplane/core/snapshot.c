@@ -27,7 +27,7 @@ void rm__snapshot_build(rm_control_t *c)
 {
     size_t n = count_endpoints(c), k = 0;
     Remora__V1__ResolvedEndpoint *eps = rm_xcalloc(n ? n : 1, sizeof(*eps));
-    Remora__V1__ResolvedEndpoint **ptrs = rm_xcalloc(n ? n : 1, sizeof(*ptrs));
+    Remora__V1__ResolvedEndpoint **ptrs = rm_xcalloc_ptrs(n);
 
     /* Every string below is borrowed from the config or the registry for the pack. */
     for (size_t i = 0; i < c->config->n_services; i++) {

@@ -524,8 +524,11 @@ int main(int argc, char **argv)
         int s = socket(AF_INET, SOCK_STREAM, 0);
         struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
         socklen_t al = sizeof(a);
-        bind(s, (struct sockaddr *)&a, sizeof(a));
-        getsockname(s, (struct sockaddr *)&a, &al);
+        if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof(a)) < 0 ||
+            getsockname(s, (struct sockaddr *)&a, &al) < 0) {
+            perror("remora-control-load: picking a port");
+            return 1;
+        }
         close(s);
         snprintf(tbuf, sizeof(tbuf), "127.0.0.1:%d", ntohs(a.sin_port));
         target = tbuf;
@@ -539,7 +542,7 @@ int main(int argc, char **argv)
 
     grpc_init();
     cq = grpc_completion_queue_create_for_next(NULL);
-    grpc_channel **chs = rm_xcalloc((size_t)channels + 1, sizeof(*chs));
+    grpc_channel **chs = rm_xcalloc_ptrs((size_t)channels + 1);
     for (int i = 0; i <= channels; i++) {
         /* A local subchannel pool per channel: separate TCP connections. */
         grpc_arg arg = {.type = GRPC_ARG_INTEGER,

@@ -138,7 +138,7 @@ static Remora__V1__RetryCount **reasons_out(const rm_statsagg_reason_t *src, siz
 {
     if (n == 0)
         return NULL;
-    Remora__V1__RetryCount **out = rm_xcalloc(n, sizeof(*out));
+    Remora__V1__RetryCount **out = rm_xcalloc_ptrs(n);
     for (size_t i = 0; i < n; i++) {
         Remora__V1__RetryCount *c = rm_xmalloc(sizeof(*c));
         remora__v1__retry_count__init(c);
@@ -253,7 +253,7 @@ void rm_statsagg_compute(rm_statsagg_history_t *const *hs, size_t n, const rm_st
     if (set.n > 0)
         qsort(set.items, set.n, sizeof(*set.items), agg_cmp);
     out->n_rows = set.n;
-    out->rows = set.n ? rm_xcalloc(set.n, sizeof(*out->rows)) : NULL;
+    out->rows = set.n ? rm_xcalloc_ptrs(set.n) : NULL;
     for (size_t i = 0; i < set.n; i++) {
         const agg_t *a = &set.items[i];
         const rm_statsagg_row_t *bs = basis(a);

@@ -164,14 +164,15 @@ static int sq_append(rm_store_t *s, uint64_t expect_version, const uint8_t *conf
         rc = -EAGAIN;
         goto rollback;
     }
-    sqlite3_bind_int64(st->insert, 1, (sqlite3_int64)(latest + 1));
+    uint64_t next = latest + 1;
+    sqlite3_bind_int64(st->insert, 1, (sqlite3_int64)next);
     sqlite3_bind_int64(st->insert, 2, (sqlite3_int64)created_ms);
     sqlite3_bind_text(st->insert, 3, sum, -1, SQLITE_STATIC);
     /* A zero-length blob must still be non-NULL for the NOT NULL constraint. */
     sqlite3_bind_blob(st->insert, 4, len ? (const void *)config : (const void *)"", (int)len,
                       SQLITE_STATIC);
     if (sqlite3_step(st->insert) != SQLITE_DONE) {
-        rm__store_fail(s, "writing version %llu: %s", (unsigned long long)(latest + 1),
+        rm__store_fail(s, "writing version %llu: %s", (unsigned long long)next,
                        sqlite3_errmsg(st->db));
         sqlite3_reset(st->insert);
         goto rollback;
@@ -181,7 +182,7 @@ static int sq_append(rm_store_t *s, uint64_t expect_version, const uint8_t *conf
     if (exec_simple(st, "COMMIT") < 0)
         goto rollback;
     free(sum);
-    *out_version = latest + 1;
+    *out_version = next;
     return 0;
 rollback:
     sqlite3_reset(st->max_ver);

@@ -32,6 +32,11 @@ void *rm_xcalloc(size_t n, size_t size)
     return p;
 }
 
+void *rm_xcalloc_ptrs(size_t n)
+{
+    return rm_xcalloc(n ? n : 1, sizeof(void *));
+}
+
 void *rm_xrealloc(void *p, size_t n)
 {
     void *q = realloc(p, n ? n : 1);

@@ -37,12 +37,14 @@ typedef enum rm_status {
 } rm_status_t;
 
 /* Largest message remora-control accepts or unpacks (4 MiB), as gRPC's default receive limit. */
-#define RM_CP_MAX_MESSAGE (4u * 1024u * 1024u)
+#define RM_CP_MAX_MESSAGE ((size_t)4 * 1024 * 1024)
 
 /* malloc/calloc/realloc/strdup that abort with a log line instead of returning NULL. */
 void *rm_xmalloc(size_t n);
 void *rm_xcalloc(size_t n, size_t size);
 void *rm_xrealloc(void *p, size_t n);
+/* A zeroed array of n pointers (protobuf-c's repeated message fields); at least one slot. */
+void *rm_xcalloc_ptrs(size_t n);
 /* NULL gives a copy of "". */
 char *rm_xstrdup(const char *s);
 /* printf into a new string. */
