@@ -275,6 +275,8 @@ void rm_session_exchange_done(rm_session_t *s)
         rm_exchange_free(ex);
     }
     s->requests++;
+    if (s->in.len == 0)
+        rm_buf_release(&s->in); /* an idle keep-alive connection holds no buffer memory */
     if (!keep)
         s->close_after = true;
     if (s->close_after) {
