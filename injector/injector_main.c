@@ -67,7 +67,8 @@ typedef struct conn {
     short want; /* POLLIN / POLLOUT: what the TLS layer waits for */
     int peeked; /* the first bytes were checked for plain HTTP */
     int close_after_write;
-    int continued; /* a 100 Continue was sent for the request being read */
+    int continued;     /* a 100 Continue was sent for the request being read */
+    unsigned answered; /* responses queued so far */
     int64_t deadline;
     char *in; /* owned; request bytes received, up to in_len */
     size_t in_len, in_cap;
@@ -275,6 +276,7 @@ static int respond(conn_t *c, int status, const char *ctype, const char *body, s
     c->out_off = 0;
     c->close_after_write = close_after;
     c->continued = 0;
+    c->answered++;
     c->state = ST_WRITE;
     return 0;
 }
@@ -501,6 +503,10 @@ static int conn_step(server_t *s, conn_t *c)
             }
             rc = SSL_read(c->ssl, c->in + c->in_len, (int)(c->in_cap - c->in_len));
             if (rc > 0) {
+                /* A new request on a kept-alive connection gets the request timeout, not
+                 * what is left of the idle one. */
+                if (c->in_len == 0 && c->answered > 0)
+                    c->deadline = now_ms() + s->timeout_ms;
                 c->in_len += (size_t)rc;
                 continue;
             }
@@ -649,14 +655,13 @@ int main(int argc, char **argv)
         {"version", no_argument, NULL, OPT_VERSION},
         {NULL, 0, NULL, 0},
     };
-    server_t *s = calloc(1, sizeof(*s));
+    static server_t server; /* static: flag errors return early with nothing to free */
+    server_t *s = &server;
     const char *listen_addr = "0.0.0.0:8443";
     rm_log_level_t level = RM_LOG_INFO;
     struct sigaction sa = {0};
     int opt, rc = 1;
 
-    if (s == NULL)
-        return 1;
     rm_inject_opts_default(&s->opts);
     s->timeout_ms = 10000;
     opterr = 0;
@@ -743,6 +748,5 @@ int main(int argc, char **argv)
 out_ctx:
     SSL_CTX_free(s->ctx);
 out:
-    free(s);
     return rc;
 }

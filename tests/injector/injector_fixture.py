@@ -42,6 +42,7 @@ class Injector:
         wait_port(self.port, proc=self.proc)
 
     def close(self):
+        """Stops the injector with SIGTERM; it must exit 0 (under ASan that includes no leaks)."""
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -49,8 +50,11 @@ class Injector:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        rc, logs = self.proc.returncode, self.logs()
         self.log.close()
         self.tmp.cleanup()
+        if rc != 0:
+            raise AssertionError("remora-injector exited with %s; log:\n%s" % (rc, logs[-4000:]))
 
     def logs(self):
         self.log.flush()
