@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """scripts/demo.py — Remora's demo on loopback: real sidecar, real backends, real numbers.
 
-Today it shows the sidecar on its own (config from a file): a canary split measured over real
-requests, an A/B cohort, a config change applied live with SIGHUP, a bad config refused with its
-exact error, and the sidecar's own stats. It grows with the control plane, meshctl and network
-namespace pods (see docs/STATUS.md). Under a minute; everything it starts is stopped on exit,
-Ctrl-C included.
+Part one shows a sidecar on its own (config from a file): a canary split measured over real
+requests, an A/B cohort, a live reload, a bad config refused with its exact error. Part two is the
+mesh: remora-control on its embedded SQLite store, pods (test backend + sidecar registered through
+the control plane), a client sidecar under load, meshctl pushing routes, a rolling update with its
+error count, and `meshctl stats`. Pods are processes on loopback here (network-namespace pods
+come with the pod runner; see docs/STATUS.md). Under a minute; everything it starts is stopped on
+exit, Ctrl-C included.
 """
 import collections
 import os
@@ -18,7 +20,7 @@ import time
 
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(TOP, "tests", "harness"))
-from remora_harness import Harness, free_port, http_request, wait_port  # noqa: E402
+from remora_harness import Harness, Load, free_port, http_request, wait_port  # noqa: E402
 
 BIN = os.path.join(TOP, "bazel-bin")
 
@@ -47,6 +49,14 @@ rules:
 """ % (ports["v1"], ports["v2"], w1, w2)
 
 
+def write_atomically(path, text):
+    """As editors do: a reader (the sidecar's file watcher) never sees a half-written file."""
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
 def split(port, n, headers=None):
     counts = collections.Counter()
     errors = 0
@@ -70,6 +80,114 @@ def split(port, n, headers=None):
 def show(counts, errors, secs, n):
     shares = ", ".join("%s %.1f%%" % (v, 100.0 * c / n) for v, c in sorted(counts.items()))
     print("   %d requests in %.2fs (%.0f/s): %s; errors: %d" % (n, secs, n / secs, shares, errors))
+
+
+MESH_CONFIG = """kind: Service
+name: reviews
+port: 9080
+---
+kind: Route
+name: reviews-rollout
+service: reviews
+rules:
+  - name: canary
+    destinations: [{version: v1, weight: %d}, {version: v2, weight: %d}]
+    retries: {attempts: 3, retryOn: [connect-failure, reset], backoff: {base: 5ms, max: 50ms}}
+"""
+
+
+def meshctl(server, *args, stdin=None):
+    r = subprocess.run([os.path.join(BIN, "controlplane/meshctl/meshctl"), "--server", server] +
+                       list(args), input=stdin, capture_output=True, text=True, timeout=60)
+    return r.returncode, (r.stdout + r.stderr).rstrip()
+
+
+def show_cmd(server, *args, stdin=None, indent="   "):
+    rc, out = meshctl(server, *args, stdin=stdin)
+    print(indent + "$ meshctl " + " ".join(args))
+    for line in out.splitlines():
+        print(indent + line)
+    return rc
+
+
+class Pod:
+    def __init__(self, h, server, version, name, app):
+        self.name, self.app = name, app
+        self.inbound, self.admin = free_port(), free_port()
+        self.sidecar = h.start([os.path.join(BIN, "dataplane/proxy/remora-proxy"), "--control-plane",
+                                server, "--bind", "127.0.0.1", "--service", "reviews", "--version",
+                                version, "--pod", name, "--app-port", str(app.port),
+                                "--outbound-port", "0", "--inbound-port", str(self.inbound),
+                                "--admin-port", str(self.admin), "--drain-grace", "1s"],
+                               log_name="sidecar-" + name)
+        wait_port(self.admin, proc=self.sidecar)
+
+    def ready(self):
+        try:
+            return http_request(self.admin, "/ready", timeout=2).status == 200
+        except OSError:
+            return False
+
+
+def wait_ready(pods, timeout=10):
+    end = time.time() + timeout
+    while time.time() < end and not all(p.ready() for p in pods):
+        time.sleep(0.05)
+
+
+def mesh_story(h, backends):
+    port = free_port()
+    server = "127.0.0.1:%d" % port
+    step(7, "The mesh: remora-control on its embedded SQLite store, three pods, a client sidecar")
+    control = h.start([os.path.join(BIN, "controlplane/remora-control"), "--listen", server,
+                       "--store", "sqlite:" + h.path("store/remora.db")], log_name="control")
+    wait_port(port, proc=control)
+    pods = [Pod(h, server, "v1", "reviews-v1-a", backends["v1"]),
+            Pod(h, server, "v1", "reviews-v1-b", h.backend("reviews", "v1")),
+            Pod(h, server, "v2", "reviews-v2-a", backends["v2"])]
+    out, admin = free_port(), free_port()
+    client = h.start([os.path.join(BIN, "dataplane/proxy/remora-proxy"), "--control-plane", server,
+                      "--bind", "127.0.0.1", "--pod", "frontend", "--outbound-port", str(out),
+                      "--inbound-port", "0", "--admin-port", str(admin)], log_name="client")
+    wait_port(out, proc=client)
+
+    step(8, "Push a 90/10 canary with meshctl and wait until every sidecar has it")
+    show_cmd(server, "apply", "-f", "-", "--wait", stdin=MESH_CONFIG % (90, 10))
+    wait_ready(pods)
+    show(*split(out, 1000), 1000)
+
+    step(9, "Rolling update of the v1 pods under 300 requests/s (GET and POST): start new, wait "
+            "ready, SIGTERM old")
+    load = Load(out, "reviews", rate=300, connections=6).start()
+    time.sleep(0.5)
+    for i, old in enumerate([p for p in pods if "v1" in p.name]):
+        new = Pod(h, server, "v1", "reviews-v1-new-%d" % i, h.backend("reviews", "v1"))
+        wait_ready([new])
+        time.sleep(0.3)
+        old.sidecar.send_signal(signal.SIGTERM)
+        old.app.send_signal(signal.SIGTERM)
+        old.sidecar.wait(timeout=15)
+        print("   replaced %s with %s" % (old.name, new.name))
+    time.sleep(0.5)
+    load.stop()
+    total = sum(load.sent.values())
+    retries = 0
+    for line in http_request(admin, "/stats").body.decode().splitlines():
+        if line.startswith("remora_retries_total{"):
+            retries += int(float(line.rsplit(" ", 1)[1]))
+    print("   %d requests (%s), %d client-visible errors, %d requests saved by retries" % (
+        total, ", ".join("%s %d" % kv for kv in sorted(load.sent.items())), len(load.failures),
+        retries))
+
+    step(10, "A bad route never reaches a sidecar; the error says where")
+    show_cmd(server, "apply", "-f", "-", stdin=(MESH_CONFIG % (90, 10)).replace("weight: 10", "weight: ten"))
+
+    step(11, "Promote to 50/50 and look at the mesh the way an operator does")
+    show_cmd(server, "apply", "-f", "-", "--wait", stdin=MESH_CONFIG % (50, 50))
+    show(*split(out, 1000), 1000)
+    time.sleep(5.5)  # sidecars report their counters every 5 s
+    show_cmd(server, "proxy-status")
+    show_cmd(server, "stats", "reviews")
 
 
 def main():
@@ -97,15 +215,13 @@ def main():
         show(*split(out, 500, {"x-user-group": "beta"}), 500)
 
         step(4, "Promote the canary to 50/50: edit the file, SIGHUP (no restart, no dropped request)")
-        with open(cfg, "w") as f:
-            f.write(config(ports, 50, 50))
+        write_atomically(cfg, config(ports, 50, 50))
         proxy.send_signal(signal.SIGHUP)
         time.sleep(0.3)
         show(*split(out, n), n)
 
         step(5, "A bad edit is refused with its exact error; the 50/50 split stays in force")
-        with open(cfg, "w") as f:
-            f.write(config(ports, 50, 50).replace("weight: 50}]", "weight: fifty}]"))
+        write_atomically(cfg, config(ports, 50, 50).replace("weight: 50}]", "weight: fifty}]"))
         proxy.send_signal(signal.SIGHUP)
         time.sleep(0.3)
         for line in h.log_of(proxy).splitlines():
@@ -118,6 +234,7 @@ def main():
             if line.startswith(("remora_requests_total", "remora_config_version", "remora_config_rejected_total",
                                 "remora_upstream_connections")):
                 print("   " + line)
+        mesh_story(h, backends)
         print("\nDone. Everything started by the demo has been stopped.")
     finally:
         h.close()

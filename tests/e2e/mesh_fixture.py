@@ -1,14 +1,11 @@
 """tests/e2e/mesh_fixture.py — a small mesh on loopback: remora-control, "pods" (a test backend
 plus its remora-proxy sidecar registered through the control plane), client sidecars, and a
 fixed-rate load generator that records every failure the client sees."""
-import collections
 import signal
-import socket
-import threading
 import time
 
 from control_fixture import Control  # re-execs under /usr/bin/python3 for grpc when needed
-from remora_harness import Harness, free_port, http_request, read_response, runfile, wait_port
+from remora_harness import Harness, Load, free_port, http_request, runfile, wait_port  # noqa: F401
 
 
 class Pod:
@@ -72,68 +69,3 @@ class Mesh:
                 return
             time.sleep(0.05)
         raise TimeoutError("pods not ready: %s" % [p.name for p in pods if not p.ready()])
-
-
-class Load:
-    """Requests at a fixed total rate over keep-alive connections, GET and POST alternating.
-    Every non-200 answer and every connection error is recorded."""
-
-    def __init__(self, port, host, rate=500, connections=10):
-        self.port, self.host, self.rate, self.connections = port, host, rate, connections
-        self.stop_flag = threading.Event()
-        self.lock = threading.Lock()
-        self.sent = collections.Counter()
-        self.ok = collections.Counter()
-        self.failures = []
-        self.threads = [threading.Thread(target=self._run, args=(i,), daemon=True)
-                        for i in range(connections)]
-
-    def start(self):
-        for t in self.threads:
-            t.start()
-        return self
-
-    def stop(self):
-        self.stop_flag.set()
-        for t in self.threads:
-            t.join(10)
-
-    def _run(self, idx):
-        interval = self.connections / self.rate
-        sock = None
-        n = 0
-        next_at = time.time() + idx * interval / self.connections
-        while not self.stop_flag.is_set():
-            delay = next_at - time.time()
-            if delay > 0:
-                time.sleep(delay)
-            next_at += interval
-            method = "GET" if n % 2 == 0 else "POST"
-            n += 1
-            try:
-                if sock is None:
-                    sock = socket.create_connection(("127.0.0.1", self.port), timeout=5)
-                body = b"" if method == "GET" else b'{"order": %d}' % n
-                hdrs = "Host: %s\r\n" % self.host
-                if body:
-                    hdrs += "Content-Length: %d\r\n" % len(body)
-                sock.sendall(("%s /load HTTP/1.1\r\n%s\r\n" % (method, hdrs)).encode() + body)
-                r, _ = read_response(sock, method, timeout=5)
-                with self.lock:
-                    self.sent[method] += 1
-                    if r.status == 200:
-                        self.ok[method] += 1
-                    else:
-                        self.failures.append((method, r.status, r.body[:80]))
-                if r.header("connection") == "close":
-                    sock.close()
-                    sock = None
-            except OSError as e:
-                with self.lock:
-                    self.sent[method] += 1
-                    self.failures.append((method, "error", str(e)))
-                if sock is not None:
-                    sock.close()
-                sock = None
-        if sock is not None:
-            sock.close()

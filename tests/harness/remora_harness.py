@@ -4,12 +4,14 @@ Starts the real Remora programs (and the test backend) on loopback, waits for th
 raw sockets, and guarantees cleanup: every process started through a Harness is killed (its whole
 process group) when the harness closes, even when the test fails. Standard library only.
 """
+import collections
 import json
 import os
 import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.request
 
@@ -221,3 +223,68 @@ class Harness:
                 except subprocess.TimeoutExpired:
                     pass
         self.procs = []
+
+
+class Load:
+    """Requests at a fixed total rate over keep-alive connections, GET and POST alternating.
+    Every non-200 answer and every connection error is recorded."""
+
+    def __init__(self, port, host, rate=500, connections=10):
+        self.port, self.host, self.rate, self.connections = port, host, rate, connections
+        self.stop_flag = threading.Event()
+        self.lock = threading.Lock()
+        self.sent = collections.Counter()
+        self.ok = collections.Counter()
+        self.failures = []
+        self.threads = [threading.Thread(target=self._run, args=(i,), daemon=True)
+                        for i in range(connections)]
+
+    def start(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def stop(self):
+        self.stop_flag.set()
+        for t in self.threads:
+            t.join(10)
+
+    def _run(self, idx):
+        interval = self.connections / self.rate
+        sock = None
+        n = 0
+        next_at = time.time() + idx * interval / self.connections
+        while not self.stop_flag.is_set():
+            delay = next_at - time.time()
+            if delay > 0:
+                time.sleep(delay)
+            next_at += interval
+            method = "GET" if n % 2 == 0 else "POST"
+            n += 1
+            try:
+                if sock is None:
+                    sock = socket.create_connection(("127.0.0.1", self.port), timeout=5)
+                body = b"" if method == "GET" else b'{"order": %d}' % n
+                hdrs = "Host: %s\r\n" % self.host
+                if body:
+                    hdrs += "Content-Length: %d\r\n" % len(body)
+                sock.sendall(("%s /load HTTP/1.1\r\n%s\r\n" % (method, hdrs)).encode() + body)
+                r, _ = read_response(sock, method, timeout=5)
+                with self.lock:
+                    self.sent[method] += 1
+                    if r.status == 200:
+                        self.ok[method] += 1
+                    else:
+                        self.failures.append((method, r.status, r.body[:80]))
+                if r.header("connection") == "close":
+                    sock.close()
+                    sock = None
+            except OSError as e:
+                with self.lock:
+                    self.sent[method] += 1
+                    self.failures.append((method, "error", str(e)))
+                if sock is not None:
+                    sock.close()
+                sock = None
+        if sock is not None:
+            sock.close()
