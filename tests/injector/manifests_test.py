@@ -174,4 +174,7 @@ class ManifestsTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main()
+    if not os.path.isdir(os.path.join(NODE_MODULES, "kubernetes-models")):
+        print("manifests_test: SKIPPED, %s is missing: run `npm ci --prefix tests/injector`"
+              % NODE_MODULES, flush=True)
+    unittest.main(verbosity=2)
