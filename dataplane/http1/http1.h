@@ -92,6 +92,10 @@ ssize_t rm_http1_header_find(const rm_http1_header_t *headers, size_t n, const c
 int rm_http1_connection_lists(const rm_http1_header_t *headers, size_t n, const char *name,
                               size_t name_len);
 
+/* The reason phrase for a status code ("Bad Gateway"); "Status" for codes without one here.
+ * A static string. */
+const char *rm_http1_reason_phrase(int status);
+
 /* A static description of an RM_HTTP1_* code. */
 const char *rm_http1_strerror(int code);
 

@@ -38,9 +38,9 @@ void rm_access_log_write(const rm_exchange_t *ex, double seconds)
         json_string(rm_http1_method_name(ex->method) ? rm_http1_method_name(ex->method) : "OTHER"));
     json_object_set_new(o, "service", json_string(ex->service_name));
     json_object_set_new(o, "route", json_string(ex->route_name));
-    json_object_set_new(o, "rule", json_string(ex->svc != NULL && ex->decision.rule_name
-                                                    ? ex->decision.rule_name
-                                                    : ""));
+    json_object_set_new(
+        o, "rule",
+        json_string(ex->svc != NULL && ex->decision.rule_name ? ex->decision.rule_name : ""));
     json_object_set_new(o, "version", json_string(ex->version_name));
     json_object_set_new(o, "endpoint", json_string(ex->endpoint_address));
     json_object_set_new(o, "attempts", json_integer(ex->attempts));

@@ -77,7 +77,7 @@ void rm_routing_decide(rm_exchange_t *ex, rm_http1_request_t *req)
      * log. Requests no rule matched are counted under "default". */
     set_name(ex->route_name, sizeof(ex->route_name),
              ex->decision.route_name && ex->decision.route_name[0] ? ex->decision.route_name
-                                                                    : "default");
+                                                                   : "default");
     set_name(ex->version_name, sizeof(ex->version_name), ex->decision.version);
     ex->timeout_ms = ex->decision.timeout_ms;
     if (rc == RM_ROUTE_NO_VERSION || rc < 0)

@@ -192,50 +192,6 @@ void rm_session_update_events(rm_session_t *s)
     }
 }
 
-const char *rm_http_reason(int status)
-{
-    switch (status) {
-    case 100:
-        return "Continue";
-    case 101:
-        return "Switching Protocols";
-    case 200:
-        return "OK";
-    case 204:
-        return "No Content";
-    case 400:
-        return "Bad Request";
-    case 403:
-        return "Forbidden";
-    case 404:
-        return "Not Found";
-    case 405:
-        return "Method Not Allowed";
-    case 408:
-        return "Request Timeout";
-    case 413:
-        return "Content Too Large";
-    case 414:
-        return "URI Too Long";
-    case 431:
-        return "Request Header Fields Too Large";
-    case 500:
-        return "Internal Server Error";
-    case 501:
-        return "Not Implemented";
-    case 502:
-        return "Bad Gateway";
-    case 503:
-        return "Service Unavailable";
-    case 504:
-        return "Gateway Timeout";
-    case 505:
-        return "HTTP Version Not Supported";
-    default:
-        return "Unknown";
-    }
-}
-
 void rm_session_reply(rm_session_t *s, int status, const char *extra_headers,
                       const char *content_type, const char *body, size_t body_len, bool close_after)
 {
@@ -243,7 +199,7 @@ void rm_session_reply(rm_session_t *s, int status, const char *extra_headers,
         close_after = true;
     int rc = rm_buf_printf(
         &s->out, "HTTP/1.1 %d %s\r\ncontent-length: %zu\r\ncontent-type: %s\r\n%s%s\r\n", status,
-        rm_http_reason(status), body_len, content_type ? content_type : "text/plain",
+        rm_http1_reason_phrase(status), body_len, content_type ? content_type : "text/plain",
         extra_headers ? extra_headers : "", close_after ? "connection: close\r\n" : "");
     if (rc == 0)
         rc = rm_buf_append(&s->out, body, body_len);
@@ -260,7 +216,7 @@ void rm_session_reply(rm_session_t *s, int status, const char *extra_headers,
 static void reject_head(rm_session_t *s, int status, const char *reason)
 {
     char body[256];
-    int n = snprintf(body, sizeof(body), "%s\n", reason ? reason : rm_http_reason(status));
+    int n = snprintf(body, sizeof(body), "%s\n", reason ? reason : rm_http1_reason_phrase(status));
     rm_session_reply(s, status, NULL, NULL, body, (size_t)n, true);
     rm_metrics_request(s->worker, "", "", "", status, 0);
     rm_buf_consume(&s->in, s->in.len);

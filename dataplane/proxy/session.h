@@ -27,7 +27,4 @@ void rm_session_reply(rm_session_t *s, int status, const char *extra_headers,
                       const char *content_type, const char *body, size_t body_len,
                       bool close_after);
 
-/* The reason phrase for a status code. */
-const char *rm_http_reason(int status);
-
 #endif

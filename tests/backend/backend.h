@@ -83,8 +83,6 @@ int rm__hostport_split(const char *s, char *host, size_t hostcap, char *port, si
  * 10% fails every 10th request.
  */
 int rm__fail_select(uint64_t seq, uint32_t bp);
-/* A short reason phrase for a status code ("Service Unavailable"), never NULL. */
-const char *rm__status_reason(int status);
 
 /* ---- request.c: one parsed request, filled by llhttp callbacks ---- */
 

@@ -6,6 +6,8 @@
 
 #include "tests/backend/backend.h"
 
+#include "dataplane/http1/http1.h"
+
 static int path_is(const rm__req_t *req, const char *want)
 {
     size_t n;
@@ -224,7 +226,7 @@ int rm__response_start(rm__server_t *srv, const rm__req_t *req, const rm__plan_t
     chunked = plan->kind == RM__KIND_APP && (req->ctl.chunked || cfg->chunked) && !http10;
 
     rm__buf_printf(out, "HTTP/1.1 %d %s\r\ncontent-type: application/json\r\n", status,
-                   rm__status_reason(status));
+                   rm_http1_reason_phrase(status));
     if (status != 204 && status != 304) {
         if (chunked)
             rm__buf_puts(out, "transfer-encoding: chunked\r\n");
