@@ -731,6 +731,66 @@ int rm_inject_patch_apply(json_t *doc, const json_t *patch, char *err, size_t er
     return 0;
 }
 
+int rm_inject_object(json_t *obj, const rm_inject_opts_t *o, const char **reason, char *err,
+                     size_t errlen)
+{
+    static const char *const templated[] = {"Deployment", "ReplicaSet", "StatefulSet", "DaemonSet",
+                                            "Job"};
+    const char *kind = json_string_value(json_object_get(obj, "kind"));
+    const char *base = NULL;
+    json_t *holder = obj, *patch = NULL;
+    char meta_path[64], spec_path[64];
+    int rc;
+
+    *reason = NULL;
+    if (kind == NULL) {
+        seterr(err, errlen, "object has no kind");
+        return RM_INJECT_EBADPOD;
+    }
+    if (strcmp(kind, "Pod") == 0) {
+        base = "";
+    } else if (strcmp(kind, "CronJob") == 0) {
+        base = "/spec/jobTemplate/spec/template";
+        holder = json_object_get(
+            json_object_get(json_object_get(json_object_get(obj, "spec"), "jobTemplate"), "spec"),
+            "template");
+    } else {
+        for (size_t i = 0; i < sizeof(templated) / sizeof(templated[0]); i++) {
+            if (strcmp(kind, templated[i]) == 0) {
+                base = "/spec/template";
+                holder = json_object_get(json_object_get(obj, "spec"), "template");
+            }
+        }
+    }
+    if (base == NULL) {
+        *reason = "not a workload kind";
+        return 0;
+    }
+    if (!json_is_object(holder)) {
+        seterr(err, errlen, "%s has no pod template at %s", kind, base);
+        return RM_INJECT_EBADPOD;
+    }
+    snprintf(meta_path, sizeof(meta_path), "%s/metadata", base);
+    snprintf(spec_path, sizeof(spec_path), "%s/spec", base);
+    rc = rm_inject_pod_patch(json_object_get(holder, "metadata"), json_object_get(holder, "spec"),
+                             meta_path, spec_path, o, &patch, reason, err, errlen);
+    if (rc != 1)
+        return rc;
+    /* Applied to a copy and swapped in, so a failure leaves obj untouched. */
+    {
+        json_t *copy = json_deep_copy(obj);
+        if (copy == NULL || rm_inject_patch_apply(copy, patch, err, errlen) < 0 ||
+            json_object_update(obj, copy) < 0) {
+            json_decref(copy);
+            json_decref(patch);
+            return copy == NULL ? RM_INJECT_ENOMEM : RM_INJECT_EBADPOD;
+        }
+        json_decref(copy);
+    }
+    json_decref(patch);
+    return 1;
+}
+
 /* Builds the AdmissionReview response; patch may be NULL (allowed unchanged). */
 static char *review_response(const char *uid, const json_t *patch, const char *deny)
 {

@@ -70,6 +70,14 @@ int rm_inject_pod_patch(const json_t *metadata, const json_t *spec, const char *
  * operation is not "add" or its path does not resolve (doc may then be partly patched). */
 int rm_inject_patch_apply(json_t *doc, const json_t *patch, char *err, size_t errlen);
 
+/* Injects the sidecar into one Kubernetes object in place, as `meshctl inject` does offline: a
+ * Pod, or the pod template of a Deployment, ReplicaSet, StatefulSet, DaemonSet, Job or CronJob.
+ * obj stays the caller's. Returns 1 when obj was changed; 0 with a static reason in *reason when
+ * it is left as it is (another kind, opted out, already injected, host network); a negative code
+ * with a message in err (errlen bytes) otherwise (obj is then unchanged). Any thread. */
+int rm_inject_object(json_t *obj, const rm_inject_opts_t *o, const char **reason, char *err,
+                     size_t errlen);
+
 /* Handles one AdmissionReview request body (len bytes, not NUL-terminated, borrowed). Returns the
  * HTTP status: 200 with a malloc'd, NUL-terminated AdmissionReview response in *resp_out (the
  * caller frees it) — allowed with a base64 JSONPatch, allowed unchanged, or denied for bad

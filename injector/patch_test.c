@@ -182,6 +182,47 @@ static void test_review_status(void **state)
                      400);
 }
 
+static void test_inject_object_kinds(void **state)
+{
+    (void)state;
+    static const char *const docs[] = {
+        "{\"kind\":\"Pod\",\"spec\":{\"containers\":[{\"name\":\"a\"}]}}",
+        "{\"kind\":\"StatefulSet\",\"spec\":{\"template\":{\"spec\":{\"containers\":"
+        "[{\"name\":\"a\"}]}}}}",
+        "{\"kind\":\"CronJob\",\"spec\":{\"jobTemplate\":{\"spec\":{\"template\":{"
+        "\"metadata\":{},\"spec\":{\"containers\":[{\"name\":\"a\"}]}}}}}}",
+    };
+    rm_inject_opts_t o;
+    const char *reason;
+    char err[256];
+    rm_inject_opts_default(&o);
+    for (size_t i = 0; i < sizeof(docs) / sizeof(docs[0]); i++) {
+        json_t *obj = load(docs[i]);
+        assert_int_equal(rm_inject_object(obj, &o, &reason, err, sizeof(err)), 1);
+        char *text = json_dumps(obj, 0);
+        assert_non_null(strstr(text, "\"remora-proxy\""));
+        assert_non_null(strstr(text, "\"remora.io/status\""));
+        free(text);
+        assert_int_equal(rm_inject_object(obj, &o, &reason, err, sizeof(err)), 0);
+        assert_string_equal(reason, "already injected");
+        json_decref(obj);
+    }
+    {
+        json_t *cm = load("{\"kind\":\"ConfigMap\",\"data\":{}}");
+        json_t *before = json_deep_copy(cm);
+        assert_int_equal(rm_inject_object(cm, &o, &reason, err, sizeof(err)), 0);
+        assert_true(json_equal(cm, before));
+        json_decref(before);
+        json_decref(cm);
+    }
+    {
+        json_t *dep = load("{\"kind\":\"Deployment\",\"spec\":{}}");
+        assert_int_equal(rm_inject_object(dep, &o, &reason, err, sizeof(err)), RM_INJECT_EBADPOD);
+        assert_non_null(strstr(err, "pod template"));
+        json_decref(dep);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -190,6 +231,7 @@ int main(void)
         cmocka_unit_test(test_deployment_template_paths),
         cmocka_unit_test(test_pod_errors),
         cmocka_unit_test(test_review_status),
+        cmocka_unit_test(test_inject_object_kinds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -65,7 +65,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         root = json_loadb((const char *)data, size, 0, NULL);
         if (root != NULL) {
             check_pod(json_object_get(json_object_get(root, "request"), "object"), &o);
-            check_pod(root, &o); /* a bare pod too, as meshctl inject sees one */
+            check_pod(root, &o); /* a bare pod too */
+            /* Any object, as meshctl inject sees it: injected at most once. */
+            if (json_is_object(root)) {
+                const char *reason;
+                if (rm_inject_object(root, &o, &reason, err, sizeof(err)) == 1 &&
+                    rm_inject_object(root, &o, &reason, err, sizeof(err)) != 0)
+                    abort();
+            }
             json_decref(root);
         }
     }
