@@ -23,17 +23,29 @@ for p in "${PACKAGES[@]}"; do
   fi
 done
 
-if [ ${#missing[@]} -eq 0 ]; then
-  exit 0
+# Node.js and npm (schema checks of deploy/): Debian's packages, unless the machine already has a
+# node and npm of its own (a Debian `npm` would conflict with them).
+if ! command -v npm >/dev/null 2>&1; then
+  missing+=(nodejs npm)
 fi
 
-echo "setup: installing ${missing[*]}" >&2
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-# Debian starts nginx/haproxy/etcd as services on install; benchmarks and tests start their own.
-for svc in nginx haproxy etcd; do
-  $SUDO systemctl disable --now "$svc" >/dev/null 2>&1 || $SUDO service "$svc" stop >/dev/null 2>&1 || true
-done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}" >&2
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # Debian starts nginx/haproxy/etcd as services on install; benchmarks and tests start their own.
+  for svc in nginx haproxy etcd; do
+    $SUDO systemctl disable --now "$svc" >/dev/null 2>&1 || $SUDO service "$svc" stop >/dev/null 2>&1 || true
+  done
+fi
+
+# tests/injector validates deploy/ against the Kubernetes schemas (kubernetes-models, js-yaml,
+# typescript from the npm registry), pinned by tests/injector/package-lock.json.
+cd "$(dirname "$0")/.."
+if [ ! -d tests/injector/node_modules/kubernetes-models ]; then
+  echo "setup: npm ci in tests/injector" >&2
+  npm ci --prefix tests/injector --no-audit --no-fund --loglevel=error >/dev/null
+fi

@@ -26,47 +26,6 @@ enum { O_FILE, O_WAIT, O_TIMEOUT, O_DRY_RUN };
 #define DEFAULT_WAIT_MS 30000u
 #define POLL_MS         500u
 
-/* Reads all of `path` ("-": stdin) into a new buffer; prints why on failure. */
-static char *read_all(const char *path, size_t *len)
-{
-    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
-    if (f == NULL) {
-        fprintf(stderr, "meshctl apply: cannot open %s: %s\n", path, strerror(errno));
-        return NULL;
-    }
-    size_t cap = 8192, n = 0;
-    char *buf = rm__xmalloc(cap);
-    for (;;) {
-        if (n == cap) {
-            if (cap > RM_CONFIG_MAX_INPUT) {
-                fprintf(stderr, "meshctl apply: %s: larger than %zu bytes\n", path,
-                        (size_t)RM_CONFIG_MAX_INPUT);
-                goto fail;
-            }
-            cap *= 2;
-            buf = rm__xrealloc(buf, cap);
-        }
-        size_t got = fread(buf + n, 1, cap - n, f);
-        n += got;
-        if (got == 0) {
-            if (ferror(f)) {
-                fprintf(stderr, "meshctl apply: cannot read %s: %s\n", path, strerror(errno));
-                goto fail;
-            }
-            break;
-        }
-    }
-    if (f != stdin)
-        fclose(f);
-    *len = n;
-    return buf;
-fail:
-    if (f != stdin)
-        fclose(f);
-    free(buf);
-    return NULL;
-}
-
 static const char *kind_lower(const char *kind)
 {
     if (kind == NULL)
@@ -191,7 +150,7 @@ int rm__cmd_apply(rm__cli_t *cli, const rm__cmd_t *cmd, int argc, char **argv)
     const char *fname = strcmp(path, "-") == 0 ? "<stdin>" : path;
 
     size_t len = 0;
-    char *src = read_all(path, &len);
+    char *src = rm__read_all("apply", path, RM_CONFIG_MAX_INPUT, &len);
     if (src == NULL)
         return RM__EXIT_REJECTED;
 

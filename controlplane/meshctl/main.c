@@ -115,10 +115,20 @@ const rm__cmd_t rm__commands[] = {
      "  meshctl proxy-status\n"
      "  meshctl proxy-status -o json\n",
      rm__cmd_proxy_status},
-    {"inject", "add the sidecar to Kubernetes manifests offline (not in this build)",
-     "Usage: meshctl inject -f MANIFEST\n"
+    {"inject", "add the sidecar to Kubernetes manifests offline (as the webhook does)",
+     "Usage: meshctl inject -f MANIFEST [--sidecar-mode native|classic] [--control-plane H:P]\n"
      "\n"
-     "Not available in this build: the injector's patch library is not linked yet.\n",
+     "Applies the admission webhook's injection offline to every Pod, Deployment, ReplicaSet,\n"
+     "StatefulSet, DaemonSet, Job and CronJob of a multi-document manifest; other documents\n"
+     "pass through. Prints the documents as JSON (valid YAML), '---' between them.\n"
+     "\n"
+     "  -f, --filename FILE    the manifest ('-' reads stdin)\n"
+     "  --sidecar-mode MODE    native (Kubernetes 1.29+, default) or classic\n"
+     "  --control-plane H:P    where the sidecars find remora-control\n"
+     "\n"
+     "Examples:\n"
+     "  meshctl inject -f deploy/example-app.yaml | kubectl apply -f -\n"
+     "  meshctl inject -f app.yaml --sidecar-mode classic\n",
      rm__cmd_inject},
 };
 const size_t rm__commands_count = sizeof(rm__commands) / sizeof(rm__commands[0]);
@@ -139,17 +149,6 @@ static void usage(FILE *out)
           "Exit codes: 0 success, 1 rejected input (with the reason), 2 cannot reach the control\n"
           "plane. 'meshctl COMMAND -h' shows a command's flags and examples.\n",
           out);
-}
-
-int rm__cmd_inject(rm__cli_t *cli, const rm__cmd_t *cmd, int argc, char **argv)
-{
-    static const rm__opt_spec_t spec[] = {{"filename", 'f', 1}, {NULL, 0, 0}};
-    rm__args_t a;
-    int rc = rm__args_parse(cli, cmd, spec, argc, argv, 0, &a);
-    if (rc != 0)
-        return rc == RM__ARGS_HELP ? RM__EXIT_OK : rc;
-    fputs("inject: not available in this build\n", stderr);
-    return RM__EXIT_REJECTED;
 }
 
 int main(int argc, char **argv)

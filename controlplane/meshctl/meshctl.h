@@ -102,6 +102,10 @@ void rm__rpc_close(rm__cli_t *cli);
 
 /* ---- tables and helpers (util.c) ---- */
 
+/* Reads all of `path` ("-": stdin), at most `max` bytes, into a new buffer (caller frees); on
+ * failure prints "meshctl CMD: ..." and returns NULL. */
+char *rm__read_all(const char *cmd, const char *path, size_t max, size_t *len);
+
 void *rm__xmalloc(size_t n);
 void *rm__xcalloc(size_t n, size_t size);
 void *rm__xrealloc(void *p, size_t n);

@@ -10,6 +10,7 @@
 #include <sys/time.h>
 #include <time.h>
 
+#include <errno.h>
 #include "controlplane/meshctl/meshctl.h"
 
 /* The CLI has nothing sensible to do without memory (STYLE.md allows aborting here). */
@@ -238,4 +239,44 @@ void rm__wall_time(uint64_t ms, char *buf, size_t n)
     struct tm tm;
     if (ms == 0 || gmtime_r(&t, &tm) == NULL || strftime(buf, n, "%Y-%m-%d %H:%M:%S", &tm) == 0)
         snprintf(buf, n, "-");
+}
+
+/* Reads all of `path` ("-": stdin) into a new buffer; prints why on failure. */
+char *rm__read_all(const char *cmd, const char *path, size_t max, size_t *len)
+{
+    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+    if (f == NULL) {
+        fprintf(stderr, "meshctl %s: cannot open %s: %s\n", cmd, path, strerror(errno));
+        return NULL;
+    }
+    size_t cap = 8192, n = 0;
+    char *buf = rm__xmalloc(cap);
+    for (;;) {
+        if (n == cap) {
+            if (cap > max) {
+                fprintf(stderr, "meshctl %s: %s: larger than %zu bytes\n", cmd, path, max);
+                goto fail;
+            }
+            cap *= 2;
+            buf = rm__xrealloc(buf, cap);
+        }
+        size_t got = fread(buf + n, 1, cap - n, f);
+        n += got;
+        if (got == 0) {
+            if (ferror(f)) {
+                fprintf(stderr, "meshctl %s: cannot read %s: %s\n", cmd, path, strerror(errno));
+                goto fail;
+            }
+            break;
+        }
+    }
+    if (f != stdin)
+        fclose(f);
+    *len = n;
+    return buf;
+fail:
+    if (f != stdin)
+        fclose(f);
+    free(buf);
+    return NULL;
 }

@@ -1,7 +1,8 @@
 """tests/meshctl/errors_test.py — meshctl's error paths: unknown commands, flags, kinds and
 formats with suggestions; apply errors with file:line:col (local parse errors without any
 server, semantic errors from the control plane) and nothing half-applied; refusals; an
-unreachable control plane (exit 2, address named) for every command; inject not built."""
+unreachable control plane (exit 2, address named) for every command; offline inject."""
+import json
 import unittest
 
 from meshctl_fixture import Harness, Mesh, SERVICE, free_port, route
@@ -129,11 +130,53 @@ class ErrorsTest(unittest.TestCase):
         self.assertEqual(r.rc, 2, r)
         self.assertIn(dead, r.err)
 
-    def test_inject_not_in_this_build(self):
-        r = self.m.meshctl("inject", "-f", "manifest.yaml")
-        self.assertEqual(r.rc, 1)
-        self.assertEqual(r.err.strip(), "inject: not available in this build")
-
+    def test_inject_offline(self):
+        manifest = """apiVersion: v1
+kind: Service
+metadata: {name: reviews}
+spec: {ports: [{port: 9080}]}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: reviews-v1}
+spec:
+  selector: {matchLabels: {app: reviews}}
+  template:
+    metadata: {labels: {app: reviews, version: v1}}
+    spec:
+      containers:
+        - name: app
+          image: example/reviews:1
+          ports: [{containerPort: 9080}]
+"""
+        self.h.write("manifest.yaml", manifest)
+        r = self.m.meshctl("inject", "-f", "manifest.yaml", server=False)
+        self.assertEqual(r.rc, 0, r)
+        docs = [json.loads(d) for d in r.out.split("\n---\n")]
+        self.assertEqual([d["kind"] for d in docs], ["Service", "Deployment"])
+        spec = docs[1]["spec"]["template"]["spec"]
+        init = [c["name"] for c in spec["initContainers"]]
+        self.assertEqual(init[:2], ["remora-init", "remora-proxy"])  # native sidecar by default
+        proxy = spec["initContainers"][1]
+        self.assertEqual(proxy["restartPolicy"], "Always")
+        self.assertEqual(proxy["securityContext"]["runAsUser"], 1337)
+        self.assertIn("not a workload kind", r.err)
+        # the output injected again changes nothing (reinvocation-safe)
+        self.h.write("injected.yaml", r.out)
+        again = self.m.meshctl("inject", "-f", "injected.yaml", server=False)
+        self.assertEqual(again.rc, 0, again)
+        self.assertEqual([json.loads(d) for d in again.out.split("\n---\n")], docs)
+        # classic mode puts the proxy beside the app
+        classic = self.m.meshctl("inject", "-f", "manifest.yaml", "--sidecar-mode", "classic",
+                                 server=False)
+        spec = json.loads(classic.out.split("\n---\n")[1])["spec"]["template"]["spec"]
+        self.assertIn("remora-proxy", [c["name"] for c in spec["containers"]])
+        # bad YAML: exit 1, the position named, nothing printed
+        self.h.write("bad.yaml", "kind: Pod\nmetadata: {name: x\n")
+        bad = self.m.meshctl("inject", "-f", "bad.yaml", server=False)
+        self.assertEqual(bad.rc, 1)
+        self.assertIn("bad.yaml:3:1:", bad.err)
+        self.assertEqual(bad.out, "")
 
 if __name__ == "__main__":
     unittest.main()
