@@ -86,6 +86,45 @@ rules:
     def test_malformed_upstream_response_is_502(self):
         self.assertEqual(get(self.proxy.outbound, "/", headers={"x-backend-fault": "malformed"}).status, 502)
 
+    def test_hanging_upstream_is_504_and_others_unaffected(self):
+        t = time.time()
+        r = get(self.proxy.outbound, "/", headers={"x-backend-fault": "hang"})
+        self.assertEqual(r.status, 504)
+        self.assertLess(time.time() - t, 1.5)
+        self.assertEqual(get(self.proxy.outbound, "/").status, 200)
+
+    def test_upstream_that_never_reads(self):
+        # A 16 MiB body to an upstream that accepts but never reads: the proxy's buffers stay
+        # bounded (back-pressure), the route timeout answers 504, the proxy keeps serving.
+        def private_kb():
+            with open("/proc/%d/status" % self.proxy.pid) as f:
+                return int([l for l in f if l.startswith("RssAnon:")][0].split()[1])
+
+        before = private_kb()
+        s = socket.create_connection(("127.0.0.1", self.proxy.outbound))
+        body = b"z" * (16 * 1024 * 1024)
+        s.sendall(b"POST / HTTP/1.1\r\nHost: svc\r\nx-backend-fault: no-read\r\n"
+                  b"Content-Length: %d\r\n\r\n" % len(body))
+        s.setblocking(False)
+        sent, t = 0, time.time()
+        peak = before
+        # send for 0.6 s: past the 300 ms route timeout, inside the proxy's 1 s lingering close
+        while sent < len(body) and time.time() - t < 0.6:
+            try:
+                sent += s.send(body[sent:sent + 65536])
+            except BlockingIOError:
+                time.sleep(0.01)
+            except OSError:
+                break
+            peak = max(peak, private_kb())
+        s.setblocking(True)
+        r, _ = read_response(s, timeout=5)
+        self.assertEqual(r.status, 504)
+        self.assertEqual(r.header("connection"), "close")
+        s.close()
+        self.assertLess(peak - before, 2048, "the proxy buffered what the upstream never read")
+        self.assertEqual(get(self.proxy.outbound, "/").status, 200)
+
     def test_close_after_headers_truncates_client(self):
         with self.assertRaises(ConnectionError):
             get(self.proxy.outbound, "/", headers={"x-backend-fault": "close-after-headers"})
