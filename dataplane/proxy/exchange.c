@@ -83,15 +83,15 @@ static int build_upstream_head(rm_exchange_t *ex, rm_http1_request_t *req)
                  req->headers[i].value.ptr, s->peer_ip);
     else
         snprintf(xff, sizeof(xff), "%s", s->peer_ip);
-    static const rm_http1_span_t remove[] = {{"x-forwarded-for", 15},
-                                             {"x-request-id", 12},
-                                             {"x-remora-attempt", 16},
-                                             {"x-forwarded-proto", 17}};
-    rm_http1_header_t add[3] = {
-        {{"x-forwarded-for", 15}, {xff, strlen(xff)}},
-        {{"x-request-id", 12}, {ex->request_id, strlen(ex->request_id)}},
-    };
-    size_t nadd = 2;
+    /* x-request-id passes untouched when the client sent one (whatever its length); otherwise
+     * the generated one is added. x-remora-attempt is the proxy's own: added per attempt. */
+    static const rm_http1_span_t remove[] = {
+        {"x-forwarded-for", 15}, {"x-remora-attempt", 16}, {"x-forwarded-proto", 17}};
+    rm_http1_header_t add[3] = {{{"x-forwarded-for", 15}, {xff, strlen(xff)}}};
+    size_t nadd = 1;
+    if (rm_http1_header_find(req->headers, req->num_headers, "x-request-id", 12) < 0)
+        add[nadd++] =
+            (rm_http1_header_t){{"x-request-id", 12}, {ex->request_id, strlen(ex->request_id)}};
     if (ex->upgrade) {
         /* Upgrade is hop-by-hop, but a WebSocket handshake must reach the app: re-add it. */
         ssize_t u = rm_http1_header_find(req->headers, req->num_headers, "upgrade", 7);
@@ -108,7 +108,7 @@ static int build_upstream_head(rm_exchange_t *ex, rm_http1_request_t *req)
     /* Upstreams get origin-form: the authority moved to Host already (the parser checked it). */
     if (req->target_form == RM_HTTP1_TARGET_ABSOLUTE)
         req->target = req->path.len ? req->path : (rm_http1_span_t){"/", 1};
-    size_t need = 512 + xff[0] * 0 + strlen(xff);
+    size_t need = 512 + strlen(xff) + strlen(ex->request_id);
     for (size_t h = 0; h < req->num_headers; h++)
         need += req->headers[h].name.len + req->headers[h].value.len + 4;
     need += req->target.len + req->method_name.len + 64;
@@ -154,9 +154,10 @@ rm_exchange_t *rm_exchange_new(rm_session_t *s, rm_http1_request_t *req, size_t 
     ev_timer_init(&ex->timer, NULL, 0, 0);
     ev_timer_init(&ex->try_timer, try_timer_cb, 0, 0);
 
+    /* The id for logs and shadows; an over-long client id is truncated here only (the
+     * upstream request carries the client's header as it was). */
     ssize_t rid = rm_http1_header_find(req->headers, req->num_headers, "x-request-id", 12);
-    if (rid >= 0 && req->headers[rid].value.len > 0 &&
-        req->headers[rid].value.len < sizeof(ex->request_id))
+    if (rid >= 0 && req->headers[rid].value.len > 0)
         copy_span(ex->request_id, sizeof(ex->request_id), req->headers[rid].value);
     else
         generate_request_id(w, ex->request_id, sizeof(ex->request_id));

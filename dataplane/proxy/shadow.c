@@ -56,14 +56,17 @@ void rm_shadow_prepare(rm_exchange_t *ex, const rm_http1_request_t *req)
                      h.ptr + hl);
     if (n < 0 || (size_t)n >= sizeof(host))
         return;
-    rm_http1_header_t add[] = {{{"host", 4}, {host, (size_t)n}},
-                               {{"x-request-id", 12}, {ex->request_id, strlen(ex->request_id)}}};
-    static const rm_http1_span_t remove_id[] = {
-        {"host", 4}, {"x-remora-attempt", 16}, {"x-request-id", 12}};
-    rm_http1_edit_t edit = {.remove = remove_id,
-                            .num_remove = 3,
+    /* Same request id as the primary, so the two can be matched in logs. */
+    rm_http1_header_t add[2] = {{{"host", 4}, {host, (size_t)n}}};
+    size_t nadd = 1;
+    if (rm_http1_header_find(req->headers, req->num_headers, "x-request-id", 12) < 0)
+        add[nadd++] =
+            (rm_http1_header_t){{"x-request-id", 12}, {ex->request_id, strlen(ex->request_id)}};
+    static const rm_http1_span_t remove[] = {{"host", 4}, {"x-remora-attempt", 16}};
+    rm_http1_edit_t edit = {.remove = remove,
+                            .num_remove = 2,
                             .add = add,
-                            .num_add = 2,
+                            .num_add = nadd,
                             .flags = RM_HTTP1_EDIT_F_HOP_BY_HOP};
     size_t need = 512 + (size_t)n + req->target.len;
     for (size_t i = 0; i < req->num_headers; i++)

@@ -97,6 +97,10 @@ class ForwardingTest(unittest.TestCase):
         # a request id given by the client is kept end to end
         r = get(self.proxy.outbound, "/", headers={"x-request-id": "abc-123"})
         self.assertEqual(r.header("x-request-id"), "abc-123")
+        long_id = "trace-" + "x" * 100  # longer than the proxy's own log field: still untouched
+        r = get(self.proxy.outbound, "/", headers={"x-request-id": long_id, "x-backend-echo-headers": "1"})
+        hdrs = {k.lower(): v for k, v in r.json()["headers"].items()}
+        self.assertEqual(hdrs["x-request-id"], long_id)
 
     def test_stats_count_requests_by_code(self):
         before = metric(self.proxy.admin, "remora_requests_total", service="svc", code="503")
