@@ -21,7 +21,7 @@ char *rm_buf_reserve(rm_buf_t *b, size_t n, int *err)
     if (b->off + b->len + n <= b->cap)
         return b->data + b->off + b->len;
     /* Compact when that alone makes room and the move is cheap relative to the data. */
-    if (b->len + n <= b->cap && b->off > 0) {
+    if (b->data != NULL && b->len + n <= b->cap && b->off > 0) {
         memmove(b->data, b->data + b->off, b->len);
         b->off = 0;
         return b->data + b->len;
@@ -36,7 +36,7 @@ char *rm_buf_reserve(rm_buf_t *b, size_t n, int *err)
         *err = RM_BUF_ENOMEM;
         return NULL;
     }
-    if (b->len > 0)
+    if (b->data != NULL && b->len > 0)
         memcpy(d, b->data + b->off, b->len);
     free(b->data);
     b->data = d;

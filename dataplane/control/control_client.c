@@ -25,7 +25,7 @@
 #include "common/log/log.h"
 #include "remora/v1/discovery.pb-c.h"
 
-#define MAX_MESSAGE_BYTES (16u * 1024u * 1024u)
+#define MAX_MESSAGE_BYTES ((size_t)16 * 1024 * 1024)
 #define SEND_QUEUE_MAX    64
 
 enum { TAG_META = 1, TAG_SEND, TAG_RECV, TAG_STATUS };
@@ -219,7 +219,7 @@ static int report_visit(const rm_stats_series_view_t *v, void *arg)
     if (v->kind == RM_STATS_COUNTER || v->kind == RM_STATS_GAUGE) {
         if (r->n_counters == b->cap_c) {
             size_t cap = b->cap_c ? b->cap_c * 2 : 32;
-            void *p = realloc(r->counters, cap * sizeof(*r->counters));
+            void *p = realloc(r->counters, cap * sizeof(Remora__V1__Counter *));
             if (p == NULL)
                 return -1;
             r->counters = p;
@@ -237,7 +237,7 @@ static int report_visit(const rm_stats_series_view_t *v, void *arg)
     } else {
         if (r->n_histograms == b->cap_h) {
             size_t cap = b->cap_h ? b->cap_h * 2 : 16;
-            void *p = realloc(r->histograms, cap * sizeof(*r->histograms));
+            void *p = realloc(r->histograms, cap * sizeof(Remora__V1__Histogram *));
             if (p == NULL)
                 return -1;
             r->histograms = p;

@@ -29,7 +29,7 @@
 #include "dataplane/proxy/worker.h"
 
 /* Stop moving bytes into a destination buffer holding this much. */
-#define HIGH_WATER (64 * 1024)
+#define HIGH_WATER ((size_t)64 * 1024)
 /* Room kept for chunk framing ("%zx\r\n" ... "\r\n") around one re-encoded span. */
 #define CHUNK_OVERHEAD 24
 
@@ -863,7 +863,7 @@ void rm_exchange_on_upstream_io(rm_exchange_t *ex, int revents)
             return;
     }
     if (revents & EV_READ) {
-        ssize_t n = rm_buf_read_fd(&c->in, c->fd, 64 * 1024);
+        ssize_t n = rm_buf_read_fd(&c->in, c->fd, (size_t)64 * 1024);
         if (n == 0 || (n < 0 && n != -EAGAIN && n != RM_BUF_EFULL)) {
             if (ex->phase == RM_EX_TUNNEL) {
                 pump_response(ex);

@@ -170,10 +170,10 @@ static void defaults(rm_proxy_options_t *o)
     o->upstream_idle_timeout_ms = 30000;
     o->drain_grace_ms = 2000;
     o->drain_deadline_ms = (uint64_t)atoi(env_or("REMORA_DRAIN_SECONDS", "25")) * 1000;
-    o->max_head_bytes = 64 * 1024;
+    o->max_head_bytes = (size_t)64 * 1024;
     o->max_headers = 100;
-    o->buffer_limit = 128 * 1024;
-    o->retry_body_limit = 64 * 1024;
+    o->buffer_limit = (size_t)128 * 1024;
+    o->retry_body_limit = (size_t)64 * 1024;
     o->max_connections = 10000;
 }
 

@@ -26,7 +26,7 @@
 #include "dataplane/proxy/worker.h"
 
 /* Stop reading the client while this much response is waiting to be written to it. */
-#define OUT_HIGH_WATER (256 * 1024)
+#define OUT_HIGH_WATER ((size_t)256 * 1024)
 
 static void session_io_cb(struct ev_loop *loop, ev_io *io, int revents);
 static void session_timer_cb(struct ev_loop *loop, ev_timer *t, int revents);
@@ -51,6 +51,8 @@ static void peer_to_string(const struct sockaddr_storage *ss, char *out, size_t 
 static void read_original_dst(rm_session_t *s)
 {
     struct sockaddr_storage dst, local;
+    memset(&dst, 0, sizeof(dst));
+    memset(&local, 0, sizeof(local));
     socklen_t dl = sizeof(dst), ll = sizeof(local);
     if (getsockopt(s->fd, SOL_IP, SO_ORIGINAL_DST, &dst, &dl) != 0)
         return;
@@ -130,7 +132,7 @@ void rm_session_free(rm_session_t *s)
 }
 
 /* Bytes a client may pipeline behind a request in flight before we stop reading it. */
-#define PIPELINE_READ_LIMIT (16 * 1024)
+#define PIPELINE_READ_LIMIT ((size_t)16 * 1024)
 
 static bool session_wants_read(const rm_session_t *s)
 {
@@ -289,7 +291,7 @@ static void session_process(rm_session_t *s)
 
 static void session_read(rm_session_t *s)
 {
-    ssize_t n = rm_buf_read_fd(&s->in, s->fd, 64 * 1024);
+    ssize_t n = rm_buf_read_fd(&s->in, s->fd, (size_t)64 * 1024);
     if (n == -EAGAIN || n == RM_BUF_EFULL) {
         if (n == RM_BUF_EFULL && s->ex == NULL)
             session_process(s);

@@ -42,7 +42,7 @@ static rm_upstream_t *upstream_insert(rm_worker_t *w, uint64_t key, const struct
                                       socklen_t len)
 {
     if (w->utable == NULL) {
-        w->utable = calloc(UTABLE_INITIAL, sizeof(*w->utable));
+        w->utable = calloc(UTABLE_INITIAL, sizeof(rm_upstream_t *));
         if (w->utable == NULL)
             return NULL;
         w->utable_size = UTABLE_INITIAL;
@@ -112,6 +112,7 @@ static void upconn_free(rm_upconn_t *c)
 
 void rm_upconn_close(rm_upconn_t *c)
 {
+    // NOLINTNEXTLINE(clang-analyzer-unix.Malloc): see list.h (drain loops re-read the head)
     if (c->ex == NULL && !rm_list_empty(&c->link))
         c->up->idle_count--;
     upconn_free(c);
