@@ -113,7 +113,16 @@ class RecreateTest(unittest.TestCase):
             self.assertEqual(odd, [], "%s: neither an answer nor a 503" % kind)
             statuses = {}
             for x in recs:
-                statuses[(x[1], x[2])] = statuses.get((x[1], x[2]), 0) + 1
+                key = (x[1], x[2] if x[1] == 200 else x[3].strip().decode(errors="replace"))
+                statuses[key] = statuses.get(key, 0) + 1
+            seq = []  # the order of what users saw, run-length encoded
+            for x in recs:
+                k = "%s %s" % (x[1], x[2] if x[1] == 200 else x[3].strip().decode(errors="replace"))
+                if seq and seq[-1][0] == k:
+                    seq[-1][1] += 1
+                else:
+                    seq.append([k, 1])
+            print("%s, in order: %s" % (kind, " -> ".join("%s x%d" % (k, n) for k, n in seq)))
             print("%s: %d requests, slowest %.1f ms: %s" % (
                 kind, len(recs), 1000 * max(x[0] for x in recs), statuses))
         counts, failures = m.split("reviews", 200)

@@ -110,7 +110,7 @@ class Pod:
                                 "127.0.0.1", "--service", service, "--version", version, "--pod",
                                 name, "--app-port", str(self.app.port), "--outbound-port", "0",
                                 "--inbound-port", str(self.inbound), "--admin-port",
-                                str(self.admin), "--drain-grace", "0s", "--drain-seconds", "3"],
+                                str(self.admin), "--drain-grace", "1s", "--drain-seconds", "5"],
                                log_name="sidecar-" + name)
         wait_port(self.admin, proc=self.sidecar)
 
