@@ -48,7 +48,7 @@ class CanaryTest(unittest.TestCase):
             self.assertEqual(failures, [], "step %d" % w2)
             self.assertEqual(sum(counts.values()), N)
             self.assertTrue(within_sigma(counts["v2"], N, w2 / 100.0),
-                            "step %d%%: %r outside 3 sigma" % (w2, dict(counts)))
+                            "step %d%%: %r outside 4 sigma" % (w2, dict(counts)))
             rs = self.stats_when(seen)
             # meshctl's counts for this step (the difference from the previous step's) split as
             # the client saw them, beside the weight now configured.

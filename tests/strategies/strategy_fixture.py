@@ -253,8 +253,10 @@ class Mesh:
         wait_until(seen, timeout=timeout, what="versions %s reachable" % sorted(want))
 
 
-def within_sigma(count, n, share, k=3.0):
-    """True when count of n draws is within k binomial sigma of share (exact when share is 0/1)."""
+def within_sigma(count, n, share, k=4.0):
+    """True when count of n draws is within k binomial sigma of share (exact when share is 0/1).
+    SPEC promises the split within 3 sigma; the tests allow 4 so that the suite's many
+    statistical checks do not make CI flaky (3 sigma fails 0.3% of honest runs, 4 sigma 0.006%)."""
     sigma = (n * share * (1 - share)) ** 0.5
     return abs(count - n * share) <= k * sigma
 
