@@ -16,9 +16,15 @@
 
 struct rm_shadow {
     rm_worker_t *worker;
-    rm_upconn_t *conn; /* owned: closed with the shadow */
+    rm_upconn_t *conn; /* owned: closed with the shadow, or returned to the pool when clean */
     ev_timer timer;
     rm_http1_response_t resp;
+    rm_http1_method_t method;
+    bool head_done;
+    bool failed;          /* the copy's status was 5xx */
+    rm_http1_body_t body; /* framing of the copy's response, once the head is read */
+    uint64_t remaining;   /* Content-Length bytes still to discard */
+    rm_http1_chunked_t chunks;
     char service[64];
     char version[64];
 };
@@ -147,6 +153,7 @@ void rm_shadow_launch(rm_exchange_t *ex)
     snprintf(sh->service, sizeof(sh->service), "%s", svc->name);
     snprintf(sh->version, sizeof(sh->version), "%s", vname);
     rm_http1_response_init(&sh->resp, w->headers, w->proxy->opt.max_headers);
+    sh->method = ex->method;
     w->shadows++;
     rm_metrics_shadow_sent(w, sh->service, sh->version);
     ev_timer_init(&sh->timer, shadow_timeout_cb, SHADOW_TIMEOUT_S, 0);
@@ -173,6 +180,78 @@ void rm_shadow_on_error(rm_shadow_t *sh)
     shadow_free(sh, true);
 }
 
+/* The copy's response is complete: count it and return a clean connection to the pool. */
+static void shadow_done(rm_shadow_t *sh, bool reusable)
+{
+    rm_upconn_t *c = sh->conn;
+    if (reusable && c->in.len == 0 && c->out.len == 0) {
+        c->shadow = NULL;
+        sh->conn = NULL;
+        rm_upconn_release(c, true);
+    }
+    shadow_free(sh, sh->failed);
+}
+
+/* Discards response bytes. Returns 1 when the response is complete, 0 when more is needed, -1 on
+ * a malformed response. */
+static int shadow_consume(rm_shadow_t *sh)
+{
+    rm_upconn_t *c = sh->conn;
+    rm_worker_t *w = sh->worker;
+    while (c->in.len > 0 || (sh->head_done && sh->body == RM_HTTP1_BODY_NONE)) {
+        if (!sh->head_done) {
+            int hl = rm_http1_parse_response(rm_buf_head(&c->in), c->in.len, &sh->resp, NULL,
+                                             (int)sh->method);
+            if (hl == RM_HTTP1_INCOMPLETE)
+                return rm_buf_room(&c->in) > 0 ? 0 : -1;
+            if (hl < 0)
+                return -1;
+            rm_buf_consume(&c->in, (size_t)hl);
+            if (sh->resp.status < 200 && sh->resp.status != 101) {
+                rm_http1_response_init(&sh->resp, w->headers, w->proxy->opt.max_headers);
+                continue; /* interim response */
+            }
+            sh->head_done = true;
+            sh->failed = sh->resp.status >= 500;
+            sh->body = sh->resp.body;
+            sh->remaining = sh->resp.content_length;
+            if (sh->body == RM_HTTP1_BODY_CHUNKED)
+                rm_http1_chunked_init(&sh->chunks);
+            if (sh->body == RM_HTTP1_BODY_CONTENT_LENGTH && sh->remaining == 0)
+                sh->body = RM_HTTP1_BODY_NONE;
+            continue;
+        }
+        switch (sh->body) {
+        case RM_HTTP1_BODY_NONE:
+            return 1;
+        case RM_HTTP1_BODY_CONTENT_LENGTH: {
+            size_t n = c->in.len < sh->remaining ? c->in.len : (size_t)sh->remaining;
+            rm_buf_consume(&c->in, n);
+            sh->remaining -= n;
+            if (sh->remaining == 0)
+                return 1;
+            break;
+        }
+        case RM_HTTP1_BODY_CHUNKED: {
+            size_t used = 0;
+            rm_http1_span_t data;
+            int rc =
+                rm_http1_chunked_decode(&sh->chunks, rm_buf_head(&c->in), c->in.len, &used, &data);
+            rm_buf_consume(&c->in, used);
+            if (rc == RM_HTTP1_CHUNKED_DONE)
+                return 1;
+            if (rc < 0 && rc != RM_HTTP1_INCOMPLETE)
+                return -1;
+            break;
+        }
+        default: /* until close, or a tunnel: discard what came; the close ends it */
+            rm_buf_consume(&c->in, c->in.len);
+            break;
+        }
+    }
+    return 0;
+}
+
 void rm_shadow_on_io(rm_shadow_t *sh, int revents)
 {
     rm_upconn_t *c = sh->conn;
@@ -186,17 +265,21 @@ void rm_shadow_on_io(rm_shadow_t *sh, int revents)
     if (revents & EV_READ) {
         ssize_t n = rm_buf_read_fd(&c->in, c->fd, 16384);
         if (n == 0 || (n < 0 && n != -EAGAIN && n != RM_BUF_EFULL)) {
-            shadow_free(sh, true); /* closed before a status: a failed shadow */
+            /* Closed: the end of an until-close body, else a failed copy. */
+            bool ok = sh->head_done && shadow_consume(sh) >= 0 &&
+                      (sh->body == RM_HTTP1_BODY_UNTIL_CLOSE || sh->body == RM_HTTP1_BODY_TUNNEL);
+            shadow_free(sh, !ok || sh->failed);
             return;
         }
-        int hl = rm_http1_parse_response(rm_buf_head(&c->in), c->in.len, &sh->resp, NULL,
-                                         RM_HTTP1_METHOD_GET);
-        if (hl == RM_HTTP1_INCOMPLETE && rm_buf_room(&c->in) > 0)
-            goto again;
-        /* The status is all a shadow reports; the body is not read (the connection closes). */
-        shadow_free(sh, hl < 0 || sh->resp.status >= 500);
-        return;
+        int done = shadow_consume(sh);
+        if (done < 0) {
+            shadow_free(sh, true);
+            return;
+        }
+        if (done > 0) {
+            shadow_done(sh, (sh->resp.flags & RM_HTTP1_F_KEEP_ALIVE) != 0);
+            return;
+        }
     }
-again:
     rm_upconn_update_events(c);
 }
