@@ -12,6 +12,7 @@ its share, and both versions answered.
 Needs root, iproute2, iptables, setpriv and curl; skipped otherwise.
 """
 import json
+import os
 import subprocess
 import time
 import unittest
@@ -21,7 +22,14 @@ from remora_harness import runfile
 
 VIP = "10.96.0.10"
 
-CONFIG = """kind: Service
+SERVICE = """kind: Service
+name: reviews
+port: 9080
+vip: %s
+""" % VIP
+
+# Explicit version routing with retries, as tests/e2e/rolling_update_test.py uses on loopback.
+ROUTED = """kind: Service
 name: reviews
 port: 9080
 vip: %s
@@ -42,11 +50,6 @@ class RollingUpdateNetnsTest(unittest.TestCase):
         self.runner = PodRunner()
         self.addCleanup(self.runner.close)
         self.runner.setup()
-        self.runner.apply(CONFIG)
-        self.pods = [self.runner.start_pod("reviews", "v1", wait_ready=False) for _ in range(3)]
-        self.client = self.runner.start_pod(None, None, name="client", wait_ready=False)
-        self.runner.wait_ready(*self.pods)
-        self.wait_client_sees(self.pods)
 
     def wait_client_sees(self, pods, timeout=10):
         """Until requests through the vip from the client pod reach every one of pods (the client
@@ -77,20 +80,31 @@ class RollingUpdateNetnsTest(unittest.TestCase):
         self.assertTrue(lines, "load client printed nothing; stderr:\n%s" % err)
         return json.loads(lines[-1])
 
-    def test_rolling_update_zero_errors(self):
+    def rollout(self, config, new_version, expect_versions, **update_args):
+        """Applies config, starts 3 reviews v1 pods and the client pod, runs the load through the
+        vip and a rolling update of the three pods to new_version; checks zero errors and that
+        every request went through both sidecars. Returns the load summary."""
         r = self.runner
+        r.apply(config)
+        self.pods = [r.start_pod("reviews", "v1", wait_ready=False) for _ in range(3)]
+        self.client = r.start_pod(None, None, name="client", wait_ready=False)
+        r.wait_ready(*self.pods)
+        self.wait_client_sees(self.pods)
+
         before = self.client.admin("/stats")
         load = self.start_load(200)
         time.sleep(2.0)
-        new, codes = r.rolling_update("reviews", self.pods, "v1", max_surge=1, max_unavailable=0)
+        new, codes = r.rolling_update("reviews", self.pods, new_version, **update_args)
         time.sleep(2.0)
         # the new pods' inbound counters, read before the load stops (all pods still up)
         server_stats = {p.name: p.admin("/stats") for p in new}
         app_stats = {p.name: json.loads(p.app_stats()) for p in new}
         summary = self.stop_load(load)
         after = self.client.admin("/stats")
-        timeline = "\n".join("%6.2fs %s" % e for e in r.events)
-        print("rolling update under load:", json.dumps(summary), "\n" + timeline)
+        timeline = "\n".join("%6.2fs %s" % e for e in r.events) + "\nclient sidecar:\n" + "\n".join(
+            line for line in after.splitlines()
+            if line.startswith(("remora_retr", "remora_outlier", "remora_requests_total")))
+        print("\n%s: %s\n%s" % (self.id(), json.dumps(summary), timeline))
 
         self.assertEqual(summary["failures"], 0, "client-visible errors: %s\n%s" % (
             summary["failure_samples"], timeline))
@@ -100,8 +114,8 @@ class RollingUpdateNetnsTest(unittest.TestCase):
         self.assertEqual(len(new), 3)
         for c in codes:
             self.assertEqual(c, (0, 0), "old pod exit codes (sidecar, app)")
+        self.assertEqual(set(summary["versions"]), set(expect_versions))
         # the vip was served by the old pods and by every new one, and by nothing else
-        self.assertEqual(summary["versions"], {"v1": summary["total"]})
         old_names, new_names = {p.name for p in self.pods}, {p.name for p in new}
         self.assertLessEqual(set(summary["instances"]), old_names | new_names)
         self.assertLessEqual(new_names, set(summary["instances"]))
@@ -116,6 +130,33 @@ class RollingUpdateNetnsTest(unittest.TestCase):
         for p in new:
             self.assertGreater(metric_sum(server_stats[p.name], "remora_requests_total"), 0, p.name)
             self.assertGreater(app_stats[p.name]["requests"], 0, p.name)
+        # only the new pods remain, and the vip now reaches exactly them
+        self.assertEqual(sorted(p.name for p in r.pods if p.app), sorted(new_names))
+        self.wait_client_sees(new)
+        return summary
+
+    def test_rolling_update_surge(self):
+        """New pods of the same version (a restart or config rollout) under an explicit Route
+        with retries; maxSurge 1, maxUnavailable 0: start one, wait ready, SIGTERM one old."""
+        self.rollout(ROUTED, "v1", {"v1"}, max_surge=1, max_unavailable=0)
+
+    def test_rolling_update_unavailable(self):
+        """The other rollingUpdate path: maxSurge 0, maxUnavailable 1 (SIGTERM one old pod and
+        wait for its exit, then start its replacement): two pods carry the load meanwhile."""
+        self.rollout(ROUTED, "v1", {"v1"}, max_surge=0, max_unavailable=1)
+
+    @unittest.skipUnless(os.environ.get("REMORA_PODS_KNOWN_GAPS"),
+                         "known gap (tests/pods/README.md): with no Route, the last pod of a "
+                         "version draining loses 1-3 requests; set REMORA_PODS_KNOWN_GAPS=1")
+    def test_rolling_update_v1_to_v2_service_only(self):
+        """A Deployment's image change as Kubernetes does it: the Service (no Route) spreads over
+        every ready endpoint whatever its version, so v1 and v2 both answer during the rollout.
+        Fails today: the default spread picks a version first and retries stay inside it, so while
+        the last v1 pod drains (its app already refuses; its sidecar answers 503 'upstream
+        connect error' marked unprocessed) retries have nowhere to go until the withdrawal
+        reaches the client: 1-3 of ~2,500 requests get 503 (4 of 4 runs)."""
+        summary = self.rollout(SERVICE, "v2", {"v1", "v2"}, max_surge=1, max_unavailable=0)
+        self.assertGreater(summary["versions"]["v2"], 0)
 
 
 if __name__ == "__main__":
