@@ -198,6 +198,8 @@ class PodRunner:
         for pod in list(self.pods):
             self._delete_pod(pod)
         self._delete_ns(self.node_ns)
+        # the logs stay for a failed test to be read; the binaries' copies need not
+        shutil.rmtree(self.h.path("bin"), ignore_errors=True)
 
     def remove_leftovers(self):
         """Deletes namespaces carrying this runner's prefix (from a run that died) and kills the
