@@ -198,8 +198,16 @@ class PodRunner:
         for pod in list(self.pods):
             self._delete_pod(pod)
         self._delete_ns(self.node_ns)
-        # the logs stay for a failed test to be read; the binaries' copies need not
+        # the logs stay for a failed test to be read (under Bazel, also in the test's outputs:
+        # bazel-testlogs/.../test.outputs/outputs.zip); the binaries' copies need not
         shutil.rmtree(self.h.path("bin"), ignore_errors=True)
+        out = os.environ.get("TEST_UNDECLARED_OUTPUTS_DIR")
+        if out and os.path.isdir(self.h.tmp):
+            dst = os.path.join(out, "pods-" + os.path.basename(self.h.tmp))
+            os.makedirs(dst, exist_ok=True)
+            for f in os.listdir(self.h.tmp):
+                if f.endswith(".log"):
+                    shutil.copy(os.path.join(self.h.tmp, f), dst)
 
     def remove_leftovers(self):
         """Deletes namespaces carrying this runner's prefix (from a run that died) and kills the
