@@ -247,17 +247,22 @@ void rm_exchange_abort(rm_exchange_t *ex)
     retire(ex);
 }
 
-/* An inbound sidecar that cannot reach its app (it has exited during a rolling update, or not
- * started) tells the caller's sidecar the request was never processed, so that sidecar may retry
- * it elsewhere whatever its method. Only sidecars set or read this header. */
-#define UNPROCESSED_HEADER "x-remora-error"
-#define UNPROCESSED_VALUE  "upstream-connect"
+/* An inbound sidecar reports how its app failed, so the caller's sidecar can apply the retry
+ * rules as if it had seen the failure itself: `upstream-connect` — the app could not be reached
+ * (it exited during a rolling update, or has not started), so the request was never processed and
+ * may be retried elsewhere whatever its method; `upstream-reset` — the app closed or reset the
+ * connection before answering (typically a kept-alive connection the draining app was closing),
+ * an ambiguous failure retried only when idempotent. Only sidecars set or read this header. */
+#define PEER_ERROR_HEADER  "x-remora-error"
+#define PEER_ERROR_CONNECT "upstream-connect"
+#define PEER_ERROR_RESET   "upstream-reset"
 
-static const char *unprocessed_marker(const rm_exchange_t *ex)
+static const char *peer_error_marker(const rm_exchange_t *ex, bool connect)
 {
-    return ex->session->kind == RM_LISTENER_INBOUND ? UNPROCESSED_HEADER ": " UNPROCESSED_VALUE
-                                                                         "\r\n"
-                                                    : NULL;
+    if (ex->session->kind != RM_LISTENER_INBOUND)
+        return NULL;
+    return connect ? PEER_ERROR_HEADER ": " PEER_ERROR_CONNECT "\r\n"
+                   : PEER_ERROR_HEADER ": " PEER_ERROR_RESET "\r\n";
 }
 
 /* Answers from the proxy itself. Only possible before any response byte went to the client. */
@@ -393,7 +398,7 @@ static void connect_upstream(rm_exchange_t *ex)
             return;
         }
         if (!attempt_failed(ex, RM_RETRY_CAUSE_CONNECT_FAILURE, 0))
-            local_reply(ex, 503, "upstream connect error", unprocessed_marker(ex));
+            local_reply(ex, 503, "upstream connect error", peer_error_marker(ex, true));
         return;
     }
     if (ex->raw_tcp) {
@@ -677,9 +682,13 @@ static void pump_response(rm_exchange_t *ex)
             if (!interim) {
                 ev_timer_stop(w->loop, &ex->try_timer); /* per-try timeout ends at the head */
                 if (ex->svc != NULL && resp->status == 503 &&
-                    header_is(resp, UNPROCESSED_HEADER, UNPROCESSED_VALUE) &&
+                    header_is(resp, PEER_ERROR_HEADER, PEER_ERROR_CONNECT) &&
                     attempt_failed(ex, RM_RETRY_CAUSE_CONNECT_FAILURE, 0))
                     return; /* the peer sidecar could not reach its app: provably unprocessed */
+                if (ex->svc != NULL && resp->status == 502 &&
+                    header_is(resp, PEER_ERROR_HEADER, PEER_ERROR_RESET) &&
+                    attempt_failed(ex, RM_RETRY_CAUSE_RESET, 0))
+                    return; /* the peer's app reset: ambiguous, retried when idempotent */
                 if (ex->svc != NULL && rm_retry_status_matches(ex->decision.retry, resp->status) &&
                     attempt_failed(ex, RM_RETRY_CAUSE_STATUS, resp->status))
                     return;
@@ -827,7 +836,7 @@ void rm_exchange_on_upstream_error(rm_exchange_t *ex, rm_upstream_failure_t kind
     }
     switch (kind) {
     case RM_UPSTREAM_CONNECT_FAILED:
-        local_reply(ex, 503, "upstream connect error", unprocessed_marker(ex));
+        local_reply(ex, 503, "upstream connect error", peer_error_marker(ex, true));
         break;
     case RM_UPSTREAM_TIMEOUT:
         local_reply(ex, 504, "upstream request timeout", NULL);
@@ -836,7 +845,8 @@ void rm_exchange_on_upstream_error(rm_exchange_t *ex, rm_upstream_failure_t kind
         local_reply(ex, 502, "upstream sent a malformed response", NULL);
         break;
     default:
-        local_reply(ex, 502, "upstream connection reset before response", NULL);
+        local_reply(ex, 502, "upstream connection reset before response",
+                    peer_error_marker(ex, false));
         break;
     }
 }

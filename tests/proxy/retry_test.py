@@ -95,6 +95,28 @@ class RetryTest(unittest.TestCase):
         self.assertGreater(metric(p.admin, "remora_retries_skipped_total", reason="non_idempotent"), 0)
         self.assertGreater(metric(p.admin, "remora_retries_total", reason="reset"), 0)
 
+    def test_peer_sidecar_reports_its_apps_reset(self):
+        # client sidecar -> two server sidecars (inbound) -> apps; one app resets every request.
+        # The server sidecar answers 502 with x-remora-error: upstream-reset, and the client's
+        # sidecar treats it as the reset it is: GET retried elsewhere, POST not (ambiguous).
+        bad_app = closing_server()
+        self.addCleanup(bad_app.close)
+        good_app = self.h.backend("svc", "v1")
+        dummy = service_yaml("none", [("127.0.0.1:1", "v1")])
+        bad_side = self.h.proxy(dummy, extra=["--app-port", str(bad_app.getsockname()[1])], name="bad")
+        good_side = self.h.proxy(dummy, extra=["--app-port", str(good_app.port)], name="good")
+        cfg = service_yaml("svc", [("127.0.0.1:%d" % bad_side.inbound, "v1"),
+                                   ("127.0.0.1:%d" % good_side.inbound, "v1")]) + \
+            route("{attempts: 2, retryOn: [connect-failure, reset], backoff: {base: 1ms, max: 2ms}}") + \
+            NO_EJECTION
+        client = self.h.proxy(cfg, name="client")
+        gets = {get(client.outbound, "/").status for _ in range(20)}
+        posts = {get(client.outbound, "/", method="POST", body=b"x").status for _ in range(20)}
+        self.assertEqual(gets, {200})
+        self.assertIn(502, posts)
+        self.assertGreater(metric(client.admin, "remora_retries_total", reason="reset"), 0)
+        self.assertGreater(metric(client.admin, "remora_retries_skipped_total", reason="non_idempotent"), 0)
+
     def test_status_retry_goes_to_another_endpoint_with_attempt_header(self):
         good = self.h.backend("svc", "v1")
         failing = self.h.backend("svc", "v1", extra=["--status", "503"])
