@@ -98,6 +98,38 @@ static int endpoint_load(void *ctx, const rm_endpoint_ref_t *ep)
     return u->active;
 }
 
+static bool tried(const rm_exchange_t *ex, uint64_t key)
+{
+    for (size_t i = 0; i < ex->ntried; i++)
+        if (ex->tried_keys[i] == key)
+            return true;
+    return false;
+}
+
+/* A retry under the default spread (no Route rule chose the version): the version is not the
+ * user's choice, so when the chosen one has no untried endpoint left (its last pod is draining
+ * during a v1 -> v2 rollout), another version's endpoint serves the retry. */
+static int pick_other_version(rm_exchange_t *ex, const rm_endpoint_ref_t **out)
+{
+    rm_worker_t *w = ex->session->worker;
+    const rm_service_t *svc = ex->svc;
+    for (size_t v = 0; v < svc->nversions; v++) {
+        if (v == ex->decision.version_index || svc->versions[v].nready == 0)
+            continue;
+        const rm_endpoint_ref_t *ep = NULL;
+        if (rm_route_pick_endpoint(svc, v, rm_worker_random(w), endpoint_load, w, ex->tried_keys,
+                                   ex->ntried, &ep) == 0 &&
+            !tried(ex, ep->key)) {
+            ex->decision.version_index = v;
+            ex->decision.version = svc->versions[v].name;
+            set_name(ex->version_name, sizeof(ex->version_name), svc->versions[v].name);
+            *out = ep;
+            return 0;
+        }
+    }
+    return *out != NULL ? 0 : -1; /* nothing better: the original choice (tried again) */
+}
+
 rm_upstream_t *rm_routing_pick_upstream(rm_exchange_t *ex)
 {
     rm_session_t *s = ex->session;
@@ -114,8 +146,12 @@ rm_upstream_t *rm_routing_pick_upstream(rm_exchange_t *ex)
         up = rm_upstream_get_addr(w, (struct sockaddr *)&s->orig_dst, len);
     } else if (ex->svc != NULL) {
         const rm_endpoint_ref_t *ep = NULL;
-        if (rm_route_pick_endpoint(ex->svc, ex->decision.version_index, rm_worker_random(w),
-                                   endpoint_load, w, ex->tried_keys, ex->ntried, &ep) != 0)
+        int rc = rm_route_pick_endpoint(ex->svc, ex->decision.version_index, rm_worker_random(w),
+                                        endpoint_load, w, ex->tried_keys, ex->ntried, &ep);
+        if (ex->ntried > 0 && ex->decision.rule != NULL && ex->decision.rule->spread &&
+            (rc != 0 || tried(ex, ep->key)))
+            rc = pick_other_version(ex, &ep);
+        if (rc != 0)
             return NULL;
         up = rm_upstream_get(w, ep);
     }
