@@ -145,16 +145,11 @@ class RollingUpdateNetnsTest(unittest.TestCase):
         wait for its exit, then start its replacement): two pods carry the load meanwhile."""
         self.rollout(ROUTED, "v1", {"v1"}, max_surge=0, max_unavailable=1)
 
-    @unittest.skipUnless(os.environ.get("REMORA_PODS_KNOWN_GAPS"),
-                         "known gap (tests/pods/README.md): with no Route, the last pod of a "
-                         "version draining loses 1-3 requests; set REMORA_PODS_KNOWN_GAPS=1")
     def test_rolling_update_v1_to_v2_service_only(self):
         """A Deployment's image change as Kubernetes does it: the Service (no Route) spreads over
         every ready endpoint whatever its version, so v1 and v2 both answer during the rollout.
-        Fails today: the default spread picks a version first and retries stay inside it, so while
-        the last v1 pod drains (its app already refuses; its sidecar answers 503 'upstream
-        connect error' marked unprocessed) retries have nowhere to go until the withdrawal
-        reaches the client: 1-3 of ~2,500 requests get 503 (4 of 4 runs)."""
+        This lost 1-3 of ~2,500 requests while the last v1 pod drained, until a retry under the
+        default spread could move to another version (dataplane/proxy/routing.c)."""
         summary = self.rollout(SERVICE, "v2", {"v1", "v2"}, max_surge=1, max_unavailable=0)
         self.assertGreater(summary["versions"]["v2"], 0)
 
