@@ -18,6 +18,7 @@ import resource
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -26,10 +27,11 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(HERE)
 PROXY = os.environ.get("REMORA_PROXY", os.path.join(TOP, "bazel-bin/dataplane/proxy/remora-proxy"))
-DURATION = int(os.environ.get("BENCH_SECONDS", "8"))
+DURATION = int(os.environ.get("BENCH_SECONDS", "5"))
 CONNS = int(os.environ.get("BENCH_CONNECTIONS", "50"))
 RATE = int(os.environ.get("BENCH_RATE", "1000"))  # fixed rate for the latency run
-IDLE_CONNS = int(os.environ.get("BENCH_IDLE_CONNECTIONS", "10000"))
+IDLE_CONNS = int(os.environ.get("BENCH_IDLE_CONNECTIONS", "5000"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 
 
 def free_port():
@@ -207,17 +209,28 @@ backend be
         idle = {name: {"rss_kb": sum(proc_status(p, "VmRSS") for p in pids[name]),
                        "rss_anon_kb": sum(proc_status(p, "RssAnon") for p in pids[name])} for name in pids}
 
-        direct_p50, direct_p99 = hey(backend_port, "bench")
+        # Several rounds, interleaved (remora, nginx, haproxy, remora, ...), so slow drifts of a
+        # shared machine hit all three alike; each figure is the median over the rounds.
+        samples = {name: [] for name in ("direct", "remora", "nginx", "haproxy")}
+        for rnd in range(ROUNDS):
+            samples["direct"].append(hey(backend_port, "bench"))
+            for name in ("remora", "nginx", "haproxy"):
+                cpu0 = cpu_seconds(pids[name])
+                rps, total, errors = wrk(ports[name], "bench")
+                cpu = cpu_seconds(pids[name]) - cpu0
+                p50, p99 = hey(ports[name], "bench")
+                samples[name].append((rps, total, errors, cpu / max(total, 1) * 1e6, p50, p99))
+        direct_p50 = statistics.median(x[0] for x in samples["direct"])
+        direct_p99 = statistics.median(x[1] for x in samples["direct"])
         results["direct"] = {"p50_ms": direct_p50, "p99_ms": direct_p99}
+        results["rounds"] = ROUNDS
         for name in ("remora", "nginx", "haproxy"):
-            cpu0 = cpu_seconds(pids[name])
-            rps, total, errors = wrk(ports[name], "bench")
-            cpu = cpu_seconds(pids[name]) - cpu0
-            p50, p99 = hey(ports[name], "bench")
-            results[name] = {"rps": rps, "requests": total, "non_2xx": errors,
-                             "cpu_us_per_request": cpu / max(total, 1) * 1e6,
-                             "p50_ms": p50, "p99_ms": p99,
-                             "added_p50_ms": p50 - direct_p50, "added_p99_ms": p99 - direct_p99,
+            col = list(zip(*samples[name]))
+            med = [statistics.median(c) for c in col]
+            results[name] = {"rps": med[0], "rps_all": list(col[0]), "requests": int(sum(col[1])),
+                             "non_2xx": int(sum(col[2])), "cpu_us_per_request": med[3],
+                             "p50_ms": med[4], "p99_ms": med[5], "p99_all": list(col[5]),
+                             "added_p50_ms": med[4] - direct_p50, "added_p99_ms": med[5] - direct_p99,
                              "idle_rss_kb": idle[name]["rss_kb"], "idle_rss_anon_kb": idle[name]["rss_anon_kb"]}
         for name in ("remora", "nginx", "haproxy"):
             n, per_conn = idle_memory_per_conn(pids[name], ports[name])
@@ -238,7 +251,8 @@ backend be
             json.dump(results, f, indent=2)
         with open(os.path.join(HERE, "results", "proxy.md"), "w") as f:
             f.write("# remora-proxy vs nginx vs HAProxy (one run, %s)\n\n" % results["measured_at"])
-            f.write("Keep-alive, %d connections, %ds, one worker each; latency at %d req/s fixed.\n\n" % (CONNS, DURATION, RATE))
+            f.write("Keep-alive, %d connections, %ds, one worker each; latency at %d req/s fixed. "
+                    "Medians of %d interleaved rounds (all rounds in proxy.json).\n\n" % (CONNS, DURATION, RATE, ROUNDS))
             f.write("| proxy | req/s | CPU µs/req | p50 ms | p99 ms | added p99 ms | idle RSS KB | idle private KB | bytes per idle conn |\n|---|---|---|---|---|---|---|---|---|\n")
             for name in ("remora", "nginx", "haproxy"):
                 r = results[name]
