@@ -227,7 +227,9 @@ class Harness:
 
 class Load:
     """Requests at a fixed total rate over keep-alive connections, GET and POST alternating.
-    Every non-200 answer and every connection error is recorded."""
+    Every non-200 answer and every connection error is recorded in `failures`; every request in
+    `records` as (sent_at, answered_at, status or "error", x-backend-version or the error text),
+    so a test can ask what the requests sent after some instant got."""
 
     def __init__(self, port, host, rate=500, connections=10):
         self.port, self.host, self.rate, self.connections = port, host, rate, connections
@@ -236,6 +238,7 @@ class Load:
         self.sent = collections.Counter()
         self.ok = collections.Counter()
         self.failures = []
+        self.records = []
         self.threads = [threading.Thread(target=self._run, args=(i,), daemon=True)
                         for i in range(connections)]
 
@@ -245,9 +248,11 @@ class Load:
         return self
 
     def stop(self):
+        """Stops sending; returns the records."""
         self.stop_flag.set()
         for t in self.threads:
             t.join(10)
+        return self.records
 
     def _run(self, idx):
         interval = self.connections / self.rate
@@ -258,9 +263,11 @@ class Load:
             delay = next_at - time.time()
             if delay > 0:
                 time.sleep(delay)
-            next_at += interval
+            # after a stall, resume the rate instead of bursting to catch up
+            next_at = max(next_at + interval, time.time() - interval)
             method = "GET" if n % 2 == 0 else "POST"
             n += 1
+            sent_at = time.time()
             try:
                 if sock is None:
                     sock = socket.create_connection(("127.0.0.1", self.port), timeout=5)
@@ -272,6 +279,8 @@ class Load:
                 r, _ = read_response(sock, method, timeout=5)
                 with self.lock:
                     self.sent[method] += 1
+                    self.records.append((sent_at, time.time(), r.status,
+                                         r.header("x-backend-version")))
                     if r.status == 200:
                         self.ok[method] += 1
                     else:
@@ -282,6 +291,7 @@ class Load:
             except OSError as e:
                 with self.lock:
                     self.sent[method] += 1
+                    self.records.append((sent_at, time.time(), "error", str(e)))
                     self.failures.append((method, "error", str(e)))
                 if sock is not None:
                     sock.close()

@@ -17,7 +17,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from remora_harness import Harness, free_port, http_request, read_response, runfile, wait_port  # noqa: F401
+from remora_harness import Harness, Load, free_port, http_request, read_response, runfile, wait_port  # noqa: F401
 
 MESHCTL = "controlplane/meshctl/meshctl"
 CONTROL = "controlplane/remora-control"
@@ -261,61 +261,9 @@ def within_sigma(count, n, share, k=4.0):
     return abs(count - n * share) <= k * sigma
 
 
-class VersionLoad:
-    """Requests at a fixed total rate over keep-alive connections through the client sidecar,
-    each recorded as (sent_at, answered_at, status or "error", version) so a test can ask what
-    every request sent after some instant got. GET and POST alternate."""
+def VersionLoad(mesh, host, rate=200, connections=4):
+    """The shared fixed-rate load (tests/harness Load) against the mesh's client sidecar; its
+    stop() returns records (sent_at, answered_at, status or "error", version)."""
+    return Load(mesh.client.outbound, host, rate=rate, connections=connections)
 
-    def __init__(self, mesh, host, rate=200, connections=4):
-        self.port, self.host, self.rate, self.connections = mesh.client.outbound, host, rate, connections
-        self.stop_flag = threading.Event()
-        self.lock = threading.Lock()
-        self.records = []
-        self.threads = [threading.Thread(target=self._run, args=(i,), daemon=True)
-                        for i in range(connections)]
 
-    def start(self):
-        for t in self.threads:
-            t.start()
-        return self
-
-    def stop(self):
-        self.stop_flag.set()
-        for t in self.threads:
-            t.join(10)
-        return self.records
-
-    def _run(self, idx):
-        interval = self.connections / self.rate
-        sock, n = None, 0
-        next_at = time.time() + idx * interval / self.connections
-        while not self.stop_flag.is_set():
-            delay = next_at - time.time()
-            if delay > 0:
-                time.sleep(delay)
-            next_at = max(next_at + interval, time.time() - interval)
-            method = "GET" if n % 2 == 0 else "POST"
-            n += 1
-            sent = time.time()
-            try:
-                if sock is None:
-                    sock = socket.create_connection(("127.0.0.1", self.port), timeout=5)
-                body = b"" if method == "GET" else b'{"n": %d}' % n
-                hdrs = "Host: %s\r\n" % self.host
-                if body:
-                    hdrs += "Content-Length: %d\r\n" % len(body)
-                sock.sendall(("%s /load HTTP/1.1\r\n%s\r\n" % (method, hdrs)).encode() + body)
-                r, _ = read_response(sock, method, timeout=5)
-                rec = (sent, time.time(), r.status, r.header("x-backend-version"))
-                if r.header("connection") == "close":
-                    sock.close()
-                    sock = None
-            except OSError as e:
-                rec = (sent, time.time(), "error", str(e))
-                if sock is not None:
-                    sock.close()
-                sock = None
-            with self.lock:
-                self.records.append(rec)
-        if sock is not None:
-            sock.close()
