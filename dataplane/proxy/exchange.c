@@ -17,6 +17,7 @@
 
 #include "common/log/log.h"
 #include "dataplane/proxy/access_log.h"
+#include "dataplane/proxy/body.h"
 #include "dataplane/proxy/list.h"
 #include "dataplane/proxy/limits.h"
 #include "dataplane/proxy/metrics.h"
@@ -30,8 +31,6 @@
 
 /* Stop moving bytes into a destination buffer holding this much. */
 #define HIGH_WATER ((size_t)64 * 1024)
-/* Room kept for chunk framing ("%zx\r\n" ... "\r\n") around one re-encoded span. */
-#define CHUNK_OVERHEAD 24
 
 static void finish(rm_exchange_t *ex);
 static void connect_upstream(rm_exchange_t *ex);
@@ -462,6 +461,16 @@ static int send_body(rm_exchange_t *ex, const char *p, size_t n)
     return 0;
 }
 
+static int sink_upstream(void *arg, const char *p, size_t n)
+{
+    return send_body(arg, p, n);
+}
+
+static int sink_client(void *arg, const char *p, size_t n)
+{
+    return rm_buf_append(&((rm_session_t *)arg)->out, p, n);
+}
+
 /* Moves request body bytes from the session to the upstream connection, re-framing chunked. */
 static void pump_request_body(rm_exchange_t *ex)
 {
@@ -469,58 +478,26 @@ static void pump_request_body(rm_exchange_t *ex)
     rm_upconn_t *c = ex->conn;
     if (c == NULL || ex->req_done)
         return;
-    while (s->in.len > 0 && c->out.len < HIGH_WATER && !ex->req_done) {
-        size_t room = HIGH_WATER - c->out.len;
-        if (ex->req_body == RM_HTTP1_BODY_CONTENT_LENGTH) {
-            size_t n = s->in.len;
-            if (n > ex->req_remaining)
-                n = (size_t)ex->req_remaining;
-            if (n > room)
-                n = room;
-            if (send_body(ex, rm_buf_head(&s->in), n) != 0)
-                break;
-            rm_buf_consume(&s->in, n);
-            ex->req_remaining -= n;
-            if (ex->req_remaining == 0) {
+    while (!ex->req_done && c->out.len < HIGH_WATER) {
+        rm_body_step_t st = rm_body_step(&s->in, ex->req_body, &ex->req_remaining, &ex->req_chunks,
+                                         HIGH_WATER - c->out.len, sink_upstream, ex);
+        if (st == RM_BODY_ERROR) {
+            /* Malformed body: the upstream got a partial request; tell the client. */
+            ex->req_keepalive = false;
+            if (!ex->resp_started) {
                 ex->req_done = true;
-                rm_shadow_launch(ex);
+                local_reply(ex, 400, ex->req_chunks.error_reason, NULL);
+            } else {
+                rm_session_close(s);
             }
-        } else if (ex->req_body == RM_HTTP1_BODY_CHUNKED) {
-            if (room <= CHUNK_OVERHEAD)
-                break;
-            size_t consumed = 0;
-            rm_http1_span_t data = {0};
-            size_t feed = s->in.len < room - CHUNK_OVERHEAD ? s->in.len : room - CHUNK_OVERHEAD;
-            int rc = rm_http1_chunked_decode(&ex->req_chunks, rm_buf_head(&s->in), feed, &consumed,
-                                             &data);
-            if (rc < 0 && rc != RM_HTTP1_INCOMPLETE) {
-                /* Malformed body: the upstream got a partial request; tell the client. */
-                ex->req_keepalive = false;
-                if (!ex->resp_started) {
-                    ex->req_done = true;
-                    local_reply(ex, 400, ex->req_chunks.error_reason, NULL);
-                } else {
-                    rm_session_close(s);
-                }
-                return;
-            }
-            if (rc == RM_HTTP1_CHUNKED_DATA) {
-                char size[24];
-                int sl = snprintf(size, sizeof(size), "%zx\r\n", data.len);
-                send_body(ex, size, (size_t)sl);
-                send_body(ex, data.ptr, data.len);
-                send_body(ex, "\r\n", 2);
-            } else if (rc == RM_HTTP1_CHUNKED_DONE) {
-                send_body(ex, "0\r\n\r\n", 5);
-                ex->req_done = true;
-                rm_shadow_launch(ex);
-            }
-            rm_buf_consume(&s->in, consumed);
-            if (rc == RM_HTTP1_INCOMPLETE)
-                break;
-        } else {
-            break;
+            return;
         }
+        if (st == RM_BODY_DONE) {
+            ex->req_done = true;
+            rm_shadow_launch(ex);
+        }
+        if (st == RM_BODY_WAIT)
+            break;
     }
 }
 
@@ -731,53 +708,20 @@ static void pump_response(rm_exchange_t *ex)
         }
         if (c->in.len == 0 || s->out.len >= HIGH_WATER)
             return;
-        size_t room = HIGH_WATER - s->out.len;
-        if (ex->phase == RM_EX_TUNNEL || ex->resp_body == RM_HTTP1_BODY_UNTIL_CLOSE) {
-            size_t n = c->in.len < room ? c->in.len : room;
-            if (rm_buf_append(&s->out, rm_buf_head(&c->in), n) != 0)
-                return;
-            rm_buf_consume(&c->in, n);
-        } else if (ex->resp_body == RM_HTTP1_BODY_CONTENT_LENGTH) {
-            size_t n = c->in.len;
-            if (n > ex->resp_remaining)
-                n = (size_t)ex->resp_remaining;
-            if (n > room)
-                n = room;
-            if (rm_buf_append(&s->out, rm_buf_head(&c->in), n) != 0)
-                return;
-            rm_buf_consume(&c->in, n);
-            ex->resp_remaining -= n;
-            if (ex->resp_remaining == 0)
-                ex->resp_done = true;
-        } else if (ex->resp_body == RM_HTTP1_BODY_CHUNKED) {
-            if (room <= CHUNK_OVERHEAD)
-                return;
-            size_t consumed = 0;
-            rm_http1_span_t data = {0};
-            size_t feed = c->in.len < room - CHUNK_OVERHEAD ? c->in.len : room - CHUNK_OVERHEAD;
-            int rc = rm_http1_chunked_decode(&ex->resp_chunks, rm_buf_head(&c->in), feed, &consumed,
-                                             &data);
-            if (rc < 0 && rc != RM_HTTP1_INCOMPLETE) {
-                rm_log_debug("upstream %s: bad chunked body: %s", ex->upstream->address,
-                             ex->resp_chunks.error_reason);
-                ex->resp_close = true;
-                rm_session_close(s); /* response already started: truncate */
-                return;
-            }
-            if (rc == RM_HTTP1_CHUNKED_DATA) {
-                rm_buf_printf(&s->out, "%zx\r\n", data.len);
-                rm_buf_append(&s->out, data.ptr, data.len);
-                rm_buf_append(&s->out, "\r\n", 2);
-            } else if (rc == RM_HTTP1_CHUNKED_DONE) {
-                rm_buf_append(&s->out, "0\r\n\r\n", 5);
-                ex->resp_done = true;
-            }
-            rm_buf_consume(&c->in, consumed);
-            if (rc == RM_HTTP1_INCOMPLETE)
-                return;
-        } else {
-            ex->resp_done = true;
+        rm_http1_body_t framing = ex->phase == RM_EX_TUNNEL ? RM_HTTP1_BODY_TUNNEL : ex->resp_body;
+        rm_body_step_t st = rm_body_step(&c->in, framing, &ex->resp_remaining, &ex->resp_chunks,
+                                         HIGH_WATER - s->out.len, sink_client, s);
+        if (st == RM_BODY_ERROR) {
+            rm_log_debug("upstream %s: bad chunked body: %s", ex->upstream->address,
+                         ex->resp_chunks.error_reason);
+            ex->resp_close = true;
+            rm_session_close(s); /* response already started: truncate */
+            return;
         }
+        if (st == RM_BODY_DONE)
+            ex->resp_done = true;
+        else if (st == RM_BODY_WAIT)
+            return;
     }
     if (ex->resp_done && !ex->finished)
         finish(ex);
