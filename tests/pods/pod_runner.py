@@ -65,6 +65,7 @@ class Pod:
         self.app = None
         self.sidecar = None
         self.exit_codes = None
+        self.mesh = True
 
     def __repr__(self):
         return "Pod(%s %s)" % (self.name, self.ip)
@@ -184,13 +185,28 @@ class PodRunner:
         self.node("ip", "addr", "add", NODE_IP + "/24", "dev", "br0")
         self.node("ip", "link", "set", "br0", "up")
         os.makedirs(self.h.path("store"))
+        self.start_control()
+        self.event("node up: bridge %s/24, remora-control on %s:%d" % (NODE_IP, NODE_IP,
+                                                                       CONTROL_PORT))
+
+    def start_control(self):
+        """Starts remora-control in the node namespace on the runner's SQLite store (the same
+        store across restarts) and waits until it listens."""
         self.control = self.h.start(
             ["ip", "netns", "exec", self.node_ns, self.bins["remora-control"], "--listen",
              "%s:%d" % (NODE_IP, CONTROL_PORT), "--store", "sqlite:" + self.h.path("store/remora.db"),
              "--log-level", self.log_level], log_name="remora-control")
         self.node_wait_port(NODE_IP, CONTROL_PORT, proc=self.control)
-        self.event("node up: bridge %s/24, remora-control on %s:%d" % (NODE_IP, NODE_IP,
-                                                                       CONTROL_PORT))
+        self.event("remora-control up (pid %d)" % self.control.pid)
+        return self.control
+
+    def kill_control(self, sig=signal.SIGKILL):
+        """Sends sig (default SIGKILL: no goodbye to any stream) to remora-control and, for a
+        fatal signal, waits for it to exit."""
+        self.control.send_signal(sig)
+        if sig in (signal.SIGKILL, signal.SIGTERM):
+            self.control.wait(timeout=10)
+        self.event("remora-control %s" % signal.Signals(sig).name)
 
     def close(self):
         """Kills every process, deletes every pod namespace and the node. Idempotent."""
@@ -277,10 +293,13 @@ class PodRunner:
 
     # ---- pods ----
 
-    def start_pod(self, service, version, name=None, wait_ready=True, ready_timeout=30):
+    def start_pod(self, service, version, name=None, wait_ready=True, ready_timeout=30,
+                  mesh=True):
         """Creates and starts a pod. service=None makes a client pod (sidecar only, no app).
-        Returns the Pod, ready unless wait_ready is False. The runner owns the pod until
-        terminate()."""
+        mesh=False makes a pod outside the mesh: no remora-init rules and no sidecar (the app
+        only, or nothing for a client), for benchmarks' direct paths; its readiness is its app's
+        port answering. Returns the Pod, ready unless wait_ready is False. The runner owns the
+        pod until terminate()."""
         if self.next_octet > 250:
             raise RuntimeError("pod addresses exhausted")
         octet = self.next_octet
@@ -300,6 +319,14 @@ class PodRunner:
         pod.exec("ip", "addr", "add", ip + "/24", "dev", "eth0")
         pod.exec("ip", "link", "set", "eth0", "up")
         pod.exec("ip", "route", "add", "default", "via", NODE_IP)
+        pod.mesh = mesh
+        if not mesh:
+            if service:
+                pod.app = self._start_app(pod, service, version)
+            self.event("started %s (%s, outside the mesh)" % (name, ip))
+            if wait_ready and service:
+                self.node_wait_port(ip, APP_PORT, timeout=ready_timeout, proc=pod.app)
+            return pod
         # the init container: remora-init's real rules
         r = pod.exec(self.bins["remora-init"], check=False)
         if r.returncode != 0:
@@ -314,14 +341,18 @@ class PodRunner:
             argv += ["--service", service, "--version", version, "--app-port", str(APP_PORT)]
         pod.sidecar = self.h.start(argv, log_name="sidecar-" + name)
         if service:
-            pod.app = self.h.start(
-                ["ip", "netns", "exec", pod.ns, self.bins["remora-test-backend"], "--listen",
-                 "0.0.0.0:%d" % APP_PORT, "--service", service, "--version", version,
-                 "--instance", name, "--drain-seconds", "5", "--quiet"], log_name="app-" + name)
+            pod.app = self._start_app(pod, service, version)
         self.event("started %s (%s)" % (name, ip))
         if wait_ready:
             self.wait_ready(pod, timeout=ready_timeout)
         return pod
+
+    def _start_app(self, pod, service, version):
+        return self.h.start(
+            ["ip", "netns", "exec", pod.ns, self.bins["remora-test-backend"], "--listen",
+             "0.0.0.0:%d" % APP_PORT, "--service", service, "--version", version,
+             "--instance", pod.name, "--drain-seconds", "5", "--quiet"],
+            log_name="app-" + pod.name)
 
     def wait_ready(self, *pods, timeout=30):
         end = time.time() + timeout
