@@ -30,7 +30,8 @@ static const char usage[] =
     "\n"
     "  --listen HOST:PORT     gRPC address (default 127.0.0.1:15010)\n"
     "  --store URI            sqlite:PATH (default sqlite:./remora-data/remora.db);\n"
-    "                         etcd://HOST:PORT is reserved (not implemented yet)\n"
+    "                         etcd://HOST:PORT[/PREFIX] keeps versions in etcd (keys under\n"
+    "                         PREFIX, default /remora/v1/), so several replicas serve one mesh\n"
     "  --endpoint-grace D     how long a dead stream's endpoint stays listed (default 2s)\n"
     "  --debounce D           longest a change waits before it is pushed (default 20ms)\n"
     "  --log-level L          debug | info | warn | error | off (default info)\n"
@@ -131,6 +132,8 @@ int main(int argc, char **argv)
             if (strncmp(optarg, "sqlite:", 7) != 0 && strncmp(optarg, "etcd://", 7) != 0)
                 return bad_flag("--store \"%s\": use sqlite:PATH or etcd://HOST:PORT%s", optarg,
                                 "");
+            if (strncmp(optarg, "etcd://", 7) == 0 && strchr(optarg + 7, ':') == NULL)
+                return bad_flag("--store \"%s\": use etcd://HOST:PORT[/PREFIX]%s", optarg, "");
             if (strcmp(optarg, "sqlite:") == 0)
                 return bad_flag("--store \"%s\": sqlite needs a path (sqlite:PATH)%s", optarg, "");
             break;
@@ -163,14 +166,6 @@ int main(int argc, char **argv)
         return bad_flag("unexpected argument \"%s\"%s", argv[optind], "");
 
     rm_log_init(PROG, level);
-    if (strncmp(store_uri, "etcd://", 7) == 0) {
-        fprintf(stderr,
-                PROG ": --store %s: the etcd store is not implemented yet; use "
-                     "sqlite:PATH\n",
-                store_uri);
-        return 2;
-    }
-
     char err[512];
     rm_store_t *store = NULL;
     rc = rm_store_open(store_uri, &store, err, sizeof(err));

@@ -211,11 +211,15 @@ static int commit(rm_control_t *c, const Remora__V1__ConfigSet *set, const char 
     uint64_t v = 0;
     int rc = rm_store_append(c->store, c->version, bytes, len, summary, rm_wall_ms(), &v);
     if (rc < 0) {
-        if (rc == -EAGAIN)
+        if (rc == -EAGAIN) {
             rm__reply_status(reply, RM_STATUS_ABORTED,
-                             "the config changed in the store meanwhile (%s); retry",
+                             "the config changed in the store meanwhile (%s); nothing changed, "
+                             "retry",
                              rm_store_error(c->store));
-        else
+            /* Another replica won: load its version at the next rm_control_sync (not here: the
+             * caller's sets still borrow documents of c->config), so a retry builds on it. */
+            c->resync = 1;
+        } else
             rm__reply_status(reply, RM_STATUS_UNAVAILABLE,
                              "the store refused the new version (%s); nothing changed",
                              rm_store_error(c->store));

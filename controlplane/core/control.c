@@ -133,3 +133,51 @@ void rm_control_install(rm_control_t *c, uint64_t version, Remora__V1__ConfigSet
     c->version = version;
     rm_control_changed(c, now_ms, 0);
 }
+
+/* How long a failed re-read of a shared store waits before the next attempt. */
+#define RM_CONTROL_RESYNC_RETRY_MS 1000u
+
+int rm_control_sync(rm_control_t *c, uint64_t now_ms)
+{
+    if (rm_store_changed(c->store))
+        c->resync = 1;
+    if (!c->resync || now_ms < c->resync_at)
+        return 0;
+    rm_store_record_t rec;
+    int rc = rm_store_get(c->store, 0, &rec);
+    if (rc == -ENOENT) {
+        c->resync = 0;
+        return 0;
+    }
+    if (rc < 0) {
+        rm_log_debug("re-reading the store: %s; retrying in %ums", rm_store_error(c->store),
+                     RM_CONTROL_RESYNC_RETRY_MS);
+        c->resync_at = now_ms + RM_CONTROL_RESYNC_RETRY_MS;
+        return 0;
+    }
+    c->resync = 0;
+    c->resync_at = 0;
+    if (rec.version <= c->version) {
+        rm_store_record_free(&rec);
+        return 0;
+    }
+    Remora__V1__ConfigSet *set = remora__v1__config_set__unpack(NULL, rec.config_len, rec.config);
+    if (set == NULL) {
+        /* Another replica validated it before storing; bytes that no longer unpack mean a
+         * damaged or foreign record. Keep serving what we have rather than nothing. */
+        rm_log_error("config version %llu in the store does not unpack; keeping version %llu",
+                     (unsigned long long)rec.version, (unsigned long long)c->version);
+        rm_store_record_free(&rec);
+        return 0;
+    }
+    rm_log_info("config version %llu from the store (written by another replica): %s",
+                (unsigned long long)rec.version, rec.summary);
+    rm_control_install(c, rec.version, set, now_ms);
+    rm_store_record_free(&rec);
+    return 1;
+}
+
+uint64_t rm_control_sync_interval(const rm_control_t *c)
+{
+    return rm_store_is_shared(c->store) ? RM_STORE_WATCH_POLL_MS : UINT64_MAX;
+}

@@ -60,6 +60,8 @@ typedef struct rm_control {
     int answers_changed; /* an ACK/NACK/disconnect happened since the server last looked */
     char boot_id[17];    /* random hex, makes nonces unique across restarts */
     uint64_t pushes;     /* snapshots built (for logs and tests) */
+    int resync;          /* re-read the store's latest version (shared stores: rm_control_sync) */
+    uint64_t resync_at;  /* monotonic ms of the next attempt after a failed re-read; 0: now */
 } rm_control_t;
 
 /*
@@ -105,6 +107,19 @@ uint64_t rm_control_next_deadline(const rm_control_t *c);
  * and schedules a push. Used by the config operations. */
 void rm_control_install(rm_control_t *c, uint64_t version, Remora__V1__ConfigSet *set,
                         uint64_t now_ms);
+
+/*
+ * For stores other replicas write too (etcd): asks the store whether someone else may have
+ * appended (rm_store_changed) and, when so — or when a conflict on append asked for it — re-reads
+ * the latest version; a newer one is installed and pushed like a local apply. A failed read is
+ * retried at most once a second (etcd down: the last config keeps being served; the store's
+ * watcher logs the outage once). Blocks only for that one read. Returns 1 when a new version was
+ * installed, else 0. The server calls it after every event; owner thread.
+ */
+int rm_control_sync(rm_control_t *c, uint64_t now_ms);
+
+/* How long the server may sleep before the next rm_control_sync (UINT64_MAX: not needed). */
+uint64_t rm_control_sync_interval(const rm_control_t *c);
 
 /* ---- the discovery stream ---- */
 

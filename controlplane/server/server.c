@@ -2,9 +2,9 @@
  * server, asking gRPC for the next call of every method, dispatching events to their tags,
  * running timers off the queue's wait deadline, and the clean shutdown.
  *
- * Blocking on this thread: only the store's write of a new config version (see server.h). A
- * slow disk therefore delays other calls by one transaction; it can never deadlock them, and a
- * failed write answers the apply with UNAVAILABLE while the last good config stays in force.
+ * Blocking on this thread: only the store's calls (see server.h). A slow disk or etcd therefore
+ * delays other calls by one transaction; it can never deadlock them, and a failed write answers
+ * the apply with UNAVAILABLE while the last good config stays in force.
  *
  * Shutdown, as gRPC core wants it: grpc_server_shutdown_and_notify (no new calls), cancel every
  * call, keep turning the queue until the shutdown tag arrives (all calls done), then shut the
@@ -197,6 +197,7 @@ static void housekeeping(rm_server_t *srv)
     uint64_t now = rm_mono_ms();
     if (srv->shutting_down)
         return;
+    rm_control_sync(srv->ctl, now);
     rm_control_tick(srv->ctl, now);
     if (rm_control_push_due(srv->ctl, now)) {
         rm__stream_push_all(srv);
@@ -219,6 +220,10 @@ static gpr_timespec next_wakeup(rm_server_t *srv)
         t = rm__unary_next_deadline(srv);
         if (t < at)
             at = t;
+        /* A store other replicas write (etcd) is polled for their versions; see store.h. */
+        t = rm_control_sync_interval(srv->ctl);
+        if (t != UINT64_MAX && now + t < at)
+            at = now + t;
     }
     uint64_t wait = at > now ? at - now : 0;
     return gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),

@@ -4,9 +4,12 @@
  *
  * Why one thread: every call's state and the control state are touched only from the thread that
  * runs rm_server_run, so nothing needs a lock; gRPC's own threads do the I/O. The only blocking
- * work on that thread is the SQLite write of an apply/delete/rollback (one fsync'd transaction,
- * milliseconds, rare); everything else is memory work. Timers (the push debounce, the endpoint
- * grace, WaitForAck deadlines) are the completion queue's wait deadline.
+ * work on that thread is the store: the SQLite write of an apply/delete/rollback (one fsync'd
+ * transaction, milliseconds, rare), or with etcd one round trip per apply, history, read of an
+ * old version, or re-read after another replica's write (each bounded by a 3 s deadline, and
+ * failing at once while etcd refuses connections); everything else is memory work. Timers (the
+ * push debounce, the endpoint grace, WaitForAck deadlines, polling a shared store's change
+ * flag) are the completion queue's wait deadline.
  */
 #ifndef RM_SERVER_H
 #define RM_SERVER_H

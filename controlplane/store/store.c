@@ -31,10 +31,8 @@ int rm_store_open(const char *uri, rm_store_t **out, char *err, size_t errlen)
     }
     if (strcmp(uri, "mem:") == 0 || strcmp(uri, "mem") == 0)
         return rm__store_mem_open(out);
-    if (strncmp(uri, "etcd://", 7) == 0) {
-        set_err(err, errlen, "%s", "the etcd store is not implemented yet (use sqlite:PATH)");
-        return -ENOTSUP;
-    }
+    if (strncmp(uri, "etcd://", 7) == 0)
+        return rm__store_etcd_open(uri + 7, out, err, errlen);
     set_err(err, errlen, "unknown store \"%s\" (use sqlite:PATH or etcd://HOST:PORT)", uri);
     return -EINVAL;
 }
@@ -53,6 +51,16 @@ int rm_store_append(rm_store_t *s, uint64_t expect_version, const uint8_t *confi
 int rm_store_history(rm_store_t *s, uint32_t limit, rm_store_record_t **out, size_t *n)
 {
     return s->ops->history(s, limit, out, n);
+}
+
+int rm_store_changed(rm_store_t *s)
+{
+    return s->ops->changed != NULL ? s->ops->changed(s) : 0;
+}
+
+int rm_store_is_shared(const rm_store_t *s)
+{
+    return s->ops->changed != NULL;
 }
 
 void rm_store_close(rm_store_t *s)

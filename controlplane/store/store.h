@@ -1,6 +1,6 @@
 /* controlplane/store/store.h — the versioned config store behind remora-control: an interface
- * (a struct of function pointers) with SQLite and in-memory implementations today, so that an
- * etcd implementation can be added later without touching the callers.
+ * (a struct of function pointers) with SQLite, in-memory and etcd implementations, so callers
+ * never know which one they hold.
  *
  * The model is an append-only log of versions. Version numbers start at 1 and grow by one; each
  * record holds the whole ConfigSet packed (protobuf bytes), the time it was created and a one-line
@@ -43,7 +43,7 @@ typedef struct rm_store rm_store_t;
  * on failure, writes a human-readable reason into store->error.
  */
 typedef struct rm_store_ops {
-    const char *scheme; /* "sqlite", "mem", later "etcd" */
+    const char *scheme; /* "sqlite", "mem", "etcd" */
 
     /* Reads `version` (0: the latest) into *out (zeroed first). -ENOENT when there is no such
      * version (or no version at all). */
@@ -61,7 +61,26 @@ typedef struct rm_store_ops {
 
     /* Frees the store (flushes and closes files). */
     void (*close)(rm_store_t *s);
+
+    /*
+     * Optional; NULL for stores only this process writes (SQLite, mem). Non-blocking and cheap:
+     * returns 1 when another writer may have appended a version since the last call that
+     * returned 1 (or the store's change feed was re-established, so a change may have been
+     * missed), else 0. The caller then re-reads the latest version with get(0).
+     *
+     * Why a flag the owner polls rather than a callback: the store is used by one thread (the
+     * server's completion-queue thread), and gRPC core's C API has no public way to wake a
+     * completion queue from another thread (grpc_alarm is C++ only). The etcd store's watcher
+     * thread bumps an atomic counter per event; the server loop caps its wait at
+     * RM_STORE_WATCH_POLL_MS while the store has this op, so a version written by another
+     * replica is installed within that plus the push debounce. An idle loop pays one atomic load
+     * per wake-up.
+     */
+    int (*changed)(rm_store_t *s);
 } rm_store_ops_t;
+
+/* How often the owner of a store with a `changed` op should poll it, in milliseconds. */
+#define RM_STORE_WATCH_POLL_MS 10u
 
 /* The part every implementation starts with. Implementations embed it as their first member. */
 struct rm_store {
@@ -71,10 +90,12 @@ struct rm_store {
 
 /*
  * Opens the store named by `uri`: "sqlite:PATH" (the parent directory is created when missing;
- * the database is put in WAL mode), "mem:" (in memory, for tests and fuzzing). "etcd://..." is
- * recognised and refused with -ENOTSUP (not built yet). On success returns 0 and stores a new
- * store in *out, owned by the caller (rm_store_close). On failure returns a negative code, *out
- * is NULL and `err` (errlen bytes, may be NULL) says why in one line. Any thread.
+ * the database is put in WAL mode), "mem:" (in memory, for tests and fuzzing),
+ * "etcd://HOST:PORT[/PREFIX]" (etcd's v3 API; keys under PREFIX, default /remora/v1/; etcd must
+ * answer one read within a few seconds, and a watcher thread is started — see store_etcd.c). On
+ * success returns 0 and stores a new store in *out, owned by the caller (rm_store_close). On
+ * failure returns a negative code, *out is NULL and `err` (errlen bytes, may be NULL) says why in
+ * one line. Any thread.
  */
 int rm_store_open(const char *uri, rm_store_t **out, char *err, size_t errlen);
 
@@ -83,6 +104,10 @@ int rm_store_get(rm_store_t *s, uint64_t version, rm_store_record_t *out);
 int rm_store_append(rm_store_t *s, uint64_t expect_version, const uint8_t *config, size_t len,
                     const char *summary, uint64_t created_ms, uint64_t *out_version);
 int rm_store_history(rm_store_t *s, uint32_t limit, rm_store_record_t **out, size_t *n);
+/* The `changed` op; 0 for stores without one. Owner thread. */
+int rm_store_changed(rm_store_t *s);
+/* Whether the store has a `changed` op worth polling (is shared with other writers). */
+int rm_store_is_shared(const rm_store_t *s);
 /* NULL is a no-op. */
 void rm_store_close(rm_store_t *s);
 /* The last failure's reason; never NULL. Borrowed until the next call on the store. */
@@ -96,6 +121,13 @@ void rm_store_records_free(rm_store_record_t *r, size_t n);
 /* ---- internal: the implementations, for store.c ---- */
 int rm__store_sqlite_open(const char *path, rm_store_t **out, char *err, size_t errlen);
 int rm__store_mem_open(rm_store_t **out);
+/* `addr` is what follows "etcd://". */
+int rm__store_etcd_open(const char *addr, rm_store_t **out, char *err, size_t errlen);
+/* store_etcd.c: one stored etcd value (`val`, len bytes) under `key` into *out (zeroed first;
+ * config only when with_cfg). 0, -EINVAL for a key or value not written by us, -ENOMEM. For the
+ * fuzz driver and tests; any thread. */
+int rm__store_etcd_decode(const uint8_t *key, size_t key_len, const uint8_t *val, size_t len,
+                          int with_cfg, rm_store_record_t *out);
 /* Writes a printf-style reason into s->error. */
 void rm__store_fail(rm_store_t *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Copies summary cut to RM_STORE_SUMMARY_MAX bytes (malloc'd), or NULL when out of memory. */

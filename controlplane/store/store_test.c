@@ -195,8 +195,13 @@ static void test_uris(void **state)
     (void)state;
     char err[256];
     rm_store_t *s = NULL;
-    assert_int_equal(rm_store_open("etcd://127.0.0.1:2379", &s, err, sizeof(err)), -ENOTSUP);
-    assert_non_null(strstr(err, "etcd"));
+    assert_int_equal(rm_store_open("etcd://nohostport", &s, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "HOST:PORT"));
+    assert_int_equal(rm_store_open("etcd://127.0.0.1:x", &s, err, sizeof(err)), -EINVAL);
+    /* Nothing listens on port 1: a clear error, in bounded time (the call's deadline), no hang. */
+    assert_true(rm_store_open("etcd://127.0.0.1:1", &s, err, sizeof(err)) < 0);
+    assert_non_null(strstr(err, "etcd 127.0.0.1:1 unavailable"));
+    assert_null(s);
     assert_int_equal(rm_store_open("postgres://x", &s, err, sizeof(err)), -EINVAL);
     assert_non_null(strstr(err, "postgres://x"));
     assert_int_equal(rm_store_open("sqlite:", &s, err, sizeof(err)), -EINVAL);
@@ -224,6 +229,51 @@ static void test_summary_is_cut(void **state)
     free(big);
 }
 
+/* The etcd value format, decoded from bytes built here by hand (the encoder's mirror). */
+static void test_etcd_decode(void **state)
+{
+    (void)state;
+    static const char key[] = "/remora/v1/versions/00000000000000000042";
+    uint8_t val[64] = "RMV1";
+    size_t n = 4;
+    memset(val + n, 0, 7);
+    val[n + 7] = 9; /* created_ms = 9 */
+    n += 8;
+    memset(val + n, 0, 3);
+    val[n + 3] = 2; /* summary "hi" */
+    n += 4;
+    memcpy(val + n, "hiCFG", 5);
+    n += 5;
+    rm_store_record_t r;
+    assert_int_equal(rm__store_etcd_decode((const uint8_t *)key, strlen(key), val, n, 1, &r), 0);
+    assert_int_equal(r.version, 42);
+    assert_int_equal(r.created_ms, 9);
+    assert_string_equal(r.summary, "hi");
+    assert_int_equal(r.config_len, 3);
+    assert_memory_equal(r.config, "CFG", 3);
+    rm_store_record_free(&r);
+    assert_int_equal(rm__store_etcd_decode((const uint8_t *)key, strlen(key), val, n, 0, &r), 0);
+    assert_null(r.config);
+    rm_store_record_free(&r);
+    /* Every cut of the value, a bad magic, a summary longer than the value, a bad key. */
+    for (size_t cut = 0; cut < 4 + 8 + 4 + 2; cut++)
+        assert_int_equal(rm__store_etcd_decode((const uint8_t *)key, strlen(key), val, cut, 1, &r),
+                         -EINVAL);
+    val[0] = 'X';
+    assert_int_equal(rm__store_etcd_decode((const uint8_t *)key, strlen(key), val, n, 1, &r),
+                     -EINVAL);
+    val[0] = 'R';
+    val[15] = 200;
+    assert_int_equal(rm__store_etcd_decode((const uint8_t *)key, strlen(key), val, n, 1, &r),
+                     -EINVAL);
+    val[15] = 2;
+    assert_int_equal(
+        rm__store_etcd_decode((const uint8_t *)"/remora/v1/versions/x", 21, val, n, 1, &r),
+        -EINVAL);
+    assert_int_equal(
+        rm__store_etcd_decode((const uint8_t *)"99999999999999999999", 20, val, n, 1, &r), -EINVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -234,6 +284,7 @@ int main(void)
         cmocka_unit_test(test_sqlite_unopenable),
         cmocka_unit_test(test_uris),
         cmocka_unit_test(test_summary_is_cut),
+        cmocka_unit_test(test_etcd_decode),
     };
     return cmocka_run_group_tests(tests, make_tmpdir, remove_tmpdir);
 }

@@ -35,7 +35,7 @@ class CliTest(unittest.TestCase):
             (["--listen", "127.0.0.1:99999"], "99999"),
             (["--store", "/some/path.db"], "sqlite:PATH"),
             (["--store", "sqlite:"], "path"),
-            (["--store", "etcd://127.0.0.1:2379"], "etcd"),
+            (["--store", "etcd://nohostport"], "etcd://HOST:PORT"),
             (["--endpoint-grace", "2"], "--endpoint-grace"),
             (["--debounce", "fast"], "--debounce"),
             (["--debounce", "2h"], "at most"),

@@ -62,10 +62,12 @@ def _ser(msg):
 class Control:
     """One remora-control process with its own store directory."""
 
-    def __init__(self, harness, extra=(), store=None, port=None):
+    def __init__(self, harness, extra=(), store=None, port=None, store_uri=None):
         self.h = harness
         self.port = port or free_port()
         self.store = store or harness.path("store/remora.db")
+        # A full --store URI (etcd://...) instead of the SQLite file.
+        self.store_uri = store_uri or "sqlite:" + self.store
         self.extra = list(extra)
         self.proc = None
         self.channel = None
@@ -76,7 +78,7 @@ class Control:
         return "127.0.0.1:%d" % self.port
 
     def start(self):
-        argv = [runfile(BINARY), "--listen", self.target, "--store", "sqlite:" + self.store,
+        argv = [runfile(BINARY), "--listen", self.target, "--store", self.store_uri,
                 "--log-level", "debug"] + self.extra
         self.proc = self.h.start(argv, log_name="remora-control")
         wait_port(self.port, proc=self.proc)

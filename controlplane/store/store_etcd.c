@@ -1,0 +1,814 @@
+/* controlplane/store/store_etcd.c — the shared store: the same append-only log of versions kept
+ * in etcd (v3 gRPC API, spoken with gRPC core and the hand-written protos of //proto/etcd), so
+ * several remora-control replicas serve one mesh from one etcd.
+ *
+ * Key layout under the prefix (default "/remora/v1/", or the path of etcd://HOST:PORT/PATH):
+ *   <prefix>versions/<20-digit version>  the whole record: header, summary, packed ConfigSet
+ *   <prefix>history/<20-digit version>   the same header and summary without the config, so
+ *                                        `meshctl history` never downloads every config
+ * Zero-padded decimal keys sort like the numbers, so "the latest" is one Range sorted by key,
+ * descending, limit 1. A value is RECORD_MAGIC, created_ms (8 bytes, big-endian), the summary's
+ * length (4 bytes, big-endian), the summary, then the config bytes (the rest).
+ *
+ * Append is one Txn: "versions/<expect+1> does not exist" (and, unless the store is empty,
+ * "versions/<expect> exists") then put both keys. Versions only ever grow by one, so the first
+ * compare is exactly "the latest is still expect"; the Txn makes check and write atomic across
+ * replicas. A replica that loses the race gets -EAGAIN.
+ *
+ * Calls are blocking: each unary call runs on a private pluck completion queue with a deadline
+ * of RM_ETCD_CALL_MS, and the channel fails fast (no wait-for-ready) while etcd is unreachable,
+ * so an apply against a stopped etcd answers within a bounded time with "etcd HOST:PORT
+ * unavailable: ...". Reconnect backoff is capped at 1 s so a restarted etcd is used again soon.
+ *
+ * Watching. A watcher thread keeps one Watch stream on <prefix>history/ open on its own
+ * completion queue (gRPC channels may be shared between threads; queues and calls are not).
+ * Each event, and each time the watch is (re)created, bumps an atomic counter; the owner thread
+ * polls it through the `changed` op (see store.h for why polling) and re-reads the latest version
+ * when it moved. Re-creating the watch counts as a change because versions appended while the
+ * stream was down produced events nobody received: a fresh read after the watch exists cannot
+ * miss anything (anything older is in the read, anything newer arrives as an event). The
+ * watcher logs "unavailable" once when the stream breaks and "reachable again" once when it is
+ * re-created, retrying every RM_ETCD_RETRY_MS in between.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <grpc/byte_buffer.h>
+#include <grpc/byte_buffer_reader.h>
+#include <grpc/grpc.h>
+#include <grpc/grpc_security.h>
+#include <grpc/slice.h>
+#include <grpc/support/time.h>
+
+#include "common/log/log.h"
+#include "controlplane/store/store.h"
+#include "etcdpb/rpc.pb-c.h"
+
+#define RM_ETCD_CALL_MS     3000 /* longest one unary call may take */
+#define RM_ETCD_RETRY_MS    250  /* pause between two attempts to re-create the watch */
+#define RM_ETCD_TICK_MS     50   /* how often the watcher looks at the stop flag */
+#define RM_ETCD_OPEN_MS     5000 /* how long opening the store waits for etcd to answer */
+#define RM_ETCD_DEFAULT_PFX "/remora/v1/"
+#define RECORD_MAGIC        "RMV1"
+#define RECORD_HEADER       (4 + 8 + 4)
+#define KEY_MAX             512
+
+typedef struct etcd_store {
+    rm_store_t base;
+    char target[256];          /* "HOST:PORT", for messages */
+    char prefix[KEY_MAX / 2];  /* ends with '/' */
+    grpc_channel *ch;          /* owned; shared with the watcher thread */
+    grpc_completion_queue *cq; /* owned: pluck queue of the owner thread's unary calls */
+
+    pthread_t watcher;
+    int watcher_started;
+    atomic_int stop;           /* owner -> watcher: leave */
+    atomic_uint_fast64_t gen;  /* watcher -> owner: bumped per event and per watch (re)creation */
+    uint_fast64_t seen_gen;    /* owner thread only: gen at the last `changed` that said yes */
+    atomic_uint_fast64_t seen; /* newest version the watcher saw announced (for logs/tests) */
+} etcd_store_t;
+
+/* ---- records and keys (pure; the fuzz driver calls these through rm__store_etcd_decode) ---- */
+
+static void put_be(uint8_t *p, uint64_t v, int n)
+{
+    for (int i = n - 1; i >= 0; i--) {
+        p[i] = (uint8_t)v;
+        v >>= 8;
+    }
+}
+
+static uint64_t get_be(const uint8_t *p, int n)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+/* The value of a version key: header, summary, and config when `config` is not NULL. */
+static uint8_t *record_encode(uint64_t created_ms, const char *summary, const uint8_t *config,
+                              size_t len, size_t *out_len)
+{
+    size_t slen = strlen(summary);
+    size_t n = RECORD_HEADER + slen + (config != NULL ? len : 0);
+    uint8_t *v = malloc(n ? n : 1);
+    if (v == NULL)
+        return NULL;
+    memcpy(v, RECORD_MAGIC, 4);
+    put_be(v + 4, created_ms, 8);
+    put_be(v + 12, slen, 4);
+    memcpy(v + RECORD_HEADER, summary, slen);
+    if (config != NULL && len > 0)
+        memcpy(v + RECORD_HEADER + slen, config, len);
+    *out_len = n;
+    return v;
+}
+
+/* The version number at the end of a key ("<prefix>versions/00000000000000000042"), or 0 when
+ * the key is not of that shape. */
+static uint64_t key_version(const uint8_t *key, size_t len)
+{
+    if (len < 20)
+        return 0;
+    uint64_t v = 0;
+    for (size_t i = len - 20; i < len; i++) {
+        if (key[i] < '0' || key[i] > '9')
+            return 0;
+        uint64_t d = (uint64_t)(key[i] - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return 0;
+        v = v * 10 + d;
+    }
+    return v;
+}
+
+int rm__store_etcd_decode(const uint8_t *key, size_t key_len, const uint8_t *val, size_t len,
+                          int with_cfg, rm_store_record_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->version = key_version(key, key_len);
+    if (out->version == 0)
+        return -EINVAL;
+    if (len < RECORD_HEADER || memcmp(val, RECORD_MAGIC, 4) != 0)
+        return -EINVAL;
+    uint64_t slen = get_be(val + 12, 4);
+    if (slen > len - RECORD_HEADER)
+        return -EINVAL;
+    out->created_ms = get_be(val + 4, 8);
+    out->summary = malloc(slen + 1);
+    if (out->summary == NULL)
+        return -ENOMEM;
+    memcpy(out->summary, val + RECORD_HEADER, slen);
+    out->summary[slen] = '\0';
+    if (with_cfg) {
+        size_t clen = len - RECORD_HEADER - (size_t)slen;
+        /* malloc(1) for an empty config keeps "config != NULL" meaning "was read" (as SQLite). */
+        out->config = malloc(clen ? clen : 1);
+        if (out->config == NULL) {
+            rm_store_record_free(out);
+            return -ENOMEM;
+        }
+        if (clen)
+            memcpy(out->config, val + RECORD_HEADER + slen, clen);
+        out->config_len = clen;
+    }
+    return 0;
+}
+
+static void make_key(const etcd_store_t *st, const char *kind, uint64_t version, char *out,
+                     size_t n)
+{
+    snprintf(out, n, "%s%s/%020" PRIu64, st->prefix, kind, version);
+}
+
+/* [from, to) of every key under <prefix><kind>/: '/' + 1 is '0'. */
+static void make_range(const etcd_store_t *st, const char *kind, char *from, char *to, size_t n)
+{
+    snprintf(from, n, "%s%s/", st->prefix, kind);
+    snprintf(to, n, "%s%s0", st->prefix, kind);
+}
+
+static ProtobufCBinaryData bin(const char *s)
+{
+    ProtobufCBinaryData b = {strlen(s), (uint8_t *)s};
+    return b;
+}
+
+/* ---- one unary call ---- */
+
+static gpr_timespec deadline_in(int64_t ms)
+{
+    return gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_millis(ms, GPR_TIMESPAN));
+}
+
+static void status_text(grpc_slice details, char *out, size_t n)
+{
+    size_t len = GRPC_SLICE_LENGTH(details);
+    if (len >= n)
+        len = n - 1;
+    memcpy(out, GRPC_SLICE_START_PTR(details), len);
+    out[len] = '\0';
+}
+
+/*
+ * Sends `req` to `method` ("/etcdserverpb.KV/Range") and unpacks the reply with `desc` into
+ * *resp (caller frees with protobuf_c_message_free_unpacked). Returns 0; -EHOSTUNREACH when
+ * etcd cannot be reached or did not answer in time; -EIO or -ENOMEM for any other failure; each
+ * with the reason in store->error.
+ */
+static int unary(etcd_store_t *st, const char *method, const ProtobufCMessage *req,
+                 const ProtobufCMessageDescriptor *desc, ProtobufCMessage **resp)
+{
+    int rc = -EIO;
+    *resp = NULL;
+    size_t len = protobuf_c_message_get_packed_size(req);
+    uint8_t *buf = malloc(len ? len : 1);
+    if (buf == NULL) {
+        rm__store_fail(&st->base, "out of memory");
+        return -ENOMEM;
+    }
+    protobuf_c_message_pack(req, buf);
+    grpc_slice s = grpc_slice_from_copied_buffer((const char *)buf, len);
+    free(buf);
+    grpc_byte_buffer *send = grpc_raw_byte_buffer_create(&s, 1);
+    grpc_slice_unref(s);
+
+    grpc_slice mslice = grpc_slice_from_static_string(method);
+    gpr_timespec deadline = deadline_in(RM_ETCD_CALL_MS);
+    grpc_call *call = grpc_channel_create_call(st->ch, NULL, GRPC_PROPAGATE_DEFAULTS, st->cq,
+                                               mslice, NULL, deadline, NULL);
+    grpc_metadata_array md_in, trailers;
+    grpc_metadata_array_init(&md_in);
+    grpc_metadata_array_init(&trailers);
+    grpc_byte_buffer *recv = NULL;
+    grpc_status_code status = GRPC_STATUS_UNKNOWN;
+    grpc_slice details = grpc_empty_slice();
+
+    grpc_op ops[6];
+    memset(ops, 0, sizeof(ops));
+    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+    ops[1].op = GRPC_OP_SEND_MESSAGE;
+    ops[1].data.send_message.send_message = send;
+    ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+    ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
+    ops[3].data.recv_initial_metadata.recv_initial_metadata = &md_in;
+    ops[4].op = GRPC_OP_RECV_MESSAGE;
+    ops[4].data.recv_message.recv_message = &recv;
+    ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+    ops[5].data.recv_status_on_client.trailing_metadata = &trailers;
+    ops[5].data.recv_status_on_client.status = &status;
+    ops[5].data.recv_status_on_client.status_details = &details;
+    grpc_call_error e = grpc_call_start_batch(call, ops, 6, call, NULL);
+    if (e != GRPC_CALL_OK) {
+        rm__store_fail(&st->base, "etcd %s: %s: cannot start the call: %s", st->target, method,
+                       grpc_call_error_to_string(e));
+        goto out;
+    }
+    /* The call's own deadline ends it; the pluck deadline is only a backstop, a little later. */
+    grpc_event ev =
+        grpc_completion_queue_pluck(st->cq, call, deadline_in(RM_ETCD_CALL_MS + 2000), NULL);
+    if (ev.type != GRPC_OP_COMPLETE) {
+        /* Cannot happen with a deadline on the call; cancel and wait for the batch so the queue
+         * holds nothing of this call afterwards. */
+        grpc_call_cancel(call, NULL);
+        grpc_completion_queue_pluck(st->cq, call, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
+        status = GRPC_STATUS_DEADLINE_EXCEEDED;
+    }
+    if (status != GRPC_STATUS_OK) {
+        char why[200];
+        status_text(details, why, sizeof(why));
+        if (status == GRPC_STATUS_UNAVAILABLE || status == GRPC_STATUS_DEADLINE_EXCEEDED) {
+            rm__store_fail(&st->base, "etcd %s unavailable: %s", st->target,
+                           *why ? why : "no answer in time");
+            rc = -EHOSTUNREACH;
+        } else {
+            rm__store_fail(&st->base, "etcd %s: %s failed: %s (gRPC status %d)", st->target, method,
+                           *why ? why : "no details", (int)status);
+        }
+        goto out;
+    }
+    if (recv == NULL) {
+        rm__store_fail(&st->base, "etcd %s: %s: no reply message", st->target, method);
+        goto out;
+    }
+    grpc_byte_buffer_reader r;
+    if (!grpc_byte_buffer_reader_init(&r, recv)) {
+        rm__store_fail(&st->base, "etcd %s: %s: unreadable reply", st->target, method);
+        goto out;
+    }
+    grpc_slice all = grpc_byte_buffer_reader_readall(&r);
+    grpc_byte_buffer_reader_destroy(&r);
+    *resp =
+        protobuf_c_message_unpack(desc, NULL, GRPC_SLICE_LENGTH(all), GRPC_SLICE_START_PTR(all));
+    grpc_slice_unref(all);
+    if (*resp == NULL) {
+        rm__store_fail(&st->base, "etcd %s: %s: malformed reply", st->target, method);
+        goto out;
+    }
+    rc = 0;
+out:
+    if (recv != NULL)
+        grpc_byte_buffer_destroy(recv);
+    grpc_byte_buffer_destroy(send);
+    grpc_metadata_array_destroy(&md_in);
+    grpc_metadata_array_destroy(&trailers);
+    grpc_slice_unref(details);
+    grpc_call_unref(call);
+    return rc;
+}
+
+/* Range [key, range_end) (range_end NULL: the one key), newest key first when `desc`. */
+static int range(etcd_store_t *st, const char *key, const char *range_end, int64_t limit, int desc,
+                 Etcdserverpb__RangeResponse **out)
+{
+    Etcdserverpb__RangeRequest req = ETCDSERVERPB__RANGE_REQUEST__INIT;
+    req.key = bin(key);
+    if (range_end != NULL)
+        req.range_end = bin(range_end);
+    req.limit = limit;
+    if (desc) {
+        req.sort_order = ETCDSERVERPB__RANGE_REQUEST__SORT_ORDER__DESCEND;
+        req.sort_target = ETCDSERVERPB__RANGE_REQUEST__SORT_TARGET__KEY;
+    }
+    return unary(st, "/etcdserverpb.KV/Range", &req.base, &etcdserverpb__range_response__descriptor,
+                 (ProtobufCMessage **)out);
+}
+
+/* ---- the ops ---- */
+
+static int et_get(rm_store_t *s, uint64_t version, rm_store_record_t *out)
+{
+    etcd_store_t *st = (etcd_store_t *)s;
+    Etcdserverpb__RangeResponse *resp = NULL;
+    char from[KEY_MAX], to[KEY_MAX];
+    int rc;
+    memset(out, 0, sizeof(*out));
+    if (version == 0) {
+        make_range(st, "versions", from, to, sizeof(from));
+        rc = range(st, from, to, 1, 1, &resp);
+    } else {
+        make_key(st, "versions", version, from, sizeof(from));
+        rc = range(st, from, NULL, 1, 0, &resp);
+    }
+    if (rc < 0)
+        return rc;
+    if (resp->n_kvs == 0) {
+        if (version == 0)
+            rm__store_fail(s, "the store holds no config yet");
+        else
+            rm__store_fail(s, "no config version %" PRIu64, version);
+        rc = -ENOENT;
+        goto out;
+    }
+    const Mvccpb__KeyValue *kv = resp->kvs[0];
+    rc = rm__store_etcd_decode(kv->key.data, kv->key.len, kv->value.data, kv->value.len, 1, out);
+    if (rc < 0)
+        rm__store_fail(s, "etcd %s: key %.*s does not hold a remora config record", st->target,
+                       (int)(kv->key.len < 200 ? kv->key.len : 200), (const char *)kv->key.data);
+out:
+    etcdserverpb__range_response__free_unpacked(resp, NULL);
+    return rc;
+}
+
+static int et_append(rm_store_t *s, uint64_t expect_version, const uint8_t *config, size_t len,
+                     const char *summary, uint64_t created_ms, uint64_t *out_version)
+{
+    etcd_store_t *st = (etcd_store_t *)s;
+    char next_key[KEY_MAX], cur_key[KEY_MAX], hist_key[KEY_MAX];
+    uint64_t v = expect_version + 1;
+    int rc = -ENOMEM;
+    char *sum = rm__store_summary_dup(summary);
+    size_t rec_len = 0, hist_len = 0;
+    uint8_t *rec = NULL, *hist = NULL;
+    if (sum == NULL)
+        goto nomem;
+    rec = record_encode(created_ms, sum, config, len, &rec_len);
+    hist = record_encode(created_ms, sum, NULL, 0, &hist_len);
+    if (rec == NULL || hist == NULL)
+        goto nomem;
+    make_key(st, "versions", v, next_key, sizeof(next_key));
+    make_key(st, "versions", expect_version, cur_key, sizeof(cur_key));
+    make_key(st, "history", v, hist_key, sizeof(hist_key));
+
+    /* A key that never existed has create_revision 0. */
+    Etcdserverpb__Compare cmp[2] = {ETCDSERVERPB__COMPARE__INIT, ETCDSERVERPB__COMPARE__INIT};
+    Etcdserverpb__Compare *cmps[2] = {&cmp[0], &cmp[1]};
+    cmp[0].result = ETCDSERVERPB__COMPARE__COMPARE_RESULT__EQUAL;
+    cmp[0].target = ETCDSERVERPB__COMPARE__COMPARE_TARGET__CREATE;
+    cmp[0].key = bin(next_key);
+    cmp[0].target_union_case = ETCDSERVERPB__COMPARE__TARGET_UNION_CREATE_REVISION;
+    cmp[0].create_revision = 0;
+    cmp[1].result = ETCDSERVERPB__COMPARE__COMPARE_RESULT__GREATER;
+    cmp[1].target = ETCDSERVERPB__COMPARE__COMPARE_TARGET__CREATE;
+    cmp[1].key = bin(cur_key);
+    cmp[1].target_union_case = ETCDSERVERPB__COMPARE__TARGET_UNION_CREATE_REVISION;
+    cmp[1].create_revision = 0;
+
+    Etcdserverpb__PutRequest put[2] = {ETCDSERVERPB__PUT_REQUEST__INIT,
+                                       ETCDSERVERPB__PUT_REQUEST__INIT};
+    put[0].key = bin(next_key);
+    put[0].value.data = rec;
+    put[0].value.len = rec_len;
+    put[1].key = bin(hist_key);
+    put[1].value.data = hist;
+    put[1].value.len = hist_len;
+    Etcdserverpb__RequestOp op[2] = {ETCDSERVERPB__REQUEST_OP__INIT,
+                                     ETCDSERVERPB__REQUEST_OP__INIT};
+    Etcdserverpb__RequestOp *ops[2] = {&op[0], &op[1]};
+    for (int i = 0; i < 2; i++) {
+        op[i].request_case = ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_PUT;
+        op[i].request_put = &put[i];
+    }
+
+    Etcdserverpb__TxnRequest txn = ETCDSERVERPB__TXN_REQUEST__INIT;
+    txn.compare = cmps;
+    txn.n_compare = expect_version == 0 ? 1 : 2;
+    txn.success = ops;
+    txn.n_success = 2;
+    Etcdserverpb__TxnResponse *resp = NULL;
+    rc = unary(st, "/etcdserverpb.KV/Txn", &txn.base, &etcdserverpb__txn_response__descriptor,
+               (ProtobufCMessage **)&resp);
+    if (rc < 0)
+        goto out;
+    if (!resp->succeeded) {
+        rm__store_fail(s,
+                       "another replica wrote to etcd %s first: the latest version is no "
+                       "longer %" PRIu64,
+                       st->target, expect_version);
+        rc = -EAGAIN;
+    } else {
+        *out_version = v;
+        rc = 0;
+    }
+    etcdserverpb__txn_response__free_unpacked(resp, NULL);
+    goto out;
+nomem:
+    rm__store_fail(s, "out of memory");
+out:
+    free(sum);
+    free(rec);
+    free(hist);
+    return rc;
+}
+
+static int et_history(rm_store_t *s, uint32_t limit, rm_store_record_t **out, size_t *n)
+{
+    etcd_store_t *st = (etcd_store_t *)s;
+    Etcdserverpb__RangeResponse *resp = NULL;
+    char from[KEY_MAX], to[KEY_MAX];
+    *out = NULL;
+    *n = 0;
+    make_range(st, "history", from, to, sizeof(from));
+    int rc = range(st, from, to, limit, 1, &resp);
+    if (rc < 0)
+        return rc;
+    if (resp->n_kvs == 0)
+        goto out;
+    rm_store_record_t *recs = calloc(resp->n_kvs, sizeof(*recs));
+    if (recs == NULL) {
+        rm__store_fail(s, "out of memory");
+        rc = -ENOMEM;
+        goto out;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < resp->n_kvs && k < limit; i++) {
+        const Mvccpb__KeyValue *kv = resp->kvs[i];
+        /* A foreign or damaged key is skipped, not fatal: the rest of the history still reads. */
+        int drc = rm__store_etcd_decode(kv->key.data, kv->key.len, kv->value.data, kv->value.len, 0,
+                                        &recs[k]);
+        if (drc == -ENOMEM) {
+            rm_store_records_free(recs, k);
+            rm__store_fail(s, "out of memory");
+            rc = -ENOMEM;
+            goto out;
+        }
+        if (drc == 0)
+            k++;
+    }
+    if (k == 0) {
+        free(recs);
+        recs = NULL;
+    }
+    *out = recs;
+    *n = k;
+out:
+    etcdserverpb__range_response__free_unpacked(resp, NULL);
+    return rc;
+}
+
+static int et_changed(rm_store_t *s)
+{
+    etcd_store_t *st = (etcd_store_t *)s;
+    /* Acquire pairs with the watcher's release: nothing else is published through gen, so this
+     * only makes the read current, but costs nothing on x86. */
+    uint_fast64_t g = atomic_load_explicit(&st->gen, memory_order_acquire);
+    if (g == st->seen_gen)
+        return 0;
+    st->seen_gen = g;
+    return 1;
+}
+
+/* ---- the watcher thread ---- */
+
+typedef enum wtag {
+    WT_START = 1,
+    WT_RECV = 2,
+    WT_STATUS = 3,
+} wtag_t;
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* Handles one WatchResponse. Returns 0 to keep reading, -1 to end the stream (etcd cancelled the
+ * watch, e.g. after a compaction: the caller watches again from now and re-reads). */
+static int watch_message(etcd_store_t *st, const uint8_t *data, size_t len, int *up)
+{
+    Etcdserverpb__WatchResponse *w = etcdserverpb__watch_response__unpack(NULL, len, data);
+    if (w == NULL) {
+        rm_log_warn("etcd %s: malformed watch response (%zu bytes); watching again", st->target,
+                    len);
+        return -1;
+    }
+    int rc = 0;
+    if (w->created) {
+        if (*up == 0)
+            rm_log_info("etcd %s reachable again: watching %shistory/; changes apply again",
+                        st->target, st->prefix);
+        else
+            rm_log_debug("etcd %s: watching %shistory/", st->target, st->prefix);
+        *up = 1;
+        atomic_fetch_add_explicit(&st->gen, 1, memory_order_release);
+    }
+    uint64_t newest = 0;
+    for (size_t i = 0; i < w->n_events; i++) {
+        const Mvccpb__Event *e = w->events[i];
+        if (e->type != MVCCPB__EVENT__EVENT_TYPE__PUT || e->kv == NULL)
+            continue;
+        uint64_t v = key_version(e->kv->key.data, e->kv->key.len);
+        if (v > newest)
+            newest = v;
+    }
+    if (newest > 0) {
+        uint_fast64_t cur = atomic_load_explicit(&st->seen, memory_order_relaxed);
+        while (newest > cur &&
+               !atomic_compare_exchange_weak_explicit(&st->seen, &cur, newest, memory_order_relaxed,
+                                                      memory_order_relaxed))
+            ;
+        rm_log_debug("etcd %s: version %" PRIu64 " announced", st->target, newest);
+        atomic_fetch_add_explicit(&st->gen, 1, memory_order_release);
+    }
+    if (w->canceled) {
+        rm_log_warn("etcd %s cancelled the watch (%s); watching again", st->target,
+                    w->cancel_reason != NULL && *w->cancel_reason ? w->cancel_reason
+                                                                  : "no reason given");
+        rc = -1;
+    }
+    etcdserverpb__watch_response__free_unpacked(w, NULL);
+    return rc;
+}
+
+/* One Watch stream from creation to its end (error, etcd gone, cancel, or stop). */
+static void watch_once(etcd_store_t *st, grpc_completion_queue *cq, int *up)
+{
+    char from[KEY_MAX], to[KEY_MAX];
+    make_range(st, "history", from, to, sizeof(from));
+    Etcdserverpb__WatchCreateRequest cr = ETCDSERVERPB__WATCH_CREATE_REQUEST__INIT;
+    cr.key = bin(from);
+    cr.range_end = bin(to);
+    Etcdserverpb__WatchRequest wr = ETCDSERVERPB__WATCH_REQUEST__INIT;
+    wr.request_union_case = ETCDSERVERPB__WATCH_REQUEST__REQUEST_UNION_CREATE_REQUEST;
+    wr.create_request = &cr;
+    size_t len = etcdserverpb__watch_request__get_packed_size(&wr);
+    uint8_t buf[2 * KEY_MAX + 64];
+    etcdserverpb__watch_request__pack(&wr, buf);
+    grpc_slice s = grpc_slice_from_copied_buffer((const char *)buf, len);
+    grpc_byte_buffer *send = grpc_raw_byte_buffer_create(&s, 1);
+    grpc_slice_unref(s);
+
+    grpc_call *call =
+        grpc_channel_create_call(st->ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq,
+                                 grpc_slice_from_static_string("/etcdserverpb.Watch/Watch"), NULL,
+                                 gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+    grpc_metadata_array md_in, trailers;
+    grpc_metadata_array_init(&md_in);
+    grpc_metadata_array_init(&trailers);
+    grpc_byte_buffer *recv = NULL;
+    grpc_status_code status = GRPC_STATUS_OK;
+    grpc_slice details = grpc_empty_slice();
+    int outstanding = 0, cancelled = 0, failed = 0;
+
+    grpc_op ops[3];
+    memset(ops, 0, sizeof(ops));
+    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+    ops[1].op = GRPC_OP_SEND_MESSAGE;
+    ops[1].data.send_message.send_message = send;
+    ops[2].op = GRPC_OP_RECV_INITIAL_METADATA;
+    ops[2].data.recv_initial_metadata.recv_initial_metadata = &md_in;
+    if (grpc_call_start_batch(call, ops, 3, (void *)(intptr_t)WT_START, NULL) == GRPC_CALL_OK)
+        outstanding++;
+    memset(ops, 0, sizeof(ops));
+    ops[0].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+    ops[0].data.recv_status_on_client.trailing_metadata = &trailers;
+    ops[0].data.recv_status_on_client.status = &status;
+    ops[0].data.recv_status_on_client.status_details = &details;
+    if (grpc_call_start_batch(call, ops, 1, (void *)(intptr_t)WT_STATUS, NULL) == GRPC_CALL_OK)
+        outstanding++;
+    memset(ops, 0, sizeof(ops));
+    ops[0].op = GRPC_OP_RECV_MESSAGE;
+    ops[0].data.recv_message.recv_message = &recv;
+    if (grpc_call_start_batch(call, ops, 1, (void *)(intptr_t)WT_RECV, NULL) == GRPC_CALL_OK)
+        outstanding++;
+
+    while (outstanding > 0) {
+        grpc_event ev = grpc_completion_queue_next(cq, deadline_in(RM_ETCD_TICK_MS), NULL);
+        if (ev.type == GRPC_QUEUE_TIMEOUT) {
+            if (atomic_load_explicit(&st->stop, memory_order_relaxed) && !cancelled) {
+                grpc_call_cancel(call, NULL);
+                cancelled = 1;
+            }
+            continue;
+        }
+        if (ev.type != GRPC_OP_COMPLETE)
+            break;
+        outstanding--;
+        wtag_t t = (wtag_t)(intptr_t)ev.tag;
+        if (t != WT_RECV)
+            continue;
+        if (recv == NULL)
+            continue; /* the stream ended; the status batch says why */
+        grpc_byte_buffer_reader r;
+        int keep = 0;
+        if (grpc_byte_buffer_reader_init(&r, recv)) {
+            grpc_slice all = grpc_byte_buffer_reader_readall(&r);
+            grpc_byte_buffer_reader_destroy(&r);
+            keep = watch_message(st, GRPC_SLICE_START_PTR(all), GRPC_SLICE_LENGTH(all), up) == 0;
+            grpc_slice_unref(all);
+        }
+        grpc_byte_buffer_destroy(recv);
+        recv = NULL;
+        if (!keep && !cancelled) {
+            grpc_call_cancel(call, NULL);
+            cancelled = 1;
+            failed = 1;
+        }
+        if (cancelled)
+            continue;
+        memset(ops, 0, sizeof(ops));
+        ops[0].op = GRPC_OP_RECV_MESSAGE;
+        ops[0].data.recv_message.recv_message = &recv;
+        if (grpc_call_start_batch(call, ops, 1, (void *)(intptr_t)WT_RECV, NULL) == GRPC_CALL_OK)
+            outstanding++;
+    }
+    if (!atomic_load_explicit(&st->stop, memory_order_relaxed) && !failed && *up != 0) {
+        char why[200];
+        status_text(details, why, sizeof(why));
+        rm_log_warn("etcd %s unavailable: %s (gRPC status %d); serving the last config to this "
+                    "replica's sidecars, changes fail until etcd returns",
+                    st->target, *why ? why : "watch ended", (int)status);
+        *up = 0;
+    }
+    if (recv != NULL)
+        grpc_byte_buffer_destroy(recv);
+    grpc_byte_buffer_destroy(send);
+    grpc_metadata_array_destroy(&md_in);
+    grpc_metadata_array_destroy(&trailers);
+    grpc_slice_unref(details);
+    grpc_call_unref(call);
+}
+
+static void *watcher_main(void *arg)
+{
+    etcd_store_t *st = arg;
+    grpc_completion_queue *cq = grpc_completion_queue_create_for_next(NULL);
+    int up = -1; /* -1: never connected yet, 0: down (logged), 1: watching */
+    while (!atomic_load_explicit(&st->stop, memory_order_relaxed)) {
+        watch_once(st, cq, &up);
+        for (int waited = 0;
+             waited < RM_ETCD_RETRY_MS && !atomic_load_explicit(&st->stop, memory_order_relaxed);
+             waited += RM_ETCD_TICK_MS)
+            sleep_ms(RM_ETCD_TICK_MS);
+    }
+    grpc_completion_queue_shutdown(cq);
+    while (grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
+           GRPC_QUEUE_SHUTDOWN)
+        ;
+    grpc_completion_queue_destroy(cq);
+    return NULL;
+}
+
+static void et_close(rm_store_t *s)
+{
+    etcd_store_t *st = (etcd_store_t *)s;
+    if (st->watcher_started) {
+        atomic_store(&st->stop, 1);
+        pthread_join(st->watcher, NULL);
+    }
+    if (st->ch != NULL)
+        grpc_channel_destroy(st->ch);
+    if (st->cq != NULL) {
+        grpc_completion_queue_shutdown(st->cq);
+        while (grpc_completion_queue_pluck(st->cq, NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL)
+                   .type != GRPC_QUEUE_SHUTDOWN)
+            ;
+        grpc_completion_queue_destroy(st->cq);
+    }
+    free(st);
+    grpc_shutdown();
+}
+
+static const rm_store_ops_t etcd_ops = {
+    .scheme = "etcd",
+    .get = et_get,
+    .append = et_append,
+    .history = et_history,
+    .close = et_close,
+    .changed = et_changed,
+};
+
+/* "HOST:PORT[/PREFIX]" -> target and prefix (ending with '/'). */
+static int parse_address(const char *addr, etcd_store_t *st, char *err, size_t errlen)
+{
+    const char *slash = strchr(addr, '/');
+    size_t hlen = slash != NULL ? (size_t)(slash - addr) : strlen(addr);
+    const char *colon = memchr(addr, ':', hlen);
+    if (hlen == 0 || hlen >= sizeof(st->target) || colon == NULL || colon == addr ||
+        colon + 1 == addr + hlen) {
+        snprintf(err, errlen, "etcd store needs etcd://HOST:PORT[/PREFIX], not etcd://%s", addr);
+        return -EINVAL;
+    }
+    for (const char *p = colon + 1; p < addr + hlen; p++)
+        if (*p < '0' || *p > '9') {
+            snprintf(err, errlen, "etcd://%s: the port is not a number", addr);
+            return -EINVAL;
+        }
+    memcpy(st->target, addr, hlen);
+    st->target[hlen] = '\0';
+    if (slash == NULL || slash[1] == '\0') {
+        snprintf(st->prefix, sizeof(st->prefix), "%s", RM_ETCD_DEFAULT_PFX);
+        return 0;
+    }
+    size_t plen = strlen(slash);
+    if (plen + 2 > sizeof(st->prefix)) {
+        snprintf(err, errlen, "etcd://%s: the key prefix is too long", addr);
+        return -EINVAL;
+    }
+    memcpy(st->prefix, slash, plen);
+    if (st->prefix[plen - 1] != '/')
+        st->prefix[plen++] = '/';
+    st->prefix[plen] = '\0';
+    return 0;
+}
+
+int rm__store_etcd_open(const char *addr, rm_store_t **out, char *err, size_t errlen)
+{
+    char dummy[8];
+    if (err == NULL) {
+        err = dummy;
+        errlen = sizeof(dummy);
+    }
+    *out = NULL;
+    etcd_store_t *st = calloc(1, sizeof(*st));
+    if (st == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    int rc = parse_address(addr, st, err, errlen);
+    if (rc < 0) {
+        free(st);
+        return rc;
+    }
+    grpc_init();
+    st->base.ops = &etcd_ops;
+    /* Reconnect quickly after an etcd restart (gRPC's default backoff grows to two minutes);
+     * replies up to 64 MiB so a long history of big configs still reads. */
+    grpc_arg args[] = {
+        {.type = GRPC_ARG_INTEGER,
+         .key = GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS,
+         .value.integer = 100},
+        {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, .value.integer = 100},
+        {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, .value.integer = 1000},
+        {.type = GRPC_ARG_INTEGER,
+         .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
+         .value.integer = 64 << 20},
+    };
+    grpc_channel_args cargs = {.num_args = sizeof(args) / sizeof(args[0]), .args = args};
+    grpc_channel_credentials *creds = grpc_insecure_credentials_create();
+    st->ch = grpc_channel_create(st->target, creds, &cargs);
+    grpc_channel_credentials_release(creds);
+    st->cq = grpc_completion_queue_create_for_pluck(NULL);
+
+    /* One read proves etcd answers and the prefix holds nothing foreign, before we serve. A
+     * freshly started etcd accepts connections before it serves (until its raft member is
+     * ready), so an unreachable etcd is retried for a few seconds before we give up. */
+    rm_store_record_t rec;
+    for (int waited = 0;; waited += RM_ETCD_RETRY_MS) {
+        rc = et_get(&st->base, 0, &rec);
+        if (rc != -EHOSTUNREACH || waited >= RM_ETCD_OPEN_MS)
+            break;
+        sleep_ms(RM_ETCD_RETRY_MS);
+    }
+    if (rc < 0 && rc != -ENOENT) {
+        snprintf(err, errlen, "%s", st->base.error);
+        et_close(&st->base);
+        return rc;
+    }
+    rm_store_record_free(&rec);
+    if (pthread_create(&st->watcher, NULL, watcher_main, st) != 0) {
+        snprintf(err, errlen, "cannot start the etcd watcher thread");
+        et_close(&st->base);
+        return -EAGAIN;
+    }
+    st->watcher_started = 1;
+    *out = &st->base;
+    return 0;
+}
