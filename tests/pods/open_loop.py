@@ -16,7 +16,8 @@ Stops after --seconds, or when stdin closes or a line arrives on it (then it ans
 still in flight, up to --timeout). Prints one JSON summary line on stdout: requests per method,
 successes (status 200), failures with samples, latency percentiles in milliseconds, and with
 --records FILE every request as [scheduled, done, method, status or "error", ms] (times in
-seconds since the start) so a test can look at a time window.
+seconds since the start; the start is "t0_monotonic" in the summary, CLOCK_MONOTONIC, which all
+network namespaces share) so a test can look at a time window.
 """
 import argparse
 import collections
@@ -262,7 +263,8 @@ class OpenLoop:
                 "achieved_rps": round(total / self.duration, 1) if self.duration else 0,
                 "p50_ms": percentile(lat, 50), "p90_ms": percentile(lat, 90),
                 "p99_ms": percentile(lat, 99), "p999_ms": percentile(lat, 99.9),
-                "max_ms": lat[-1] if lat else float("nan"), "connections": self.max_conns}
+                "max_ms": lat[-1] if lat else float("nan"), "connections": self.max_conns,
+                "t0_monotonic": self.t0}
 
 
 def main():
