@@ -1,6 +1,7 @@
 /* controlplane/core/core_test.c — unit tests of the control logic without gRPC: push scheduling
  * (debounce, urgent withdraw), snapshots (endpoints merged, fresh nonces), the discovery message
- * rules, Apply's all-or-nothing union and positions, and a store that refuses a write.
+ * rules, Apply's all-or-nothing union and positions, a store that refuses a write, and two
+ * controls over one shared store (re-reading it, losing an append race cleanly).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -340,6 +341,124 @@ static void test_wait_completion_appends_acks(void **state)
     rm_control_close(c);
 }
 
+/* ---- a store shared with another writer (what etcd is): two controls over one mem store ---- */
+
+typedef struct shared_view {
+    rm_store_t base;
+    rm_store_t *inner; /* borrowed: the one mem store both views write */
+} shared_view_t;
+
+static int shared_changed_flag;
+
+static int sv_get(rm_store_t *s, uint64_t v, rm_store_record_t *out)
+{
+    shared_view_t *sv = (shared_view_t *)s;
+    int rc = rm_store_get(sv->inner, v, out);
+    snprintf(s->error, sizeof(s->error), "%s", rm_store_error(sv->inner));
+    return rc;
+}
+
+static int sv_append(rm_store_t *s, uint64_t e, const uint8_t *cfg, size_t len, const char *sum,
+                     uint64_t t, uint64_t *out)
+{
+    shared_view_t *sv = (shared_view_t *)s;
+    int rc = rm_store_append(sv->inner, e, cfg, len, sum, t, out);
+    snprintf(s->error, sizeof(s->error), "%s", rm_store_error(sv->inner));
+    return rc;
+}
+
+static int sv_history(rm_store_t *s, uint32_t limit, rm_store_record_t **out, size_t *n)
+{
+    return rm_store_history(((shared_view_t *)s)->inner, limit, out, n);
+}
+
+static void sv_close(rm_store_t *s)
+{
+    free(s);
+}
+
+static int sv_changed(rm_store_t *s)
+{
+    (void)s;
+    int c = shared_changed_flag;
+    shared_changed_flag = 0;
+    return c;
+}
+
+static const rm_store_ops_t shared_ops = {.scheme = "shared",
+                                          .get = sv_get,
+                                          .append = sv_append,
+                                          .history = sv_history,
+                                          .close = sv_close,
+                                          .changed = sv_changed};
+
+static rm_control_t *shared_control(rm_store_t *inner)
+{
+    shared_view_t *sv = calloc(1, sizeof(*sv));
+    assert_non_null(sv);
+    sv->base.ops = &shared_ops;
+    sv->inner = inner;
+    rm_control_t *c = NULL;
+    char err[256];
+    assert_int_equal(rm_control_open(&sv->base, NULL, &c, err, sizeof(err)), 0);
+    return c;
+}
+
+static void test_shared_store_sync_and_conflict(void **state)
+{
+    (void)state;
+    rm_store_t *mem = NULL;
+    assert_int_equal(rm_store_open("mem:", &mem, NULL, 0), 0);
+    rm_control_t *a = shared_control(mem), *b = shared_control(mem);
+    rm_control_t *plain = new_control();
+    assert_int_equal(rm_control_sync_interval(a), RM_STORE_WATCH_POLL_MS);
+    assert_int_equal(rm_control_sync_interval(plain), UINT64_MAX);
+    rm_admin_reply_t reply;
+
+    apply(a, services_yaml, "s.yaml", &reply);
+    assert_int_equal(reply.code, RM_STATUS_OK);
+    rm_admin_reply_free(&reply);
+    /* No change announced: b does not read the store. */
+    rm_control_push_done(b);
+    assert_int_equal(rm_control_sync(b, 1000), 0);
+    assert_int_equal(b->version, 0);
+    /* Announced: b installs version 1 and schedules a push of it. */
+    shared_changed_flag = 1;
+    assert_int_equal(rm_control_sync(b, 1000), 1);
+    assert_int_equal(b->version, 1);
+    assert_int_equal(b->config->n_services, 1);
+    assert_true(b->push_at != 0);
+    assert_int_equal(rm_control_snapshot(b)->version, 1);
+    /* Announced again with nothing newer: nothing happens. */
+    shared_changed_flag = 1;
+    assert_int_equal(rm_control_sync(b, 1001), 0);
+
+    /* b writes version 2; a, still at 1, loses its race cleanly and nothing is stored ... */
+    apply(b, route_yaml, "r.yaml", &reply);
+    assert_int_equal(reply.code, RM_STATUS_OK);
+    rm_admin_reply_free(&reply);
+    apply(a, "kind: Service\nname: ratings\nport: 9090\n", "x.yaml", &reply);
+    assert_int_equal(reply.code, RM_STATUS_ABORTED);
+    assert_non_null(strstr(reply.details, "retry"));
+    rm_admin_reply_free(&reply);
+    assert_int_equal(a->version, 1);
+    /* ... and re-reads the store at its next sync even without an announcement, so the retry
+     * builds on b's version: the route b added survives (no lost update). */
+    assert_int_equal(rm_control_sync(a, 2000), 1);
+    assert_int_equal(a->version, 2);
+    apply(a, "kind: Service\nname: ratings\nport: 9090\n", "x.yaml", &reply);
+    assert_int_equal(reply.code, RM_STATUS_OK);
+    rm_admin_reply_free(&reply);
+    assert_int_equal(a->version, 3);
+    assert_int_equal(a->config->n_services, 2);
+    assert_int_equal(a->config->n_routes, 1);
+
+    rm_control_close(plain);
+    rm_control_close(a);
+    rm_control_close(b);
+    rm_store_close(mem);
+}
+
 int main(void)
 {
     rm_log_init("core_test", RM_LOG_OFF);
@@ -350,6 +469,7 @@ int main(void)
         cmocka_unit_test(test_apply_union_positions_and_all_or_nothing),
         cmocka_unit_test(test_store_failure_changes_nothing),
         cmocka_unit_test(test_wait_completion_appends_acks),
+        cmocka_unit_test(test_shared_store_sync_and_conflict),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
