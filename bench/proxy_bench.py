@@ -5,7 +5,12 @@ Same backend for all three: nginx from Debian answering a small body on loopback
 runs one worker/thread with upstream keep-alive. Measured, per proxy, in one run:
   - throughput: wrk, keep-alive, fixed connections, fixed duration;
   - latency at a fixed moderate rate: hey -q (requests/s per worker) — p50/p99 added over direct;
-  - CPU time per request: utime+stime of the proxy process over the throughput run / requests;
+  - CPU time per request: utime+stime of the proxy process over the throughput run / requests,
+    and from it the proxy's capacity: requests per second of proxy CPU (1e6 / CPU µs per request);
+  - pinning: on a machine with two or more CPUs each proxy runs on CPU 1 and the load generators
+    and the backend on CPU 0, so the proxies never compete with them for a core. wrk's req/s then
+    measures the whole machine (with two cores the generator + backend core saturates first), so
+    the throughput comparison that isolates the proxy is its capacity;
   - idle memory: RSS and RssAnon (private) of the proxy after start;
   - memory per idle keep-alive connection: RssAnon growth with N idle connections open.
 Ratios are what matter (absolute numbers on a shared 2-core machine are noise). Results go to
@@ -85,14 +90,30 @@ def raise_fd_limit():
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
+PIN = os.cpu_count() is not None and os.cpu_count() >= 2
+PROXY_CPU, CLIENT_CPU = "1", "0"
+
+
+def pinned(cpu, argv):
+    """argv run on one CPU when pinning is on (see the top of this file)."""
+    return ["taskset", "-c", cpu] + argv if PIN else argv
+
+
+def pin_pids(cpu, pids):
+    if PIN:
+        for pid in pids:
+            subprocess.run(["taskset", "-a", "-pc", cpu, str(pid)], check=True,
+                           stdout=subprocess.DEVNULL)
+
+
 def log(msg):
     print("bench: " + msg, file=sys.stderr, flush=True)
 
 
 def wrk(port, host):
     log("wrk against :%d" % port)
-    out = subprocess.run(["wrk", "-t1", "-c%d" % CONNS, "-d%ds" % DURATION, "-H", "Host: %s" % host,
-                          "http://127.0.0.1:%d/" % port], capture_output=True, text=True).stdout
+    out = subprocess.run(pinned(CLIENT_CPU, ["wrk", "-t1", "-c%d" % CONNS, "-d%ds" % DURATION, "-H", "Host: %s" % host,
+                          "http://127.0.0.1:%d/" % port]), capture_output=True, text=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     total = int(re.search(r"(\d+) requests in", out).group(1))
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
@@ -102,8 +123,8 @@ def wrk(port, host):
 def hey(port, host):
     log("hey at %d req/s against :%d" % (RATE, port))
     workers = 10
-    out = subprocess.run(["hey", "-z", "%ds" % DURATION, "-c", str(workers), "-q", str(RATE // workers),
-                          "-host", host, "http://127.0.0.1:%d/" % port],
+    out = subprocess.run(pinned(CLIENT_CPU, ["hey", "-z", "%ds" % DURATION, "-c", str(workers), "-q", str(RATE // workers),
+                          "-host", host, "http://127.0.0.1:%d/" % port]),
                          capture_output=True, text=True).stdout
     def pct(p):
         m = re.search(r"%d%%+ in ([\d.]+) secs" % p, out)
@@ -151,7 +172,7 @@ events { worker_connections 20000; }
 http { access_log off; keepalive_requests 1000000;
   server { listen 127.0.0.1:%d; location / { return 200 "hello from the backend\\n"; } } }
 """ % (tmp, backend_port))
-        procs.append(subprocess.Popen(["nginx", "-c", os.path.join(tmp, "backend.conf"), "-p", tmp], start_new_session=True))
+        procs.append(subprocess.Popen(pinned(CLIENT_CPU, ["nginx", "-c", os.path.join(tmp, "backend.conf"), "-p", tmp]), start_new_session=True))
         wait_port(backend_port)
 
         # --- remora-proxy ---
@@ -204,6 +225,8 @@ backend be
         time.sleep(0.5)
 
         pids = {"remora": [remora.pid], "nginx": children_pids(ngx.pid), "haproxy": [hap.pid]}
+        for name in pids:
+            pin_pids(PROXY_CPU, pids[name])
         results = {"workload": {"duration_s": DURATION, "connections": CONNS, "fixed_rate_rps": RATE,
                                 "body": "23 bytes", "backend": "nginx return 200"}}
         idle = {name: {"rss_kb": sum(proc_status(p, "VmRSS") for p in pids[name]),
@@ -229,6 +252,7 @@ backend be
             med = [statistics.median(c) for c in col]
             results[name] = {"rps": med[0], "rps_all": list(col[0]), "requests": int(sum(col[1])),
                              "non_2xx": int(sum(col[2])), "cpu_us_per_request": med[3],
+                             "capacity_rps_per_cpu": 1e6 / med[3] if med[3] > 0 else float("nan"),
                              "p50_ms": med[4], "p99_ms": med[5], "p99_all": list(col[5]),
                              "added_p50_ms": med[4] - direct_p50, "added_p99_ms": med[5] - direct_p99,
                              "idle_rss_kb": idle[name]["rss_kb"], "idle_rss_anon_kb": idle[name]["rss_anon_kb"]}
@@ -238,7 +262,10 @@ backend be
             results[name]["bytes_per_idle_connection"] = per_conn
             time.sleep(1.5)  # let the closed connections go before the next proxy
         best = max(results["nginx"]["rps"], results["haproxy"]["rps"])
+        best_capacity = max(results["nginx"]["capacity_rps_per_cpu"], results["haproxy"]["capacity_rps_per_cpu"])
+        results["pinned"] = PIN
         results["ratios"] = {
+            "capacity_vs_best_peer": results["remora"]["capacity_rps_per_cpu"] / best_capacity,
             "throughput_vs_best_peer": results["remora"]["rps"] / best,
             "throughput_vs_nginx": results["remora"]["rps"] / results["nginx"]["rps"],
             "throughput_vs_haproxy": results["remora"]["rps"] / results["haproxy"]["rps"],
@@ -253,12 +280,17 @@ backend be
             f.write("# remora-proxy vs nginx vs HAProxy (one run, %s)\n\n" % results["measured_at"])
             f.write("Keep-alive, %d connections, %ds, one worker each; latency at %d req/s fixed. "
                     "Medians of %d interleaved rounds (all rounds in proxy.json).\n\n" % (CONNS, DURATION, RATE, ROUNDS))
-            f.write("| proxy | req/s | CPU µs/req | p50 ms | p99 ms | added p99 ms | idle RSS KB | idle private KB | bytes per idle conn |\n|---|---|---|---|---|---|---|---|---|\n")
+            if PIN:
+                f.write("Each proxy pinned to CPU %s; wrk, hey and the backend pinned to CPU %s.\n\n" % (PROXY_CPU, CLIENT_CPU))
+            f.write("| proxy | capacity req/s per CPU | CPU µs/req | wrk req/s | p50 ms | p99 ms | added p99 ms | idle RSS KB | idle private KB | bytes per idle conn |\n|---|---|---|---|---|---|---|---|---|---|\n")
             for name in ("remora", "nginx", "haproxy"):
                 r = results[name]
-                f.write("| %s | %.0f | %.1f | %.3f | %.3f | %.3f | %d | %d | %.0f |\n" % (name, r["rps"], r["cpu_us_per_request"], r["p50_ms"], r["p99_ms"], r["added_p99_ms"], r["idle_rss_kb"], r["idle_rss_anon_kb"], r["bytes_per_idle_connection"]))
+                f.write("| %s | %.0f | %.1f | %.0f | %.3f | %.3f | %.3f | %d | %d | %.0f |\n" % (name, r["capacity_rps_per_cpu"], r["cpu_us_per_request"], r["rps"], r["p50_ms"], r["p99_ms"], r["added_p99_ms"], r["idle_rss_kb"], r["idle_rss_anon_kb"], r["bytes_per_idle_connection"]))
             f.write("\nDirect to the backend: p50 %.3f ms, p99 %.3f ms.\n\n" % (direct_p50, direct_p99))
-            f.write("Throughput ratio remora / best peer: **%.2fx**. Idle connections measured: %d.\n" % (results["ratios"]["throughput_vs_best_peer"], results["remora"]["idle_connections"]))
+            f.write("Capacity ratio remora / best peer (requests per second of proxy CPU): **%.2fx**. "
+                    "wrk req/s ratio remora / best peer: %.2fx (the whole machine: with two cores "
+                    "the load generator and backend's core saturates before the proxy's). "
+                    "Idle connections measured: %d.\n" % (results["ratios"]["capacity_vs_best_peer"], results["ratios"]["throughput_vs_best_peer"], results["remora"]["idle_connections"]))
             f.write("RSS counts shared library pages (remora links libgrpc for its control-plane client); private (RssAnon) is what the process itself owns.\n")
         print(json.dumps(results, indent=2))
     finally:

@@ -84,4 +84,8 @@ ssize_t rm_buf_read_fd(rm_buf_t *b, int fd, size_t max);
  * or another -errno. */
 ssize_t rm_buf_write_fd(rm_buf_t *b, int fd);
 
+/* Frees the calling thread's cache of free buffer blocks (see buffer.c). Call it on a thread
+ * that used buffers before the thread exits; buffers freed afterwards refill the cache. */
+void rm_buf_thread_cache_free(void);
+
 #endif

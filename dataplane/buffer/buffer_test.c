@@ -76,6 +76,31 @@ static void test_fd_io(void **state)
     rm_buf_free(&out);
 }
 
+/* A released first block is kept by the thread and handed to the next buffer; a grown block is
+ * not (only first-size blocks are cached), and the cache can be emptied. */
+static void test_first_blocks_are_recycled(void **state)
+{
+    (void)state;
+    rm_buf_t a, b, big;
+    rm_buf_init(&a, 1 << 20);
+    rm_buf_init(&b, 1 << 20);
+    rm_buf_init(&big, 1 << 20);
+    assert_int_equal(rm_buf_append(&a, "x", 1), 0);
+    char *first = a.data;
+    rm_buf_consume(&a, 1);
+    rm_buf_release(&a);
+    assert_null(a.data);
+    assert_int_equal(rm_buf_append(&b, "y", 1), 0);
+    assert_ptr_equal(b.data, first);
+    char chunk[10000] = {0};
+    assert_int_equal(rm_buf_append(&big, chunk, sizeof(chunk)), 0);
+    assert_true(big.cap > 4096);
+    rm_buf_free(&big);
+    rm_buf_free(&b);
+    rm_buf_thread_cache_free();
+    rm_buf_free(&a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -83,6 +108,7 @@ int main(void)
         cmocka_unit_test(test_release_only_when_empty),
         cmocka_unit_test(test_large_printf),
         cmocka_unit_test(test_fd_io),
+        cmocka_unit_test(test_first_blocks_are_recycled),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

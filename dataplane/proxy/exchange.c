@@ -54,13 +54,32 @@ static bool is_idempotent(rm_http1_method_t m)
     }
 }
 
-static void generate_request_id(rm_worker_t *w, char *out, size_t n)
+/* Writes the `digits` low nibbles of v as lowercase hex. */
+static char *put_hex(char *p, uint64_t v, int digits)
+{
+    static const char hex[] = "0123456789abcdef";
+    for (int i = digits - 1; i >= 0; i--, v >>= 4)
+        p[i] = hex[v & 0xf];
+    return p + digits;
+}
+
+/* A UUID v4 (the layout most tracing systems expect), formatted by hand: snprintf with five
+ * conversions was a measurable share of a request's user-space time. `out` holds 37 bytes. */
+_Static_assert(sizeof(((rm_exchange_t *)0)->request_id) >= 37, "a UUID and its NUL");
+static void generate_request_id(rm_worker_t *w, char *out)
 {
     uint64_t a = rm_worker_random(w), b = rm_worker_random(w);
-    /* UUID v4 layout, as most tracing systems expect. */
-    snprintf(out, n, "%08" PRIx32 "-%04" PRIx32 "-4%03" PRIx32 "-%04" PRIx32 "-%012" PRIx64,
-             (uint32_t)(a >> 32), (uint32_t)(a >> 16) & 0xffff, (uint32_t)a & 0xfff,
-             ((uint32_t)(b >> 48) & 0x3fff) | 0x8000, (uint64_t)(b & 0xffffffffffffULL));
+    char *p = put_hex(out, a >> 32, 8);
+    *p++ = '-';
+    p = put_hex(p, a >> 16, 4);
+    *p++ = '-';
+    *p++ = '4';
+    p = put_hex(p, a, 3);
+    *p++ = '-';
+    p = put_hex(p, ((b >> 48) & 0x3fff) | 0x8000, 4);
+    *p++ = '-';
+    p = put_hex(p, b, 12);
+    *p = '\0';
 }
 
 static void copy_span(char *dst, size_t n, rm_http1_span_t s)
@@ -75,18 +94,23 @@ static void copy_span(char *dst, size_t n, rm_http1_span_t s)
 static int build_upstream_head(rm_exchange_t *ex, rm_http1_request_t *req)
 {
     rm_session_t *s = ex->session;
+    /* x-forwarded-for: the client's list (cut to fit) then this hop's peer. */
     char xff[512];
+    size_t peer_len = strlen(s->peer_ip), xff_len = 0;
     ssize_t i = rm_http1_header_find(req->headers, req->num_headers, "x-forwarded-for", 15);
-    if (i >= 0)
-        snprintf(xff, sizeof(xff), "%.*s, %s", (int)req->headers[i].value.len,
-                 req->headers[i].value.ptr, s->peer_ip);
-    else
-        snprintf(xff, sizeof(xff), "%s", s->peer_ip);
+    if (i >= 0) {
+        size_t room = sizeof(xff) - peer_len - 3;
+        xff_len = req->headers[i].value.len < room ? req->headers[i].value.len : room;
+        memcpy(xff, req->headers[i].value.ptr, xff_len);
+        memcpy(xff + xff_len, ", ", 2);
+        xff_len += 2;
+    }
+    memcpy(xff + xff_len, s->peer_ip, peer_len + 1);
     /* x-request-id passes untouched when the client sent one (whatever its length); otherwise
      * the generated one is added. x-remora-attempt is the proxy's own: added per attempt. */
     static const rm_http1_span_t remove[] = {
         {"x-forwarded-for", 15}, {"x-remora-attempt", 16}, {"x-forwarded-proto", 17}};
-    rm_http1_header_t add[3] = {{{"x-forwarded-for", 15}, {xff, strlen(xff)}}};
+    rm_http1_header_t add[3] = {{{"x-forwarded-for", 15}, {xff, xff_len + peer_len}}};
     size_t nadd = 1;
     if (rm_http1_header_find(req->headers, req->num_headers, "x-request-id", 12) < 0)
         add[nadd++] =
@@ -107,7 +131,7 @@ static int build_upstream_head(rm_exchange_t *ex, rm_http1_request_t *req)
     /* Upstreams get origin-form: the authority moved to Host already (the parser checked it). */
     if (req->target_form == RM_HTTP1_TARGET_ABSOLUTE)
         req->target = req->path.len ? req->path : (rm_http1_span_t){"/", 1};
-    size_t need = 512 + strlen(xff) + strlen(ex->request_id);
+    size_t need = 512 + xff_len + peer_len + strlen(ex->request_id);
     for (size_t h = 0; h < req->num_headers; h++)
         need += req->headers[h].name.len + req->headers[h].value.len + 4;
     need += req->target.len + req->method_name.len + 64;
@@ -159,7 +183,7 @@ rm_exchange_t *rm_exchange_new(rm_session_t *s, rm_http1_request_t *req, size_t 
     if (rid >= 0 && req->headers[rid].value.len > 0)
         copy_span(ex->request_id, sizeof(ex->request_id), req->headers[rid].value);
     else
-        generate_request_id(w, ex->request_id, sizeof(ex->request_id));
+        generate_request_id(w, ex->request_id);
 
     if (w->snap != NULL) {
         rm_snapshot_ref(w->snap);
@@ -300,9 +324,18 @@ static void timeout_cb(struct ev_loop *loop, ev_timer *t, int revents)
 static int queue_head(rm_exchange_t *ex)
 {
     rm_upconn_t *c = ex->conn;
+    char tail[48] = "x-remora-attempt: ";
+    size_t n = 18;
+    char digits[12];
+    size_t d = 0;
+    for (unsigned v = (unsigned)ex->attempts; d == 0 || v != 0; v /= 10)
+        digits[d++] = (char)('0' + v % 10);
+    while (d > 0)
+        tail[n++] = digits[--d];
+    memcpy(tail + n, "\r\n\r\n", 4);
     int rc = rm_buf_append(&c->out, rm_buf_head(&ex->up_head), ex->up_head.len);
     if (rc == 0)
-        rc = rm_buf_printf(&c->out, "x-remora-attempt: %d\r\n\r\n", ex->attempts);
+        rc = rm_buf_append(&c->out, tail, n + 4);
     return rc;
 }
 

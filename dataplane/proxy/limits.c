@@ -26,10 +26,16 @@ static limit_slot_t *slot_for(const rm_exchange_t *ex, const rm_circuit_breaker_
                                 ? &svc->versions[ex->decision.version_index]
                                 : NULL;
     const rm_circuit_breaker_t *cb = v != NULL && v->cb != NULL ? v->cb : svc->cb;
-    char key[256];
-    int n = snprintf(key, sizeof(key), "%s/%s/%s", svc->namespace_, svc->name,
-                     cb != svc->cb && v != NULL ? v->name : "");
-    uint64_t h = rm_hash64(key, n > 0 && (size_t)n < sizeof(key) ? (size_t)n : strlen(key)) | 1;
+    /* The hash of "namespace/service/version", computed over the parts in place (a per-request
+     * snprintf into a key buffer cost more than the rest of this function). */
+    const char *parts[] = {svc->namespace_, svc->name, cb != svc->cb && v != NULL ? v->name : ""};
+    uint64_t h = RM_HASH_FNV64_OFFSET;
+    for (size_t p = 0; p < 3; p++) {
+        if (p > 0)
+            h = rm_hash_fnv1a64_update(h, "/", 1);
+        h = rm_hash_fnv1a64_update(h, parts[p], strlen(parts[p]));
+    }
+    h = rm_hash_mix64(h) | 1;
     limit_slot_t *s = &slots[h % LIMITS_TABLE];
     if (s->key != h && s->requests == 0 && s->pending == 0)
         s->key = h;

@@ -3,6 +3,7 @@
 
 #include "dataplane/snapshot/hash.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,18 +64,66 @@ static metrics_cache_t *cache_get(void)
     return tls_cache;
 }
 
+/* Writes an HTTP status code (0..999 in practice; anything else clamps) as decimal text. */
+static void format_code(char out[8], int code)
+{
+    unsigned v = code < 0 ? 0 : code > 9999999 ? 9999999 : (unsigned)code;
+    char d[8];
+    size_t n = 0;
+    do {
+        d[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    for (size_t i = 0; i < n; i++)
+        out[i] = d[n - 1 - i];
+    out[n] = '\0';
+}
+
+/* The registry lookup behind the cache (a mutex and a short scan). Returns false when the
+ * registry could not make the series. */
+static bool request_lookup(rm_worker_t *w, const char *service, const char *version,
+                           const char *route, const char *code, rm_counter_t **ctr,
+                           rm_histogram_t **hist)
+{
+    rm_stats_label_t l[] = {
+        {"service", service}, {"version", version}, {"route", route}, {"code", code}};
+    *ctr = rm_stats_counter(w->proxy->stats, "remora_requests_total", l, 4);
+    *hist = rm_stats_histogram(w->proxy->stats, "remora_request_duration_seconds", l, 3);
+    return *ctr != NULL && *hist != NULL;
+}
+
 void rm_metrics_request(rm_worker_t *w, const char *service, const char *version, const char *route,
                         int code, double seconds)
 {
     metrics_cache_t *c = cache_get();
-    if (c == NULL)
-        return;
     char codes[8];
-    snprintf(codes, sizeof(codes), "%d", code);
+    format_code(codes, code);
+    /* The key is built by hand: two snprintf calls per request were most of this function. Each
+     * label gets a quarter of the key; a longer one (rare: names are short) skips the cache. */
     char key[512];
-    int klen = snprintf(key, sizeof(key), "%s\x1f%s\x1f%s\x1f%s", service, version, route, codes);
-    uint64_t h =
-        rm_hash64(key, klen > 0 && (size_t)klen < sizeof(key) ? (size_t)klen : strlen(key));
+    const char *parts[] = {service, version, route, codes};
+    size_t klen = 0;
+    bool cacheable = c != NULL;
+    for (size_t p = 0; p < 4; p++) {
+        size_t l = strnlen(parts[p], sizeof(key) / 4);
+        if (l == sizeof(key) / 4) {
+            cacheable = false;
+            break;
+        }
+        memcpy(key + klen, parts[p], l);
+        klen += l;
+        key[klen++] = p < 3 ? '\x1f' : '\0';
+    }
+    rm_counter_t *ctr;
+    rm_histogram_t *hist;
+    if (!cacheable) {
+        if (request_lookup(w, service, version, route, codes, &ctr, &hist)) {
+            rm_counter_inc(ctr);
+            rm_histogram_observe(hist, seconds);
+        }
+        return;
+    }
+    uint64_t h = rm_hash64(key, klen - 1);
     size_t i = h & (CACHE_SLOTS - 1);
     for (size_t probe = 0; probe < CACHE_SLOTS; probe++, i = (i + 1) & (CACHE_SLOTS - 1)) {
         cache_entry_t *e = &c->slots[i];
@@ -84,12 +133,7 @@ void rm_metrics_request(rm_worker_t *w, const char *service, const char *version
             return;
         }
         if (e->key == NULL) {
-            rm_stats_label_t l[] = {
-                {"service", service}, {"version", version}, {"route", route}, {"code", codes}};
-            rm_counter_t *ctr = rm_stats_counter(w->proxy->stats, "remora_requests_total", l, 4);
-            rm_histogram_t *hist =
-                rm_stats_histogram(w->proxy->stats, "remora_request_duration_seconds", l, 3);
-            if (ctr == NULL || hist == NULL)
+            if (!request_lookup(w, service, version, route, codes, &ctr, &hist))
                 return;
             rm_counter_inc(ctr);
             rm_histogram_observe(hist, seconds);

@@ -105,8 +105,9 @@ typedef struct rm_upconn {
     rm_exchange_t *ex;   /* borrowed: the exchange using it, NULL when idle */
     rm_shadow_t *shadow; /* borrowed: or the shadow copy using it (never pooled) */
     rm_worker_t *worker;
-    rm_list_t link;   /* in up->idle while idle */
-    rm_buf_t in, out; /* owned */
+    rm_list_t link;       /* in up->idle while idle */
+    ev_tstamp idle_since; /* loop time it went back to the pool */
+    rm_buf_t in, out;     /* owned */
     bool connected;
     bool reused;  /* served a previous request */
     int requests; /* served on this connection */

@@ -10,9 +10,12 @@
 #include "dataplane/proxy/upstream.h"
 #include "dataplane/proxy/worker.h"
 
+/* Copies a name into a fixed field, cut to fit (runs several times per request: no snprintf). */
 static void set_name(char *dst, size_t n, const char *src)
 {
-    snprintf(dst, n, "%s", src ? src : "");
+    size_t l = src != NULL ? strnlen(src, n - 1) : 0;
+    memcpy(dst, src != NULL ? src : "", l);
+    dst[l] = '\0';
 }
 
 static void local(rm_exchange_t *ex, int status, const char *reason)

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "common/log/log.h"
+#include "dataplane/buffer/buffer.h"
 #include "dataplane/proxy/config_source.h"
 #include "dataplane/proxy/list.h"
 #include "dataplane/proxy/metrics.h"
@@ -287,6 +288,7 @@ static void *worker_main(void *arg)
     refresh_snapshot(w);
     ev_run(w->loop, 0);
     rm_metrics_worker_free(w); /* its handle cache is thread-local: free it on this thread */
+    rm_buf_thread_cache_free();
     rm_proxy_source_worker_exited(w->proxy);
     return NULL;
 }
