@@ -128,6 +128,16 @@ int rm__store_etcd_open(const char *addr, rm_store_t **out, char *err, size_t er
  * fuzz driver and tests; any thread. */
 int rm__store_etcd_decode(const uint8_t *key, size_t key_len, const uint8_t *val, size_t len,
                           int with_cfg, rm_store_record_t *out);
+/* store_etcd.c: what one Watch stream message says. */
+typedef struct rm__etcd_watch {
+    int created;      /* the watch now exists */
+    int canceled;     /* etcd ended the watch */
+    uint64_t newest;  /* highest version among PUT events on version keys; 0: none */
+    char reason[128]; /* etcd's cancel reason, cut */
+} rm__etcd_watch_t;
+/* Parses a packed etcdserverpb.WatchResponse (borrowed) into *out. 0, or -EINVAL when it does
+ * not unpack. For the watcher and the fuzz driver; any thread. */
+int rm__store_etcd_watch_parse(const uint8_t *data, size_t len, rm__etcd_watch_t *out);
 /* Writes a printf-style reason into s->error. */
 void rm__store_fail(rm_store_t *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Copies summary cut to RM_STORE_SUMMARY_MAX bytes (malloc'd), or NULL when out of memory. */

@@ -68,10 +68,9 @@ typedef struct etcd_store {
 
     pthread_t watcher;
     int watcher_started;
-    atomic_int stop;           /* owner -> watcher: leave */
-    atomic_uint_fast64_t gen;  /* watcher -> owner: bumped per event and per watch (re)creation */
-    uint_fast64_t seen_gen;    /* owner thread only: gen at the last `changed` that said yes */
-    atomic_uint_fast64_t seen; /* newest version the watcher saw announced (for logs/tests) */
+    atomic_int stop;          /* owner -> watcher: leave */
+    atomic_uint_fast64_t gen; /* watcher -> owner: bumped per event and per watch (re)creation */
+    uint_fast64_t seen_gen;   /* owner thread only: gen at the last `changed` that said yes */
 } etcd_store_t;
 
 /* ---- records and keys (pure; the fuzz driver calls these through rm__store_etcd_decode) ---- */
@@ -511,16 +510,40 @@ static void sleep_ms(long ms)
 
 /* Handles one WatchResponse. Returns 0 to keep reading, -1 to end the stream (etcd cancelled the
  * watch, e.g. after a compaction: the caller watches again from now and re-reads). */
+int rm__store_etcd_watch_parse(const uint8_t *data, size_t len, rm__etcd_watch_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    Etcdserverpb__WatchResponse *w = etcdserverpb__watch_response__unpack(NULL, len, data);
+    if (w == NULL)
+        return -EINVAL;
+    out->created = w->created;
+    out->canceled = w->canceled;
+    if (w->cancel_reason != NULL)
+        snprintf(out->reason, sizeof(out->reason), "%s", w->cancel_reason);
+    for (size_t i = 0; i < w->n_events; i++) {
+        const Mvccpb__Event *e = w->events[i];
+        if (e->type != MVCCPB__EVENT__EVENT_TYPE__PUT || e->kv == NULL)
+            continue;
+        uint64_t v = key_version(e->kv->key.data, e->kv->key.len);
+        if (v > out->newest)
+            out->newest = v;
+    }
+    etcdserverpb__watch_response__free_unpacked(w, NULL);
+    return 0;
+}
+
+/* Handles one WatchResponse. Returns 0 to keep reading, -1 to end the stream (etcd cancelled the
+ * watch, e.g. after a compaction, or sent garbage: the caller watches again from now, which also
+ * makes the owner re-read). */
 static int watch_message(etcd_store_t *st, const uint8_t *data, size_t len, int *up)
 {
-    Etcdserverpb__WatchResponse *w = etcdserverpb__watch_response__unpack(NULL, len, data);
-    if (w == NULL) {
+    rm__etcd_watch_t w;
+    if (rm__store_etcd_watch_parse(data, len, &w) < 0) {
         rm_log_warn("etcd %s: malformed watch response (%zu bytes); watching again", st->target,
                     len);
         return -1;
     }
-    int rc = 0;
-    if (w->created) {
+    if (w.created) {
         if (*up == 0)
             rm_log_info("etcd %s reachable again: watching %shistory/; changes apply again",
                         st->target, st->prefix);
@@ -529,32 +552,16 @@ static int watch_message(etcd_store_t *st, const uint8_t *data, size_t len, int 
         *up = 1;
         atomic_fetch_add_explicit(&st->gen, 1, memory_order_release);
     }
-    uint64_t newest = 0;
-    for (size_t i = 0; i < w->n_events; i++) {
-        const Mvccpb__Event *e = w->events[i];
-        if (e->type != MVCCPB__EVENT__EVENT_TYPE__PUT || e->kv == NULL)
-            continue;
-        uint64_t v = key_version(e->kv->key.data, e->kv->key.len);
-        if (v > newest)
-            newest = v;
-    }
-    if (newest > 0) {
-        uint_fast64_t cur = atomic_load_explicit(&st->seen, memory_order_relaxed);
-        while (newest > cur &&
-               !atomic_compare_exchange_weak_explicit(&st->seen, &cur, newest, memory_order_relaxed,
-                                                      memory_order_relaxed))
-            ;
-        rm_log_debug("etcd %s: version %" PRIu64 " announced", st->target, newest);
+    if (w.newest > 0) {
+        rm_log_debug("etcd %s: version %" PRIu64 " announced", st->target, w.newest);
         atomic_fetch_add_explicit(&st->gen, 1, memory_order_release);
     }
-    if (w->canceled) {
+    if (w.canceled) {
         rm_log_warn("etcd %s cancelled the watch (%s); watching again", st->target,
-                    w->cancel_reason != NULL && *w->cancel_reason ? w->cancel_reason
-                                                                  : "no reason given");
-        rc = -1;
+                    *w.reason ? w.reason : "no reason given");
+        return -1;
     }
-    etcdserverpb__watch_response__free_unpacked(w, NULL);
-    return rc;
+    return 0;
 }
 
 /* One Watch stream from creation to its end (error, etcd gone, cancel, or stop). */
