@@ -272,6 +272,10 @@ def main():
     return 0
 
 
+def ratio(a, b):
+    return a / b if b else float("nan")
+
+
 def write_md(res):
     w = res["workload"]
     d = res["paths"]["direct"]
@@ -304,6 +308,18 @@ def write_md(res):
             lines.append("| %s | %.3f | %.1f | %.1f |" % (hop, h["vcpu_per_1k_rps"],
                                                          h["rss_kb"] / 1024.0,
                                                          h["rss_anon_kb"] / 1024.0))
+    pr = res["paths"]
+    lines += ["", "Both hops together, Remora against the two-hop proxies: CPU %.2fx nginx's and "
+              "%.2fx HAProxy's; added p50 %.2fx and %.2fx; added p99 %.2fx and %.2fx." % (
+                  pr["remora"]["vcpu_per_1k_rps_both_hops"] / pr["nginx"]["vcpu_per_1k_rps_both_hops"],
+                  pr["remora"]["vcpu_per_1k_rps_both_hops"] / pr["haproxy"]["vcpu_per_1k_rps_both_hops"],
+                  ratio(pr["remora"]["added_p50_ms"], pr["nginx"]["added_p50_ms"]),
+                  ratio(pr["remora"]["added_p50_ms"], pr["haproxy"]["added_p50_ms"]),
+                  ratio(pr["remora"]["added_p99_ms"], pr["nginx"]["added_p99_ms"]),
+                  ratio(pr["remora"]["added_p99_ms"], pr["haproxy"]["added_p99_ms"])),
+              "Remora's path also crosses the iptables REDIRECT twice (client outbound, server "
+              "inbound) and looks up SO_ORIGINAL_DST; the proxies' paths are plain connections "
+              "to a known address."]
     rm = res["paths"]["remora"]["hops"]
     worst_cpu = max(h["vcpu_per_1k_rps"] for h in rm.values())
     worst_mem = max(h["rss_kb"] for h in rm.values()) / 1024.0
@@ -315,11 +331,13 @@ def write_md(res):
         "Istio publishes %.2f–%.2f vCPU and %d–%d MB per sidecar per 1,000 req/s (Envoy; "
         "istio.io, Performance and Scalability). The target is a tenth: %.3f–%.3f vCPU, "
         "%d–%d MB." % (lo, hi, mlo, mhi, lo / 10, hi / 10, mlo // 10, mhi // 10), "",
-        "Remora's busier sidecar here: **%.3f vCPU per 1,000 req/s** (%.2f of Istio's low "
-        "figure, %s the tenth), **%.1f MB RSS, %.1f MB private** (%s a tenth of %d MB; RSS "
-        "counts libgrpc's and libc's shared pages, private is the sidecar's own memory)." % (
+        "Remora's busier sidecar here: **%.3f vCPU per 1,000 req/s** (%.2fx Istio's low "
+        "figure: %s the tenth), **%.1f MB private (RssAnon), %.1f MB RSS** (private memory %s "
+        "a tenth of Istio's low %d MB; RSS %s it — RSS counts the shared pages of libgrpc, "
+        "OpenSSL and libc, which every sidecar on a node shares)." % (
             worst_cpu, worst_cpu / lo, "within" if worst_cpu <= hi / 10 else "above",
-            worst_mem, worst_anon, "within" if worst_anon <= mhi / 10 else "above", mhi), "",
+            worst_anon, worst_mem, "within" if worst_anon <= mlo / 10 else "above", mlo,
+            "within" if worst_mem <= mlo / 10 else "above"), "",
         "The CPU figure is measured at %d req/s on a shared machine: a sidecar that is mostly "
         "idle between requests pays a wakeup per request, so per-request CPU at a low rate is "
         "higher than at saturation (bench/results/proxy.md measures that)." % w["rate_rps"], "",

@@ -189,7 +189,14 @@ class FaultNetnsTest(unittest.TestCase):
         time.sleep(1.0)
         summary = self.stop_load(load)
         down = self.window(t_kill, t_back)
+        # how long after the restart the rollout moved again: the pod started during the outage
+        # turns ready once its sidecar's reconnect backoff (gRPC's 1 s x1.6) lets it in
+        back_at = [e[0] for e in r.events if e[1].startswith("remora-control up")][-1]
+        ready_after = [e[0] - back_at for e in r.events if e[1].endswith(" ready")
+                       and e[0] > back_at]
         text = self.report(summary, {
+            "rollout_moved_again_after_restart_s": round(ready_after[0], 2)
+            if ready_after else None,
             "control_down_s": round(t_back - t_kill, 2), "requests_while_down": len(down),
             "ok_while_down": sum(1 for x in down if x[3] == 200),
             "config_version": [version_before, version_down],
