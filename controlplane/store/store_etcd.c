@@ -406,21 +406,44 @@ static int et_append(rm_store_t *s, uint64_t expect_version, const uint8_t *conf
         op[i].request_put = &put[i];
     }
 
+    /* When the compare fails, the same round trip reads the latest key, for the message. */
+    char from[KEY_MAX], to[KEY_MAX];
+    make_range(st, "versions", from, to, sizeof(from));
+    Etcdserverpb__RangeRequest latest = ETCDSERVERPB__RANGE_REQUEST__INIT;
+    latest.key = bin(from);
+    latest.range_end = bin(to);
+    latest.limit = 1;
+    latest.keys_only = 1;
+    latest.sort_order = ETCDSERVERPB__RANGE_REQUEST__SORT_ORDER__DESCEND;
+    latest.sort_target = ETCDSERVERPB__RANGE_REQUEST__SORT_TARGET__KEY;
+    Etcdserverpb__RequestOp fail_op = ETCDSERVERPB__REQUEST_OP__INIT;
+    Etcdserverpb__RequestOp *fail_ops[1] = {&fail_op};
+    fail_op.request_case = ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_RANGE;
+    fail_op.request_range = &latest;
+
     Etcdserverpb__TxnRequest txn = ETCDSERVERPB__TXN_REQUEST__INIT;
     txn.compare = cmps;
     txn.n_compare = expect_version == 0 ? 1 : 2;
     txn.success = ops;
     txn.n_success = 2;
+    txn.failure = fail_ops;
+    txn.n_failure = 1;
     Etcdserverpb__TxnResponse *resp = NULL;
     rc = unary(st, "/etcdserverpb.KV/Txn", &txn.base, &etcdserverpb__txn_response__descriptor,
                (ProtobufCMessage **)&resp);
     if (rc < 0)
         goto out;
     if (!resp->succeeded) {
+        uint64_t now = 0;
+        if (resp->n_responses == 1 && resp->responses[0]->response_range != NULL &&
+            resp->responses[0]->response_range->n_kvs == 1) {
+            const Mvccpb__KeyValue *kv = resp->responses[0]->response_range->kvs[0];
+            now = key_version(kv->key.data, kv->key.len);
+        }
         rm__store_fail(s,
-                       "another replica wrote to etcd %s first: the latest version is no "
-                       "longer %" PRIu64,
-                       st->target, expect_version);
+                       "another replica wrote to etcd %s first: the latest version is %" PRIu64
+                       ", not %" PRIu64,
+                       st->target, now, expect_version);
         rc = -EAGAIN;
     } else {
         *out_version = v;
@@ -444,6 +467,8 @@ static int et_history(rm_store_t *s, uint32_t limit, rm_store_record_t **out, si
     char from[KEY_MAX], to[KEY_MAX];
     *out = NULL;
     *n = 0;
+    if (limit == 0) /* etcd reads limit 0 as "no limit" */
+        return 0;
     make_range(st, "history", from, to, sizeof(from));
     int rc = range(st, from, to, limit, 1, &resp);
     if (rc < 0)

@@ -1,5 +1,6 @@
 /* controlplane/store/store_test.c — unit tests of the config store: the SQLite store (in a temp
- * directory, reopened to prove durability) and the in-memory store run the same contract checks.
+ * directory, reopened to prove durability), the in-memory store and the etcd store (against a
+ * real etcd started here on loopback, when /usr/bin/etcd exists) run the same contract checks.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,7 +13,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
@@ -274,6 +281,119 @@ static void test_etcd_decode(void **state)
         rm__store_etcd_decode((const uint8_t *)"99999999999999999999", 20, val, n, 1, &r), -EINVAL);
 }
 
+/* ---- against a real etcd ---- */
+
+#define ETCD_BIN "/usr/bin/etcd"
+
+/* A port the kernel says is free now (etcd binds it a moment later; good enough for a test). */
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    assert_true(fd >= 0);
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+static pid_t start_etcd(int client, int peer)
+{
+    char curl[64], purl[64], cluster[80], data[PATH_MAX + 16], log[PATH_MAX + 16];
+    snprintf(curl, sizeof(curl), "http://127.0.0.1:%d", client);
+    snprintf(purl, sizeof(purl), "http://127.0.0.1:%d", peer);
+    snprintf(cluster, sizeof(cluster), "t=%s", purl);
+    snprintf(data, sizeof(data), "%s/etcd-data", tmpdir);
+    snprintf(log, sizeof(log), "%s/etcd.log", tmpdir);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+        }
+        execl(ETCD_BIN, "etcd", "--name", "t", "--data-dir", data, "--listen-client-urls", curl,
+              "--advertise-client-urls", curl, "--listen-peer-urls", purl,
+              "--initial-advertise-peer-urls", purl, "--initial-cluster", cluster, "--log-level",
+              "warn", (char *)NULL);
+        _exit(127);
+    }
+    return pid;
+}
+
+static void stop_etcd(pid_t pid)
+{
+    kill(pid, SIGTERM);
+    waitpid(pid, NULL, 0);
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* Opens the etcd store, giving a starting etcd up to ~30 s (each open waits up to 5 s). */
+static rm_store_t *open_etcd(const char *uri)
+{
+    rm_store_t *s = NULL;
+    char err[256];
+    for (int i = 0; i < 6 && s == NULL; i++)
+        if (rm_store_open(uri, &s, err, sizeof(err)) < 0)
+            print_message("etcd not ready yet: %s\n", err);
+    assert_non_null(s);
+    return s;
+}
+
+static void test_etcd_contract_watch_and_outage(void **state)
+{
+    (void)state;
+    if (access(ETCD_BIN, X_OK) != 0)
+        skip();
+    int client = free_port(), peer = free_port();
+    pid_t etcd = start_etcd(client, peer);
+    char uri[128];
+    snprintf(uri, sizeof(uri), "etcd://127.0.0.1:%d/storetest", client);
+    rm_store_t *s = open_etcd(uri);
+    rm_store_t *other = open_etcd(uri);
+    assert_true(rm_store_is_shared(s));
+    check_contract(s);
+
+    /* The second store (another replica) hears of version 4 through its watch. No timing is
+     * asserted: the loop only bounds how long a broken watch would hang the test. */
+    uint64_t v = 0;
+    assert_int_equal(rm_store_append(s, 3, (const uint8_t *)"four", 4, "fourth", 4000, &v), 0);
+    assert_int_equal(v, 4);
+    int seen = 0;
+    for (int i = 0; i < 2000 && !seen; i++) {
+        seen = rm_store_changed(other);
+        if (!seen)
+            sleep_ms(10);
+    }
+    assert_true(seen);
+    rm_store_record_t r;
+    assert_int_equal(rm_store_get(other, 0, &r), 0);
+    assert_int_equal(r.version, 4);
+    assert_memory_equal(r.config, "four", 4);
+    rm_store_record_free(&r);
+    /* Its stale append loses and names the winner's version. */
+    assert_int_equal(rm_store_append(other, 3, (const uint8_t *)"x", 1, "stale", 1, &v), -EAGAIN);
+    assert_non_null(strstr(rm_store_error(other), "latest version is 4"));
+
+    /* etcd gone: every call fails with the clear reason, in bounded time; close never hangs. */
+    stop_etcd(etcd);
+    assert_int_equal(rm_store_append(s, 4, (const uint8_t *)"x", 1, "down", 1, &v), -EHOSTUNREACH);
+    assert_non_null(strstr(rm_store_error(s), "unavailable"));
+    assert_int_equal(rm_store_get(other, 0, &r), -EHOSTUNREACH);
+    char want[64];
+    snprintf(want, sizeof(want), "etcd 127.0.0.1:%d unavailable", client);
+    assert_non_null(strstr(rm_store_error(other), want));
+    rm_store_close(s);
+    rm_store_close(other);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -285,6 +405,7 @@ int main(void)
         cmocka_unit_test(test_uris),
         cmocka_unit_test(test_summary_is_cut),
         cmocka_unit_test(test_etcd_decode),
+        cmocka_unit_test(test_etcd_contract_watch_and_outage),
     };
     return cmocka_run_group_tests(tests, make_tmpdir, remove_tmpdir);
 }
