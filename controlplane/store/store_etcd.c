@@ -802,7 +802,9 @@ int rm__store_etcd_open(const char *addr, rm_store_t **out, char *err, size_t er
     grpc_init();
     st->base.ops = &etcd_ops;
     /* Reconnect quickly after an etcd restart (gRPC's default backoff grows to two minutes);
-     * replies up to 64 MiB so a long history of big configs still reads. */
+     * replies up to 64 MiB so a long history of big configs still reads; keepalive pings so a
+     * watch on a host that vanished without a FIN is noticed (within ~15 s) instead of looking
+     * healthy forever (10 s is above etcd's default --grpc-keepalive-min-time of 5 s). */
     grpc_arg args[] = {
         {.type = GRPC_ARG_INTEGER,
          .key = GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS,
@@ -812,6 +814,11 @@ int rm__store_etcd_open(const char *addr, rm_store_t **out, char *err, size_t er
         {.type = GRPC_ARG_INTEGER,
          .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
          .value.integer = 64 << 20},
+        {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_KEEPALIVE_TIME_MS, .value.integer = 10000},
+        {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_KEEPALIVE_TIMEOUT_MS, .value.integer = 5000},
+        {.type = GRPC_ARG_INTEGER,
+         .key = GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA,
+         .value.integer = 0},
     };
     grpc_channel_args cargs = {.num_args = sizeof(args) / sizeof(args[0]), .args = args};
     grpc_channel_credentials *creds = grpc_insecure_credentials_create();

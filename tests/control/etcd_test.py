@@ -157,6 +157,7 @@ class EtcdStoreTest(unittest.TestCase):
         # A replica started later on the same etcd starts at the shared latest version.
         c = Control(self.h, store_uri=self.uri)
         self.assertEqual(c.proxy_status().current_version, 3)
+        self.assertEqual(c.stop(), 0, c.log())
 
     def test_racing_applies_never_lose_an_update(self):
         self.a.apply(self.config(100, 0))
@@ -243,6 +244,11 @@ class EtcdStoreTest(unittest.TestCase):
         self.assertEqual(wait_until(applied, timeout=10, what="apply after etcd is back"), 2)
         self.wait_split("v2", self.pa, self.pb)
         self.assertEqual(self.b.history().entries[0].version, 2)
+
+        # A replica stops cleanly (exit 0, watcher joined) even while etcd is gone.
+        self.etcd.stop()
+        for ctl in (self.a, self.b):
+            self.assertEqual(ctl.stop(), 0, ctl.log())
 
     def test_unreachable_etcd_at_start_fails_clearly(self):
         port = free_port()
