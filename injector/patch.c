@@ -305,6 +305,59 @@ static int app_port(const json_t *containers)
     return 0;
 }
 
+/* One egress item: a DNS label, optionally ".namespace" (another DNS label). */
+static int egress_item_ok(const char *p, size_t n)
+{
+    size_t label = 0, dots = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)p[i];
+        if (ch == '.') {
+            if (label == 0 || p[i - 1] == '-' || ++dots > 1)
+                return 0;
+            label = 0;
+        } else if (islower(ch) || isdigit(ch) || (ch == '-' && label > 0)) {
+            if (++label > 63)
+                return 0;
+        } else {
+            return 0;
+        }
+    }
+    return label > 0 && p[n - 1] != '-';
+}
+
+/* remora.io/egress, checked here so a typo denies the admission instead of leaving a proxy
+ * that the control plane refuses; written back without blanks. Returns 0 or -1. */
+static int normalize_egress(const char *v, char *out, size_t outlen)
+{
+    size_t off = 0;
+    const char *p = v;
+    out[0] = '\0';
+    while (*p) {
+        const char *end = strchr(p, ',');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        const char *q = p;
+        while (n > 0 && isspace((unsigned char)*q)) {
+            q++;
+            n--;
+        }
+        while (n > 0 && isspace((unsigned char)q[n - 1]))
+            n--;
+        if (n > 0) {
+            if (!egress_item_ok(q, n) || off + n + 2 > outlen)
+                return -1;
+            if (off > 0)
+                out[off++] = ',';
+            memcpy(out + off, q, n);
+            off += n;
+            out[off] = '\0';
+        }
+        if (end == NULL)
+            break;
+        p = end + 1;
+    }
+    return off > 0 ? 0 : -1;
+}
+
 static json_t *env_field(const char *name, const char *field)
 {
     return json_pack("{s:s, s:{s:{s:s}}}", "name", name, "valueFrom", "fieldRef", "fieldPath",
@@ -323,7 +376,8 @@ static json_t *http_probe(const char *path, int port, int period, int failures)
 }
 
 static json_t *proxy_container(const rm_inject_opts_t *o, const char *service, const char *version,
-                               int app, long drain, const char *cpu, const char *memory)
+                               int app, long drain, const char *cpu, const char *memory,
+                               const char *egress)
 {
     char num[4][16];
     json_t *c, *env;
@@ -346,6 +400,10 @@ static json_t *proxy_container(const rm_inject_opts_t *o, const char *service, c
         if (json_array_append_new(env, env_value("REMORA_APP_PORT", p)) < 0)
             goto fail_env;
     }
+    /* Only when the pod asked: no variable means "every service", the proxy's default. */
+    if (egress != NULL && *egress != '\0' &&
+        json_array_append_new(env, env_value("REMORA_EGRESS", egress)) < 0)
+        goto fail_env;
     c = json_pack("{s:s, s:s, s:[s], s:[s,s,s,s,s,s,s,s,s,s], s:o,"
                   " s:[{s:s, s:i, s:s}], s:o, s:o, s:o,"
                   " s:{s:{s:s, s:s}},"
@@ -434,7 +492,7 @@ int rm_inject_pod_patch(const json_t *metadata, const json_t *spec, const char *
     port_set_t in_ports = {0}, out_ports = {0};
     cidr_list_t cidrs = {0};
     long drain = 30;
-    char path[512];
+    char path[512], egress[4096] = "";
     json_t *patch = NULL, *proxy = NULL, *init = NULL;
 
     *patch_out = NULL;
@@ -536,6 +594,15 @@ int rm_inject_pod_patch(const json_t *metadata, const json_t *spec, const char *
         }
         drain = d;
     }
+    if ((v = annotation(annotations, RM_INJECT_ANN_EGRESS))) {
+        if (normalize_egress(v, egress, sizeof(egress)) < 0) {
+            seterr(err, errlen,
+                   "annotation %s: \"%s\" is not a comma-separated list of service names "
+                   "(name or name.namespace: lower-case letters, digits, '-')",
+                   RM_INJECT_ANN_EGRESS, v);
+            return RM_INJECT_EDENY;
+        }
+    }
     if (collect_probe_ports(containers, &in_ports) < 0) {
         seterr(err, errlen, "more than %d inbound ports to exclude", MAX_PORTS);
         return RM_INJECT_EDENY;
@@ -546,7 +613,7 @@ int rm_inject_pod_patch(const json_t *metadata, const json_t *spec, const char *
         version = v;
 
     patch = json_array();
-    proxy = proxy_container(o, service, version, app_port(containers), drain, cpu, memory);
+    proxy = proxy_container(o, service, version, app_port(containers), drain, cpu, memory, egress);
     init = init_container(o, &in_ports, &out_ports, &cidrs);
     if (patch == NULL || proxy == NULL || init == NULL)
         goto nomem;

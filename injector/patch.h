@@ -25,6 +25,9 @@
 #define RM_INJECT_ANN_PROXY_CPU      "remora.io/proxy-cpu"
 #define RM_INJECT_ANN_PROXY_MEMORY   "remora.io/proxy-memory"
 #define RM_INJECT_ANN_DRAIN_SECONDS  "remora.io/drain-seconds"
+/* The services this pod calls ("name" or "name.namespace", comma-separated): the proxy gets
+ * only their config and endpoints (REMORA_EGRESS; see docs/config.md). */
+#define RM_INJECT_ANN_EGRESS "remora.io/egress"
 
 #define RM_INJECT_PROXY_NAME "remora-proxy"
 #define RM_INJECT_INIT_NAME  "remora-init"

@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -147,6 +148,81 @@ static void test_pod_errors(void **state)
                      RM_INJECT_EDENY);
 }
 
+/* The env value `name` of a remora-proxy container found in `v` (a container, or an array of
+ * them, as the patch adds either), or NULL. Borrowed from `v`. */
+static const char *container_env(const json_t *v, const char *name)
+{
+    size_t i;
+    json_t *x;
+    if (json_is_array(v)) {
+        json_array_foreach(v, i, x)
+        {
+            const char *r = container_env(x, name);
+            if (r != NULL)
+                return r;
+        }
+        return NULL;
+    }
+    const char *cname = json_string_value(json_object_get(v, "name"));
+    if (cname == NULL || strcmp(cname, "remora-proxy") != 0)
+        return NULL;
+    json_array_foreach(json_object_get(v, "env"), i, x)
+    {
+        if (strcmp(json_string_value(json_object_get(x, "name")), name) == 0)
+            return json_string_value(json_object_get(x, "value"));
+    }
+    return NULL;
+}
+
+/* The env value `name` of the proxy container in a pod patch, or NULL. */
+static const char *proxy_env(const json_t *patch, const char *name)
+{
+    size_t i;
+    json_t *op;
+    json_array_foreach(patch, i, op)
+    {
+        const char *r = container_env(json_object_get(op, "value"), name);
+        if (r != NULL)
+            return r;
+    }
+    return NULL;
+}
+
+static void test_egress_annotation(void **state)
+{
+    (void)state;
+    rm_inject_opts_t o;
+    const char *reason;
+    char err[256];
+    json_t *patch = NULL;
+    json_t *m = load("{\"annotations\":{\"remora.io/egress\":\" reviews, ratings.shop ,\"}}");
+    json_t *s = load("{\"containers\":[{}]}");
+    rm_inject_opts_default(&o);
+    assert_int_equal(
+        rm_inject_pod_patch(m, s, "/metadata", "/spec", &o, &patch, &reason, err, sizeof(err)), 1);
+    assert_non_null(proxy_env(patch, "REMORA_SERVICE"));
+    assert_string_equal(proxy_env(patch, "REMORA_EGRESS"), "reviews,ratings.shop");
+    json_decref(patch);
+    json_decref(m);
+    /* No annotation: no variable, so the proxy receives every service. */
+    patch = NULL;
+    assert_int_equal(
+        rm_inject_pod_patch(NULL, s, "/metadata", "/spec", &o, &patch, &reason, err, sizeof(err)),
+        1);
+    assert_null(proxy_env(patch, "REMORA_EGRESS"));
+    json_decref(patch);
+    json_decref(s);
+    static const char *const bad[] = {"Reviews", "a b", "a..b", "-a", "a.b.c", ",", "a/b"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char meta[128];
+        snprintf(meta, sizeof(meta), "{\"annotations\":{\"remora.io/egress\":\"%s\"}}", bad[i]);
+        err[0] = '\0';
+        assert_int_equal(patch_of(meta, "{\"containers\":[{}]}", err, sizeof(err)),
+                         RM_INJECT_EDENY);
+        assert_non_null(strstr(err, "remora.io/egress"));
+    }
+}
+
 static int review_status(const char *body)
 {
     rm_inject_opts_t o;
@@ -226,11 +302,9 @@ static void test_inject_object_kinds(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_apply_add_semantics),
-        cmocka_unit_test(test_apply_rejects),
-        cmocka_unit_test(test_deployment_template_paths),
-        cmocka_unit_test(test_pod_errors),
-        cmocka_unit_test(test_review_status),
+        cmocka_unit_test(test_apply_add_semantics),       cmocka_unit_test(test_apply_rejects),
+        cmocka_unit_test(test_deployment_template_paths), cmocka_unit_test(test_pod_errors),
+        cmocka_unit_test(test_egress_annotation),         cmocka_unit_test(test_review_status),
         cmocka_unit_test(test_inject_object_kinds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
