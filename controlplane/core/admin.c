@@ -100,6 +100,7 @@ static Remora__V1__SidecarAck **sidecar_acks(const rm_control_t *c, uint64_t ver
         a->config_version = sc->config_version;
         a->state = rm_xstrdup(rm_sidecar_state_name(rm_sidecar_state(sc, version)));
         a->error = rm_xstrdup(sc->nacked && sc->error != NULL ? sc->error : "");
+        a->scope = rm_xstrdup(rm_control_sidecar_scope(sc));
         /* last seen on the wall clock: now minus how long ago, on the monotonic clock */
         uint64_t ago = now_ms > sc->last_seen_ms ? now_ms - sc->last_seen_ms : 0;
         a->last_seen_ms = wall > ago ? wall - ago : 0;

@@ -33,6 +33,7 @@ int rm_control_open(rm_store_t *store, const rm_control_options_t *opt, rm_contr
     c->opt.debounce_ms = opt != NULL ? opt->debounce_ms : RM_CONTROL_DEFAULT_DEBOUNCE_MS;
     c->opt.grace_ms = opt != NULL ? opt->grace_ms : RM_CONTROL_DEFAULT_GRACE_MS;
     rm_registry_init(&c->registry);
+    rm__scope_init(c);
     make_boot_id(c->boot_id);
 
     int rc = rm_store_get(store, 0, &rec);
@@ -54,7 +55,7 @@ int rm_control_open(rm_store_t *store, const rm_control_options_t *opt, rm_contr
         c->version = rec.version;
         rm_store_record_free(&rec);
     }
-    c->dirty = 1;
+    c->changes = 1; /* every scope starts dirty */
     *out = c;
     return 0;
 fail:
@@ -69,32 +70,47 @@ void rm_control_close(rm_control_t *c)
     rm_registry_free(&c->registry);
     if (c->config != NULL)
         remora__v1__config_set__free_unpacked(c->config, NULL);
-    free(c->snap.data);
+    rm__scope_free_all(c);
     rm_store_close(c->store);
     free(c);
 }
 
 void rm_control_changed(rm_control_t *c, uint64_t now_ms, int urgent)
 {
-    c->dirty = 1;
+    c->changes++;
     uint64_t at = urgent ? now_ms : now_ms + c->opt.debounce_ms;
     /* Never later than already scheduled: the first change bounds the wait. */
     if (c->push_at == 0 || at < c->push_at)
         c->push_at = at ? at : 1;
 }
 
+/* The scope's snapshot, rebuilt as `when` allows (see rm_snap_when_t). */
+static const rm_snapshot_t *scope_snapshot(rm_control_t *c, rm_scope_t *s, rm_snap_when_t when)
+{
+    int build = 0;
+    if (when == RM_SNAP_PUSH)
+        build = s->snap.gen == 0 || s->built != c->changes;
+    else if (when == RM_SNAP_HELLO)
+        build = s->snap.gen == 0 || s->snap.version != c->version;
+    if (build)
+        rm__snapshot_build(c, s);
+    return &s->snap;
+}
+
 const rm_snapshot_t *rm_control_snapshot(rm_control_t *c)
 {
-    if (c->dirty || c->snap.gen == 0)
-        rm__snapshot_build(c);
-    return &c->snap;
+    return scope_snapshot(c, c->all, RM_SNAP_PUSH);
 }
 
 const rm_snapshot_t *rm_control_snapshot_for_hello(rm_control_t *c)
 {
-    if (c->snap.gen == 0 || c->snap.version != c->version)
-        rm__snapshot_build(c);
-    return &c->snap;
+    return scope_snapshot(c, c->all, RM_SNAP_HELLO);
+}
+
+const rm_snapshot_t *rm_control_sidecar_snapshot(rm_control_t *c, rm_sidecar_t *sc,
+                                                 rm_snap_when_t when)
+{
+    return scope_snapshot(c, sc != NULL && sc->scope != NULL ? sc->scope : c->all, when);
 }
 
 int rm_control_push_due(const rm_control_t *c, uint64_t now_ms)

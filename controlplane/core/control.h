@@ -8,17 +8,28 @@
  * socket.
  *
  * Pushes. Any change (a new config version, an endpoint registered, removed or draining) marks
- * the snapshot dirty and schedules a push at most `debounce_ms` after the first change
+ * every snapshot dirty and schedules a push at most `debounce_ms` after the first change
  * (rm_control_changed); a withdraw schedules it for now, because a draining endpoint must leave
- * every client at once. The server asks rm_control_push_due, rebuilds with rm_control_snapshot
- * and sends it to every stream that has not had it. A stream that says Hello gets the current
- * snapshot at once (rebuilt first when dirty), without waiting for the debounce.
+ * every client at once. The server asks rm_control_push_due, and sends every stream its scope's
+ * snapshot (rm_control_sidecar_snapshot, rebuilt once per scope) unless it already has it. A
+ * stream that says Hello gets its scope's current snapshot at once, without waiting.
+ *
+ * Scopes (issue 5). A sidecar's Hello may list the services it calls (Node.egress); it then
+ * receives only those Services, the Services their Routes mirror to (so the sidecar's validator
+ * never meets a reference it cannot resolve), their Routes and CircuitBreakers, and only their
+ * endpoints. Sidecars with the same list (normalized: "name.namespace", sorted, unique) share
+ * one rm_scope_t and so one encoded snapshot: 1,000 sidecars in one scope cost one encode per
+ * push. The scope with the empty list ("all") is today's whole snapshot and always exists. A
+ * rebuild whose content (config version and endpoint list) equals the previous one keeps the old
+ * snapshot, so endpoint churn outside a scope never pushes to it; a new config version is always
+ * pushed to every scope (its ACK is what `apply --wait` waits for).
  *
  * Threads: an rm_control_t and everything it owns belong to one thread at a time.
  */
 #ifndef RM_CONTROL_H
 #define RM_CONTROL_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -35,15 +46,49 @@ typedef struct rm_control_options {
     uint64_t grace_ms;    /* how long a dead stream's endpoint stays listed */
 } rm_control_options_t;
 
-/* The snapshot as sent: one packed DiscoveryResponse shared by every stream. */
+/*
+ * Packed snapshot bytes with an atomic reference count, so the server can hand them to gRPC
+ * without a copy (gRPC drops its references on its own threads, hence atomic). Immutable once
+ * built.
+ */
+typedef struct rm_snapshot_bytes {
+    atomic_size_t refs;
+    size_t len;
+    uint8_t data[];
+} rm_snapshot_bytes_t;
+
+/* Takes a reference (any thread). */
+void rm_snapshot_bytes_ref(rm_snapshot_bytes_t *b);
+/* Drops a reference, freeing on the last (any thread). NULL is a no-op. */
+void rm_snapshot_bytes_unref(rm_snapshot_bytes_t *b);
+
+/* The snapshot as sent: one packed DiscoveryResponse shared by every stream of one scope. */
 typedef struct rm_snapshot {
-    uint64_t gen; /* grows by one per build; 0: never built */
+    uint64_t gen; /* unique per build across all scopes, grows; 0: never built */
     uint64_t version;
     char nonce[RM_REGISTRY_NONCE_MAX];
-    uint8_t *data; /* owned, packed remora.v1.DiscoveryResponse */
+    rm_snapshot_bytes_t *bytes; /* owned reference; NULL before the first build */
+    const uint8_t *data;        /* bytes->data: packed remora.v1.DiscoveryResponse */
     size_t len;
     size_t n_endpoints;
 } rm_snapshot_t;
+
+/* Longest egress list a Hello may carry, and longest entry. */
+#define RM_SCOPE_MAX_ENTRIES 1024
+#define RM_SCOPE_MAX_ENTRY   253
+
+/* One distinct egress list and its snapshot (scope.c). */
+typedef struct rm_scope rm_scope_t;
+struct rm_scope {
+    char *key;    /* owned: "name.ns,..." sorted and unique; "" for everything */
+    char **items; /* owned: the key's entries, sorted (n_items == 0: everything) */
+    size_t n_items;
+    size_t refs;        /* connected sidecars in this scope (the "all" scope is never freed) */
+    rm_snapshot_t snap; /* owned */
+    uint64_t built;     /* c->changes when snap was last (re)considered */
+    uint64_t content;   /* hash of the endpoint list of snap (with its version: its content) */
+    rm_scope_t *next;   /* the control's list */
+};
 
 typedef struct rm_control {
     rm_store_t *store; /* owned */
@@ -54,12 +99,15 @@ typedef struct rm_control {
 
     rm_registry_t registry;
 
-    rm_snapshot_t snap;
-    int dirty;           /* the snapshot no longer reflects config + endpoints */
+    rm_scope_t *scopes; /* owned list of scopes, the "all" scope first */
+    rm_scope_t *all;    /* the empty egress list: everything (borrowed from the list) */
+    size_t n_scopes;
+    uint64_t changes;    /* grows per change; a scope built at an older count is dirty */
+    uint64_t gen;        /* the last snapshot generation handed out */
     uint64_t push_at;    /* monotonic ms when a push to all streams is due; 0: none due */
     int answers_changed; /* an ACK/NACK/disconnect happened since the server last looked */
     char boot_id[17];    /* random hex, makes nonces unique across restarts */
-    uint64_t pushes;     /* snapshots built (for logs and tests) */
+    uint64_t pushes;     /* snapshots encoded, all scopes (for logs and tests) */
     int resync;          /* re-read the store's latest version (shared stores: rm_control_sync) */
     uint64_t resync_at;  /* monotonic ms of the next attempt after a failed re-read; 0: now */
 } rm_control_t;
@@ -79,18 +127,35 @@ void rm_control_close(rm_control_t *c);
  * after the first unpushed change. */
 void rm_control_changed(rm_control_t *c, uint64_t now_ms, int urgent);
 
-/* The current snapshot, rebuilt first when dirty. Borrowed until the next call that may rebuild
- * it. */
+/* The current whole ("all" scope) snapshot, rebuilt first when dirty. Borrowed until the next
+ * call that may rebuild it. */
 const rm_snapshot_t *rm_control_snapshot(rm_control_t *c);
 
 /*
- * The snapshot for a stream that just said Hello: the current one when it already carries the
- * current config version, even if registrations since made its endpoint list stale (the push
+ * The whole snapshot for a stream that just said Hello: the current one when it already carries
+ * the current config version, even if registrations since made its endpoint list stale (the push
  * already scheduled for those brings the newcomer up to date within the debounce); rebuilt only
  * when the config version moved. Why: in a connect storm of N sidecars, rebuilding per Hello
  * would encode N snapshots of up to N endpoints each — quadratic work and memory for nothing.
  */
 const rm_snapshot_t *rm_control_snapshot_for_hello(rm_control_t *c);
+
+typedef enum rm_snap_when {
+    RM_SNAP_CURRENT = 0, /* as built; never rebuilds (a send completed: catch up only) */
+    RM_SNAP_PUSH = 1,    /* rebuilt when dirty (the debounced push) */
+    RM_SNAP_HELLO = 2,   /* rebuilt only when never built or the config version moved (above) */
+} rm_snap_when_t;
+
+/*
+ * The snapshot of sc's scope (the whole one for a sidecar without an egress list, or before
+ * Hello). Borrowed until the next call that may rebuild it; gen 0 when never built. Owner
+ * thread.
+ */
+const rm_snapshot_t *rm_control_sidecar_snapshot(rm_control_t *c, rm_sidecar_t *sc,
+                                                 rm_snap_when_t when);
+
+/* What sc receives, for ProxyStatus: its scope's key, or "all". Borrowed. */
+const char *rm_control_sidecar_scope(const rm_sidecar_t *sc);
 
 /* Whether a push to every stream is due at now_ms; the server then calls rm_control_snapshot,
  * sends, and rm_control_push_done. */

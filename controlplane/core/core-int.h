@@ -6,8 +6,25 @@
 #include "controlplane/core/control.h"
 #include "remora/v1/admin.pb-c.h"
 
-/* snapshot.c: rebuilds c->snap from the config and the registry; clears c->dirty. */
-void rm__snapshot_build(rm_control_t *c);
+/* snapshot.c: rebuilds sc's snapshot from the config and the registry (keeping the old one when
+ * its content did not change); marks it built at c->changes. */
+void rm__snapshot_build(rm_control_t *c, rm_scope_t *sc);
+/* snapshot.c: frees a snapshot's bytes. */
+void rm__snapshot_clear(rm_snapshot_t *s);
+
+/* scope.c: the scope cache. */
+/* Creates the "all" scope (rm_control_open). */
+void rm__scope_init(rm_control_t *c);
+/* Frees every scope (rm_control_close). */
+void rm__scope_free_all(rm_control_t *c);
+/* The scope for a Hello's egress list (`ns`: the sidecar's namespace), found or created, with a
+ * reference taken. NULL with a one-line reason in err when the list is malformed. */
+rm_scope_t *rm__scope_acquire(rm_control_t *c, char *const *egress, size_t n, const char *ns,
+                              char *err, size_t errlen);
+/* Drops a reference; a scope nobody uses is freed (never the "all" scope). */
+void rm__scope_release(rm_control_t *c, rm_scope_t *s);
+/* Whether "name.ns" is one of the scope's items (sorted: binary search). */
+int rm__scope_has(const rm_scope_t *s, const char *ns, const char *name);
 
 /* config_ops.c: the config-changing and config-reading methods. */
 void rm__admin_apply(rm_control_t *c, const Remora__V1__ApplyRequest *req, uint64_t now_ms,

@@ -176,6 +176,129 @@ static void test_hello_snapshot_and_endpoints(void **state)
     rm_control_close(c);
 }
 
+static int hello_egress(rm_control_t *c, rm_sidecar_t *sc, const char *pod, const char *ns,
+                        const char *svc, const char *addr, char **egress, size_t n_egress,
+                        rm_disc_result_t *res)
+{
+    Remora__V1__Node node = REMORA__V1__NODE__INIT;
+    node.pod = (char *)pod;
+    node.namespace_ = (char *)ns;
+    node.service = (char *)svc;
+    node.version = "v1";
+    node.address = (char *)addr;
+    node.egress = egress;
+    node.n_egress = n_egress;
+    Remora__V1__Hello h = REMORA__V1__HELLO__INIT;
+    h.node = &node;
+    Remora__V1__DiscoveryRequest m = REMORA__V1__DISCOVERY_REQUEST__INIT;
+    m.msg_case = REMORA__V1__DISCOVERY_REQUEST__MSG_HELLO;
+    m.hello = &h;
+    return send_msg(c, sc, &m, 100, res);
+}
+
+static int has_service(const Remora__V1__ConfigSet *set, const char *name)
+{
+    for (size_t i = 0; i < set->n_services; i++)
+        if (strcmp(set->services[i]->name, name) == 0)
+            return 1;
+    return 0;
+}
+
+/* Scopes: a sidecar with an egress list gets its services, what their routes mirror to, their
+ * routes and breakers and only their endpoints; sidecars with the same list share one snapshot;
+ * endpoint churn elsewhere keeps the scope's snapshot; a config change moves every scope. */
+static void test_scopes(void **state)
+{
+    (void)state;
+    static const char three[] = "kind: Service\nname: a\nport: 80\n"
+                                "endpoints: [{address: 127.0.0.1:9001, version: v1}]\n"
+                                "---\nkind: Service\nname: b\nport: 80\n"
+                                "endpoints: [{address: 127.0.0.1:9002, version: v1}]\n"
+                                "---\nkind: Service\nname: c\nport: 80\n"
+                                "endpoints: [{address: 127.0.0.1:9003, version: v1}]\n"
+                                "---\nkind: Service\nname: a\nnamespace: other\nport: 80\n"
+                                "---\nkind: Route\nname: ra\nservice: a\nrules:\n"
+                                "  - destinations: [{version: v1}]\n    mirror: {service: b}\n"
+                                "---\nkind: CircuitBreaker\nname: cbc\nservice: c\n"
+                                "limits: {maxConnections: 5}\n";
+    rm_control_t *c = new_control();
+    rm_admin_reply_t reply;
+    apply(c, three, "t.yaml", &reply);
+    assert_int_equal(reply.code, RM_STATUS_OK);
+    rm_admin_reply_free(&reply);
+
+    rm_disc_result_t res;
+    char *eg_a[] = {"a"}, *eg_a2[] = {"a.default.svc.cluster.local", "a"}, *eg_c[] = {"c"};
+    rm_sidecar_t *s1 = rm_discovery_open(c, 100), *s2 = rm_discovery_open(c, 100);
+    rm_sidecar_t *s3 = rm_discovery_open(c, 100), *s4 = rm_discovery_open(c, 100);
+    assert_int_equal(hello_egress(c, s1, "p1", NULL, "x", "10.0.0.1:15006", eg_a, 1, &res), 0);
+    assert_int_equal(hello_egress(c, s2, "p2", "", "b", "10.0.0.2:15006", eg_a2, 2, &res), 0);
+    assert_int_equal(hello_egress(c, s3, "p3", NULL, "c", "10.0.0.3:15006", eg_c, 1, &res), 0);
+    assert_int_equal(hello_egress(c, s4, "p4", NULL, "a", "10.0.0.4:15006", NULL, 0, &res), 0);
+    assert_ptr_equal(s1->scope, s2->scope); /* one scope, one encode */
+    assert_string_equal(rm_control_sidecar_scope(s1), "a.default");
+    assert_string_equal(rm_control_sidecar_scope(s4), "all");
+    assert_int_equal(c->n_scopes, 3);
+
+    const rm_snapshot_t *sa = rm_control_sidecar_snapshot(c, s1, RM_SNAP_PUSH);
+    assert_ptr_equal(rm_control_sidecar_snapshot(c, s2, RM_SNAP_PUSH), sa);
+    uint64_t gen_a = sa->gen;
+    Remora__V1__DiscoveryResponse *own;
+    Remora__V1__Snapshot *snap = unpack_snapshot(sa, &own);
+    /* a and its mirror target b; not c, not other/a. */
+    assert_int_equal(snap->config->n_services, 2);
+    assert_true(has_service(snap->config, "a") && has_service(snap->config, "b"));
+    assert_int_equal(snap->config->n_routes, 1);
+    assert_int_equal(snap->config->n_circuit_breakers, 0);
+    for (size_t i = 0; i < snap->n_endpoints; i++)
+        assert_true(strcmp(snap->endpoints[i]->service, "a") == 0 ||
+                    strcmp(snap->endpoints[i]->service, "b") == 0);
+    assert_int_equal(snap->n_endpoints, 4); /* static a, b; registered p4 (a), p2 (b) */
+    remora__v1__discovery_response__free_unpacked(own, NULL);
+
+    snap = unpack_snapshot(rm_control_sidecar_snapshot(c, s3, RM_SNAP_PUSH), &own);
+    assert_int_equal(snap->config->n_services, 1);
+    assert_int_equal(snap->config->n_routes, 0);
+    assert_int_equal(snap->config->n_circuit_breakers, 1);
+    assert_int_equal(snap->n_endpoints, 2);
+    remora__v1__discovery_response__free_unpacked(own, NULL);
+
+    snap = unpack_snapshot(rm_control_sidecar_snapshot(c, s4, RM_SNAP_PUSH), &own);
+    assert_int_equal(snap->config->n_services, 4);
+    assert_int_equal(snap->n_endpoints, 7);
+    remora__v1__discovery_response__free_unpacked(own, NULL);
+
+    /* An endpoint of c comes and goes: the a-scope keeps its snapshot, the c-scope moves. */
+    uint64_t gen_c = rm_control_sidecar_snapshot(c, s3, RM_SNAP_CURRENT)->gen;
+    rm_sidecar_t *s5 = rm_discovery_open(c, 100);
+    assert_int_equal(hello_egress(c, s5, "p5", NULL, "c", "10.0.0.5:15006", eg_c, 1, &res), 0);
+    assert_int_equal(rm_control_sidecar_snapshot(c, s1, RM_SNAP_PUSH)->gen, gen_a);
+    assert_true(rm_control_sidecar_snapshot(c, s3, RM_SNAP_PUSH)->gen > gen_c);
+    /* A config change moves every scope (its ACK is what apply --wait waits for). */
+    apply(c, "kind: Service\nname: c\nport: 81\n", "c.yaml", &reply);
+    assert_int_equal(reply.code, RM_STATUS_OK);
+    rm_admin_reply_free(&reply);
+    sa = rm_control_sidecar_snapshot(c, s1, RM_SNAP_PUSH);
+    assert_true(sa->gen > gen_a);
+    assert_int_equal(sa->version, c->version);
+
+    /* Bad lists end the stream; the last user of a scope frees it. */
+    rm_sidecar_t *s6 = rm_discovery_open(c, 100);
+    char *bad[] = {"A_B"};
+    assert_int_equal(hello_egress(c, s6, "p6", NULL, "", "", bad, 1, &res), -1);
+    assert_int_equal(res.code, RM_STATUS_INVALID_ARGUMENT);
+    assert_non_null(strstr(res.message, "egress"));
+    rm_discovery_close(c, s6, 100);
+    rm_discovery_close(c, s3, 100);
+    rm_discovery_close(c, s5, 100);
+    assert_int_equal(c->n_scopes, 2);
+    rm_discovery_close(c, s1, 100);
+    rm_discovery_close(c, s2, 100);
+    rm_discovery_close(c, s4, 100);
+    assert_int_equal(c->n_scopes, 1);
+    rm_control_close(c);
+}
+
 static void test_discovery_rules(void **state)
 {
     (void)state;
@@ -465,6 +588,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_debounce_and_urgent),
         cmocka_unit_test(test_hello_snapshot_and_endpoints),
+        cmocka_unit_test(test_scopes),
         cmocka_unit_test(test_discovery_rules),
         cmocka_unit_test(test_apply_union_positions_and_all_or_nothing),
         cmocka_unit_test(test_store_failure_changes_nothing),

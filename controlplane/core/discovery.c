@@ -27,15 +27,30 @@ static int on_hello(rm_control_t *c, rm_sidecar_t *sc, const Remora__V1__Hello *
                     rm_disc_result_t *res)
 {
     char err[sizeof(res->message)];
-    int rc = rm_registry_hello(&c->registry, sc, h, c->version, now_ms, err, sizeof(err));
-    if (rc < 0)
+    if (sc->hello)
+        return fail(res, RM_STATUS_INVALID_ARGUMENT, "Hello sent twice on one stream");
+    /* The scope first, so a bad egress list ends the stream before its endpoint is listed. Bare
+     * names are in the sidecar's namespace, defaulted as the registry does. */
+    const Remora__V1__Node *n = h->node;
+    const char *ns =
+        n != NULL && n->namespace_ != NULL && *n->namespace_ ? n->namespace_ : "default";
+    rm_scope_t *scope = rm__scope_acquire(c, n != NULL ? n->egress : NULL,
+                                          n != NULL ? n->n_egress : 0, ns, err, sizeof(err));
+    if (scope == NULL)
         return fail(res, RM_STATUS_INVALID_ARGUMENT, err);
+    int rc = rm_registry_hello(&c->registry, sc, h, c->version, now_ms, err, sizeof(err));
+    if (rc < 0) {
+        rm__scope_release(c, scope);
+        return fail(res, RM_STATUS_INVALID_ARGUMENT, err);
+    }
+    sc->scope = scope;
     if (rc > 0)
         rm_control_changed(c, now_ms, 0);
-    rm_log_info("sidecar %s/%s connected (service \"%s\" version \"%s\"%s%s, serves config %llu)",
+    rm_log_info("sidecar %s/%s connected (service \"%s\" version \"%s\"%s%s, serves config %llu, "
+                "receives %.200s)",
                 sc->namespace_, *sc->pod ? sc->pod : "(no pod)", sc->service, sc->version,
                 sc->has_endpoint ? " at " : "", sc->has_endpoint ? sc->address : "",
-                (unsigned long long)sc->config_version);
+                (unsigned long long)sc->config_version, rm_control_sidecar_scope(sc));
     res->send_now = 1;
     /* A new sidecar joins the set WaitForAck is waiting on. */
     c->answers_changed = 1;
@@ -141,6 +156,8 @@ void rm_discovery_close(rm_control_t *c, rm_sidecar_t *sc, uint64_t now_ms)
         rm_log_info("sidecar %s/%s disconnected%s", sc->namespace_, sc->pod,
                     sc->has_endpoint && c->opt.grace_ms > 0 ? "; endpoint kept for the grace" : "");
     c->answers_changed = 1;
+    rm__scope_release(c, sc->scope);
+    sc->scope = NULL;
     if (rm_registry_disconnect(&c->registry, sc, now_ms, c->opt.grace_ms))
         rm_control_changed(c, now_ms, 0);
 }

@@ -1,10 +1,18 @@
-/* controlplane/core/snapshot.c — builds the snapshot every sidecar is sent: the config version,
- * a fresh nonce, the whole ConfigSet and the resolved endpoints (static Service endpoints, then
- * registered sidecars in connection order, draining ones marked).
+/* controlplane/core/snapshot.c — builds the snapshot of one scope: the config version, a fresh
+ * nonce, the scope's part of the ConfigSet and its resolved endpoints (static Service endpoints,
+ * then registered sidecars in connection order, draining ones marked).
  *
- * One snapshot serves every stream: scoping the config to what each sidecar needs can come later
- * (it would make the bytes per-sidecar); for now one pack per change keeps a push to 1,000
- * streams at one encode plus 1,000 reference-counted sends.
+ * What a scope holds (see control.h): the Services its egress list names, closed over the
+ * references a sidecar's validator resolves — a Route's mirror to another service brings that
+ * Service in, with its own Routes, CircuitBreakers and endpoints (the mirror copy is routed by
+ * them), transitively. Routes and CircuitBreakers name only their own Service otherwise, so
+ * every reference in a scoped ConfigSet resolves inside it: common/config's validator and
+ * dataplane/snapshot's compiler accept whatever the whole set passed. The "all" scope is the whole
+ * ConfigSet and every endpoint, as before scopes existed.
+ *
+ * A rebuild whose content equals the scope's current snapshot (same config version, and an
+ * endpoint list with the same hash) keeps it: same generation and nonce, so nothing is sent.
+ * That is what keeps a scoped sidecar quiet while other services' endpoints come and go.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,38 +21,181 @@
 #include "controlplane/core/core-int.h"
 #include "remora/v1/discovery.pb-c.h"
 
-static size_t count_endpoints(const rm_control_t *c)
+void rm_snapshot_bytes_ref(rm_snapshot_bytes_t *b)
+{
+    /* Relaxed: whoever takes a reference already holds one, so nothing can free it meanwhile. */
+    atomic_fetch_add_explicit(&b->refs, 1, memory_order_relaxed);
+}
+
+void rm_snapshot_bytes_unref(rm_snapshot_bytes_t *b)
+{
+    /* Release on every drop and acquire before the free, so the freeing thread sees every other
+     * holder's reads of the bytes finished (the usual refcount argument). */
+    if (b != NULL && atomic_fetch_sub_explicit(&b->refs, 1, memory_order_release) == 1) {
+        atomic_thread_fence(memory_order_acquire);
+        free(b);
+    }
+}
+
+void rm__snapshot_clear(rm_snapshot_t *s)
+{
+    rm_snapshot_bytes_unref(s->bytes);
+    s->bytes = NULL;
+    s->data = NULL;
+    s->len = 0;
+}
+
+static const char *ns_of(const char *ns)
+{
+    return ns != NULL && *ns ? ns : "default";
+}
+
+static const char *or_empty(const char *s)
+{
+    return s != NULL ? s : "";
+}
+
+/* The index of Service ns/name in cfg, or -1. */
+static long find_service(const Remora__V1__ConfigSet *cfg, const char *ns, const char *name)
+{
+    for (size_t i = 0; i < cfg->n_services; i++) {
+        const Remora__V1__Service *s = cfg->services[i];
+        if (s->name != NULL && strcmp(s->name, name) == 0 && strcmp(ns_of(s->namespace_), ns) == 0)
+            return (long)i;
+    }
+    return -1;
+}
+
+static int selected(const Remora__V1__ConfigSet *cfg, const unsigned char *sel, const char *ns,
+                    const char *name)
+{
+    long i = name != NULL ? find_service(cfg, ns, name) : -1;
+    return i >= 0 && sel[i];
+}
+
+/* Marks the services of `scope` in sel[], then the services their routes mirror to, until no
+ * more come in. Returns how many are selected. */
+static size_t select_services(const Remora__V1__ConfigSet *cfg, const rm_scope_t *scope,
+                              unsigned char *sel)
 {
     size_t n = 0;
-    for (size_t i = 0; i < c->config->n_services; i++)
-        n += c->config->services[i]->n_endpoints;
-    for (const rm_sidecar_t *sc = c->registry.head; sc != NULL; sc = sc->next)
-        n += sc->has_endpoint ? 1 : 0;
+    for (size_t i = 0; i < cfg->n_services; i++) {
+        const Remora__V1__Service *s = cfg->services[i];
+        sel[i] = scope->n_items == 0 ||
+                 (s->name != NULL && rm__scope_has(scope, ns_of(s->namespace_), s->name));
+        n += sel[i];
+    }
+    if (scope->n_items == 0)
+        return n;
+    for (int more = 1; more;) {
+        more = 0;
+        for (size_t i = 0; i < cfg->n_routes; i++) {
+            const Remora__V1__Route *r = cfg->routes[i];
+            const char *ns = ns_of(r->namespace_);
+            if (!selected(cfg, sel, ns, r->service))
+                continue;
+            for (size_t j = 0; j < r->n_rules; j++) {
+                const Remora__V1__Mirror *m = r->rules[j]->mirror;
+                if (m == NULL || m->service == NULL || *m->service == '\0')
+                    continue;
+                long k = find_service(cfg, ns, m->service);
+                if (k >= 0 && !sel[k]) {
+                    sel[k] = 1;
+                    n++;
+                    more = 1;
+                }
+            }
+        }
+    }
     return n;
 }
 
-void rm__snapshot_build(rm_control_t *c)
+/* FNV-1a, 64 bits: over the endpoint list, to tell "nothing changed for this scope". */
+static uint64_t fnv(uint64_t h, const void *p, size_t n)
 {
-    size_t n = count_endpoints(c), k = 0;
-    Remora__V1__ResolvedEndpoint *eps = rm_xcalloc(n ? n : 1, sizeof(*eps));
-    Remora__V1__ResolvedEndpoint **ptrs = rm_xcalloc_ptrs(n);
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++) {
+        h ^= b[i];
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
+static uint64_t fnv_str(uint64_t h, const char *s)
+{
+    return fnv(h, s, strlen(s) + 1); /* the NUL separates fields */
+}
+
+static uint64_t endpoints_hash(Remora__V1__ResolvedEndpoint *const *eps, size_t n)
+{
+    uint64_t h = 14695981039346656037ull;
+    h = fnv(h, &n, sizeof(n));
+    for (size_t i = 0; i < n; i++) {
+        const Remora__V1__ResolvedEndpoint *e = eps[i];
+        h = fnv_str(h, e->service);
+        h = fnv_str(h, e->namespace_);
+        h = fnv_str(h, e->version);
+        h = fnv_str(h, e->address);
+        h = fnv_str(h, e->pod);
+        h = fnv(h, &e->draining, sizeof(e->draining));
+    }
+    return h;
+}
+
+void rm__snapshot_build(rm_control_t *c, rm_scope_t *scope)
+{
+    const Remora__V1__ConfigSet *cfg = c->config;
+    int all = scope->n_items == 0;
+    unsigned char *sel = rm_xcalloc(cfg->n_services ? cfg->n_services : 1, 1);
+    size_t n_sel = select_services(cfg, scope, sel);
+
+    /* The scope's ConfigSet: borrowed pointers into c->config, in the config's order. */
+    Remora__V1__ConfigSet view = REMORA__V1__CONFIG_SET__INIT;
+    view.services = rm_xcalloc_ptrs(n_sel);
+    view.routes = rm_xcalloc_ptrs(cfg->n_routes);
+    view.circuit_breakers = rm_xcalloc_ptrs(cfg->n_circuit_breakers);
+    size_t n_static = 0;
+    for (size_t i = 0; i < cfg->n_services; i++) {
+        if (sel[i]) {
+            view.services[view.n_services++] = cfg->services[i];
+            n_static += cfg->services[i]->n_endpoints;
+        }
+    }
+    for (size_t i = 0; i < cfg->n_routes; i++) {
+        const Remora__V1__Route *r = cfg->routes[i];
+        if (all || selected(cfg, sel, ns_of(r->namespace_), r->service))
+            view.routes[view.n_routes++] = cfg->routes[i];
+    }
+    for (size_t i = 0; i < cfg->n_circuit_breakers; i++) {
+        const Remora__V1__CircuitBreaker *b = cfg->circuit_breakers[i];
+        if (all || selected(cfg, sel, ns_of(b->namespace_), b->service))
+            view.circuit_breakers[view.n_circuit_breakers++] = cfg->circuit_breakers[i];
+    }
+
+    size_t cap = n_static + c->registry.count, k = 0;
+    Remora__V1__ResolvedEndpoint *eps = rm_xcalloc(cap ? cap : 1, sizeof(*eps));
+    Remora__V1__ResolvedEndpoint **ptrs = rm_xcalloc_ptrs(cap);
 
     /* Every string below is borrowed from the config or the registry for the pack. */
-    for (size_t i = 0; i < c->config->n_services; i++) {
-        const Remora__V1__Service *s = c->config->services[i];
+    for (size_t i = 0; i < view.n_services; i++) {
+        const Remora__V1__Service *s = view.services[i];
         for (size_t j = 0; j < s->n_endpoints; j++) {
             const Remora__V1__Endpoint *e = s->endpoints[j];
             Remora__V1__ResolvedEndpoint *r = &eps[k];
             remora__v1__resolved_endpoint__init(r);
-            r->service = s->name != NULL ? s->name : "";
-            r->namespace_ = s->namespace_ != NULL ? s->namespace_ : "default";
-            r->version = e->version != NULL ? e->version : "";
-            r->address = e->address != NULL ? e->address : "";
+            r->service = (char *)or_empty(s->name);
+            r->namespace_ = (char *)ns_of(s->namespace_);
+            r->version = (char *)or_empty(e->version);
+            r->address = (char *)or_empty(e->address);
             ptrs[k++] = r;
         }
     }
-    for (rm_sidecar_t *sc = c->registry.head; sc != NULL; sc = sc->next) {
+    for (rm_sidecar_t *sc = c->registry.head; sc != NULL && k < cap; sc = sc->next) {
         if (!sc->has_endpoint)
+            continue;
+        /* Everything for "all" (also endpoints of services no document describes yet);
+         * otherwise only the selected services'. */
+        if (!all && !selected(cfg, sel, sc->namespace_, sc->service))
             continue;
         Remora__V1__ResolvedEndpoint *r = &eps[k];
         remora__v1__resolved_endpoint__init(r);
@@ -57,24 +208,40 @@ void rm__snapshot_build(rm_control_t *c)
         ptrs[k++] = r;
     }
 
-    rm_snapshot_t *sn = &c->snap;
-    sn->gen++;
+    rm_snapshot_t *sn = &scope->snap;
+    uint64_t content = endpoints_hash(ptrs, k);
+    scope->built = c->changes;
+    if (sn->gen != 0 && sn->version == c->version && scope->content == content)
+        goto out; /* the same content: keep the snapshot every stream of the scope has */
+
+    sn->gen = ++c->gen;
     sn->version = c->version;
     sn->n_endpoints = k;
+    scope->content = content;
     snprintf(sn->nonce, sizeof(sn->nonce), "%s-%llu", c->boot_id, (unsigned long long)sn->gen);
 
     Remora__V1__Snapshot snap = REMORA__V1__SNAPSHOT__INIT;
     snap.version = c->version;
     snap.nonce = sn->nonce;
-    snap.config = c->config;
+    snap.config = &view;
     snap.n_endpoints = k;
     snap.endpoints = ptrs;
     Remora__V1__DiscoveryResponse resp = REMORA__V1__DISCOVERY_RESPONSE__INIT;
     resp.snapshot = &snap;
-    free(sn->data);
-    sn->data = rm_pb_pack(&resp.base, &sn->len);
+    size_t len = protobuf_c_message_get_packed_size(&resp.base);
+    rm_snapshot_bytes_t *b = rm_xmalloc(sizeof(*b) + (len ? len : 1));
+    atomic_init(&b->refs, 1);
+    b->len = protobuf_c_message_pack(&resp.base, b->data);
+    rm__snapshot_clear(sn);
+    sn->bytes = b;
+    sn->data = b->data;
+    sn->len = b->len;
+    c->pushes++;
+out:
     free(ptrs);
     free(eps);
-    c->dirty = 0;
-    c->pushes++;
+    free(view.services);
+    free(view.routes);
+    free(view.circuit_breakers);
+    free(sel);
 }

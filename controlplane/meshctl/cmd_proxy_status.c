@@ -1,5 +1,6 @@
-/* controlplane/meshctl/cmd_proxy_status.c — `meshctl proxy-status`: every connected sidecar, the
- * config version it runs and whether that is the current one (SYNCED / STALE / NACKED).
+/* controlplane/meshctl/cmd_proxy_status.c — `meshctl proxy-status`: every connected sidecar, what
+ * it receives (its egress scope, or "all"), the config version it runs and whether that is the
+ * current one (SYNCED / STALE / NACKED).
  */
 #include <jansson.h>
 #include <stdio.h>
@@ -16,10 +17,11 @@ static void print_json(const Remora__V1__ProxyStatusResponse *r)
     for (size_t i = 0; i < r->n_sidecars; i++) {
         const Remora__V1__SidecarAck *s = r->sidecars[i];
         json_array_append_new(
-            arr, json_pack("{s:s,s:s,s:s,s:s,s:I,s:s,s:s,s:I}", "pod", s->pod, "namespace",
+            arr, json_pack("{s:s,s:s,s:s,s:s,s:I,s:s,s:s,s:I,s:s}", "pod", s->pod, "namespace",
                            s->namespace_, "service", s->service, "version", s->version,
                            "config_version", (json_int_t)s->config_version, "state", s->state,
-                           "error", s->error, "last_seen_ms", (json_int_t)s->last_seen_ms));
+                           "error", s->error, "last_seen_ms", (json_int_t)s->last_seen_ms, "scope",
+                           *s->scope ? s->scope : "all"));
     }
     json_t *root =
         json_pack("{s:I,s:o}", "current_version", (json_int_t)r->current_version, "sidecars", arr);
@@ -53,16 +55,17 @@ int rm__cmd_proxy_status(rm__cli_t *cli, const rm__cmd_t *cmd, int argc, char **
                resp->n_sidecars == 1 ? "" : "s");
         if (resp->n_sidecars > 0) {
             rm__table_t t;
-            rm__table_init(&t, 8, "POD", "NAMESPACE", "SERVICE", "VERSION", "CONFIG", "STATUS",
-                           "LAST SEEN", "ERROR");
+            rm__table_init(&t, 9, "POD", "NAMESPACE", "SERVICE", "VERSION", "SCOPE", "CONFIG",
+                           "STATUS", "LAST SEEN", "ERROR");
             for (size_t i = 0; i < resp->n_sidecars; i++) {
                 const Remora__V1__SidecarAck *s = resp->sidecars[i];
                 char cv[24], seen[32];
                 snprintf(cv, sizeof(cv), "%llu", (unsigned long long)s->config_version);
                 rm__ago(s->last_seen_ms, seen, sizeof(seen));
                 rm__table_row(&t, *s->pod ? s->pod : NULL, s->namespace_,
-                              *s->service ? s->service : NULL, *s->version ? s->version : NULL, cv,
-                              s->state, seen, *s->error ? s->error : "");
+                              *s->service ? s->service : NULL, *s->version ? s->version : NULL,
+                              *s->scope ? s->scope : "all", cv, s->state, seen,
+                              *s->error ? s->error : "");
             }
             rm__table_print(&t, stdout);
             rm__table_free(&t);

@@ -66,6 +66,11 @@ struct rm_sidecar {
 
     rm_statsagg_history_t *stats; /* owned: its stats reports */
 
+    /* What this sidecar receives (its Hello's egress list, resolved by controlplane/core): a
+     * counted reference into the core's scope cache, taken at Hello and dropped when the stream
+     * ends; NULL before Hello and after. The registry never reads or frees it. */
+    struct rm_scope *scope;
+
     rm_sidecar_t *prev, *next; /* the registry's list, in connection order */
 };
 

@@ -63,19 +63,16 @@ struct rm_server {
     rm__stream_t *streams; /* open discovery streams (owned list) */
     size_t n_streams;
     rm__unary_t *waiters; /* Admin calls parked until every sidecar answered (owned list) */
-    /* The current snapshot as a refcounted gRPC slice, shared by every send. */
-    grpc_slice snap_slice;
-    uint64_t snap_gen; /* the snapshot generation snap_slice holds; 0: none */
     uint64_t live_calls;
 };
 
 /* stream.c */
 void rm__stream_start(rm_server_t *srv, grpc_call *call);
-/* Sends the current snapshot to the stream unless it has it (or a send is in flight, in which
- * case the completion sends the newest). `first`: the reply to Hello (see
- * rm_control_snapshot_for_hello). */
+/* Sends the stream its scope's current snapshot unless it has it (or a send is in flight, in
+ * which case the completion sends the newest). `first`: the reply to Hello (see
+ * rm_control_snapshot_for_hello). Never rebuilds otherwise. */
 void rm__stream_push(rm_server_t *srv, rm__stream_t *s, int first);
-/* Rebuilds the snapshot when dirty, then pushes it to every open stream. */
+/* Pushes to every open stream its scope's snapshot, rebuilding each dirty scope once. */
 void rm__stream_push_all(rm_server_t *srv);
 
 /* unary.c */
@@ -90,7 +87,9 @@ void rm__unary_reject(rm_server_t *srv, grpc_call *call, const char *method);
 
 /* server.c: a byte buffer's bytes as one malloc'd block (caller frees), *len its size. */
 uint8_t *rm__bb_read(grpc_byte_buffer *bb, size_t *len);
-/* The shared slice of the current snapshot (refreshed when the generation moved). */
-grpc_slice *rm__snapshot_slice(rm_server_t *srv, const rm_snapshot_t *snap);
+/* A slice over a snapshot's bytes, without a copy: it holds a reference to them (dropped by gRPC,
+ * possibly on its own threads, when the last user of the slice is done). The caller owns the
+ * returned slice reference. */
+grpc_slice rm__snapshot_slice(const rm_snapshot_t *snap);
 
 #endif /* RM_SERVER_INT_H */

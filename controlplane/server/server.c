@@ -41,16 +41,18 @@ uint8_t *rm__bb_read(grpc_byte_buffer *bb, size_t *len)
     return out;
 }
 
-grpc_slice *rm__snapshot_slice(rm_server_t *srv, const rm_snapshot_t *snap)
+static void snapshot_bytes_release(void *p)
 {
-    if (srv->snap_gen != snap->gen) {
-        if (srv->snap_gen != 0)
-            grpc_slice_unref(srv->snap_slice);
-        /* One copy per snapshot; every stream's byte buffer takes a reference to it. */
-        srv->snap_slice = grpc_slice_from_copied_buffer((const char *)snap->data, snap->len);
-        srv->snap_gen = snap->gen;
-    }
-    return &srv->snap_slice;
+    rm_snapshot_bytes_unref(p);
+}
+
+grpc_slice rm__snapshot_slice(const rm_snapshot_t *snap)
+{
+    /* Every send of one scope's snapshot shares its bytes: 1,000 streams of one scope cost one
+     * encode and no copy, whatever the number of scopes a push interleaves. */
+    rm_snapshot_bytes_ref(snap->bytes);
+    return grpc_slice_new_with_user_data(snap->bytes->data, snap->bytes->len,
+                                         snapshot_bytes_release, snap->bytes);
 }
 
 static void on_accept(rm_server_t *srv, rm__tag_t *tag, int ok)
@@ -274,8 +276,6 @@ void rm_server_free(rm_server_t *srv)
     }
     grpc_server_destroy(srv->server);
     grpc_completion_queue_destroy(srv->cq);
-    if (srv->snap_gen != 0)
-        grpc_slice_unref(srv->snap_slice);
     free(srv);
     grpc_shutdown();
 }

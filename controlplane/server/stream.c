@@ -104,13 +104,15 @@ void rm__stream_push(rm_server_t *srv, rm__stream_t *s, int first)
     if (s->closed || s->finishing || s->sending || s->sc == NULL || !s->sc->hello ||
         srv->shutting_down)
         return;
-    /* Never a rebuild here except for Hello: snapshots are built at push time (debounced),
-     * and a stream only ever catches up to the newest one built. */
-    const rm_snapshot_t *snap = first ? rm_control_snapshot_for_hello(srv->ctl) : &srv->ctl->snap;
+    /* Never a rebuild here except for Hello and the debounced push (rm__stream_push_all): a
+     * stream only ever catches up to the newest snapshot built for its scope. */
+    const rm_snapshot_t *snap =
+        rm_control_sidecar_snapshot(srv->ctl, s->sc, first ? RM_SNAP_HELLO : RM_SNAP_CURRENT);
     if (snap->gen == 0 || s->sent_gen == snap->gen)
         return;
-    grpc_slice *slice = rm__snapshot_slice(srv, snap);
-    s->send_buf = grpc_raw_byte_buffer_create(slice, 1); /* takes its own slice reference */
+    grpc_slice slice = rm__snapshot_slice(snap);
+    s->send_buf = grpc_raw_byte_buffer_create(&slice, 1); /* takes its own slice reference */
+    grpc_slice_unref(slice);
     grpc_op ops[2];
     size_t n = 0;
     memset(ops, 0, sizeof(ops));
@@ -130,9 +132,14 @@ void rm__stream_push(rm_server_t *srv, rm__stream_t *s, int first)
 
 void rm__stream_push_all(rm_server_t *srv)
 {
-    rm_control_snapshot(srv->ctl); /* the one rebuild of this push */
-    for (rm__stream_t *s = srv->streams; s != NULL; s = s->next)
+    /* Each scope is rebuilt by the first of its streams met here, then found built by the rest:
+     * one encode per scope per push. Also for a stream with a send in flight, which picks the new
+     * snapshot up when that send completes (without a rebuild of its own). */
+    for (rm__stream_t *s = srv->streams; s != NULL; s = s->next) {
+        if (s->sc != NULL && s->sc->hello && !s->closed)
+            rm_control_sidecar_snapshot(srv->ctl, s->sc, RM_SNAP_PUSH);
         rm__stream_push(srv, s, 0);
+    }
 }
 
 static void on_recv(rm_server_t *srv, rm__tag_t *tag, int ok)

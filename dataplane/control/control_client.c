@@ -37,6 +37,9 @@ typedef struct send_item {
 
 struct rm_control_client {
     rm_control_options_t opt;
+    char *egress_buf; /* owned: the egress list, its commas turned into NULs */
+    char **egress;    /* owned array of pointers into egress_buf */
+    size_t n_egress;
     pthread_t thread;
     atomic_bool stop;
     atomic_bool withdraw_requested;
@@ -132,6 +135,8 @@ static void send_hello(rm_control_client_t *c)
     node.version = (char *)c->opt.version;
     node.address = (char *)c->opt.address;
     node.proxy_version = (char *)c->opt.proxy_version;
+    node.egress = c->egress;
+    node.n_egress = c->n_egress;
     Remora__V1__Hello hello = REMORA__V1__HELLO__INIT;
     hello.node = &node;
     hello.last_config_version = c->good_version;
@@ -493,12 +498,136 @@ static void *client_main(void *arg)
     return NULL;
 }
 
+/* ---- the egress list ---- */
+
+static bool dns_label(const char *p, size_t n)
+{
+    if (n == 0 || n > 63 || p[0] == '-' || p[n - 1] == '-')
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((p[i] >= 'a' && p[i] <= 'z') || (p[i] >= '0' && p[i] <= '9') || p[i] == '-'))
+            return false;
+    return true;
+}
+
+static bool egress_entry_ok(const char *p, size_t n)
+{
+    static const char *const suffixes[] = {".svc.cluster.local", ".svc"};
+    for (size_t i = 0; i < 2; i++) {
+        size_t sl = strlen(suffixes[i]);
+        if (n > sl && memcmp(p + n - sl, suffixes[i], sl) == 0) {
+            n -= sl;
+            break;
+        }
+    }
+    const char *dot = memchr(p, '.', n);
+    if (dot == NULL)
+        return dns_label(p, n);
+    size_t n1 = (size_t)(dot - p);
+    return dns_label(p, n1) && dns_label(dot + 1, n - n1 - 1);
+}
+
+/* Calls fn(entry, length, arg) for each trimmed non-empty entry; stops at fn's non-zero. */
+static int egress_each(const char *list, int (*fn)(const char *, size_t, void *), void *arg)
+{
+    for (const char *p = list; p != NULL && *p;) {
+        const char *end = strchr(p, ',');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        const char *q = p;
+        while (n > 0 && (*q == ' ' || *q == '\t')) {
+            q++;
+            n--;
+        }
+        while (n > 0 && (q[n - 1] == ' ' || q[n - 1] == '\t'))
+            n--;
+        if (n > 0) {
+            int rc = fn(q, n, arg);
+            if (rc != 0)
+                return rc;
+        }
+        p = end ? end + 1 : NULL;
+    }
+    return 0;
+}
+
+typedef struct egress_check {
+    int count;
+    char *err;
+    size_t errlen;
+} egress_check_t;
+
+static int check_one(const char *p, size_t n, void *arg)
+{
+    egress_check_t *ck = arg;
+    if (!egress_entry_ok(p, n)) {
+        snprintf(ck->err, ck->errlen,
+                 "\"%.*s\" is not a service name (name or name.namespace: lower-case letters, "
+                 "digits, '-')",
+                 (int)(n > 80 ? 80 : n), p);
+        return -1;
+    }
+    if (++ck->count > RM_CONTROL_EGRESS_MAX) {
+        snprintf(ck->err, ck->errlen, "more than %d services", RM_CONTROL_EGRESS_MAX);
+        return -1;
+    }
+    return 0;
+}
+
+int rm_control_egress_check(const char *list, char *err, size_t errlen)
+{
+    egress_check_t ck = {0, err, errlen};
+    if (err != NULL && errlen > 0)
+        err[0] = '\0';
+    return egress_each(list, check_one, &ck) != 0 ? -1 : ck.count;
+}
+
+static int split_one(const char *p, size_t n, void *arg)
+{
+    rm_control_client_t *c = arg;
+    char *dst = c->egress_buf + (p - c->opt.egress);
+    dst[n] = '\0';
+    c->egress[c->n_egress++] = dst;
+    return 0;
+}
+
+/* Copies the list into egress_buf/egress (entries point into the copy). A list that does not
+ * check is sent anyway, so the control plane's refusal shows in its log and in ours. */
+static int egress_parse(rm_control_client_t *c)
+{
+    const char *list = c->opt.egress != NULL ? c->opt.egress : getenv("REMORA_EGRESS");
+    if (list == NULL || *list == '\0')
+        return 0;
+    size_t len = strlen(list), max = 1;
+    for (const char *p = list; *p; p++)
+        max += *p == ',';
+    c->egress_buf = malloc(len + 1);
+    c->egress = calloc(max, sizeof(*c->egress));
+    if (c->egress_buf == NULL || c->egress == NULL)
+        return -1;
+    memcpy(c->egress_buf, list, len + 1);
+    c->opt.egress = list; /* split_one maps offsets in `list` to the copy */
+    egress_each(list, split_one, c);
+    c->opt.egress = c->egress_buf; /* never the environment's string, which setenv may free */
+    return 0;
+}
+
+static void client_free(rm_control_client_t *c)
+{
+    free(c->egress);
+    free(c->egress_buf);
+    free(c);
+}
+
 rm_control_client_t *rm_control_client_start(const rm_control_options_t *opt)
 {
     rm_control_client_t *c = calloc(1, sizeof(*c));
     if (c == NULL)
         return NULL;
     c->opt = *opt;
+    if (egress_parse(c) != 0) {
+        client_free(c);
+        return NULL;
+    }
     if (c->opt.stats_interval_ms == 0)
         c->opt.stats_interval_ms = 5000;
     grpc_init();
@@ -519,7 +648,7 @@ rm_control_client_t *rm_control_client_start(const rm_control_options_t *opt)
             grpc_channel_destroy(c->channel);
         grpc_completion_queue_shutdown(c->cq);
         grpc_completion_queue_destroy(c->cq);
-        free(c);
+        client_free(c);
         return NULL;
     }
     return c;
@@ -549,6 +678,6 @@ void rm_control_client_stop(rm_control_client_t *c)
            GRPC_QUEUE_SHUTDOWN) {
     }
     grpc_completion_queue_destroy(c->cq);
-    free(c);
+    client_free(c);
     grpc_shutdown();
 }

@@ -20,6 +20,10 @@
 typedef struct rm_control_options {
     const char *target; /* "host:port"; borrowed for the client's life */
     const char *pod, *namespace_, *service, *version, *address, *proxy_version; /* borrowed */
+    /* The services this sidecar calls, comma-separated ("reviews,ratings.shop"): the control
+     * plane then sends only their config and endpoints. NULL: $REMORA_EGRESS (which
+     * remora-proxy --egress sets); empty or unset: everything. Copied at start. */
+    const char *egress;
     rm_stats_registry_t *stats; /* reported periodically; borrowed; may be NULL */
     uint64_t stats_interval_ms; /* default 5000 */
     /* Called on the client thread after a new snapshot was published. */
@@ -28,6 +32,17 @@ typedef struct rm_control_options {
 } rm_control_options_t;
 
 typedef struct rm_control_client rm_control_client_t;
+
+/* Longest egress list accepted, in entries (the control plane's limit too). */
+#define RM_CONTROL_EGRESS_MAX 1024
+
+/*
+ * Checks an egress list as remora-proxy --egress / $REMORA_EGRESS give it: comma-separated
+ * entries, blanks around them ignored, each "name", "name.namespace" (DNS labels: lower-case
+ * letters, digits, '-') or that with ".svc" / ".svc.cluster.local". Returns the number of
+ * entries (0 for an empty list), or -1 with a one-line reason in err. Any thread.
+ */
+int rm_control_egress_check(const char *list, char *err, size_t errlen);
 
 /* Starts the client thread. Returns NULL when out of memory or the thread cannot start. */
 rm_control_client_t *rm_control_client_start(const rm_control_options_t *opt);

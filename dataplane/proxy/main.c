@@ -13,6 +13,7 @@
 
 #include "common/duration.h"
 #include "common/log/log.h"
+#include "dataplane/control/control_client.h"
 #include "dataplane/proxy/access_log.h"
 #include "dataplane/proxy/admin.h"
 #include "dataplane/proxy/config_source.h"
@@ -36,6 +37,9 @@ static const char usage[] =
     "  --service NAME ($REMORA_SERVICE)   --version VER ($REMORA_VERSION)\n"
     "  --pod NAME ($POD_NAME)   --namespace NS ($POD_NAMESPACE, default \"default\")\n"
     "  --pod-ip IP ($POD_IP)    --app-port PORT ($REMORA_APP_PORT): the local app for inbound\n"
+    "  --egress LIST             the services this sidecar calls, comma-separated, each NAME (in\n"
+    "                            its namespace) or NAME.NAMESPACE ($REMORA_EGRESS); the control\n"
+    "                            plane then sends only their config and endpoints (default: all)\n"
     "Listeners:\n"
     "  --outbound-port PORT (15001)  --inbound-port PORT (15006)  --admin-port PORT (15000)\n"
     "  --bind ADDR               address the listeners bind (default 0.0.0.0)\n"
@@ -74,6 +78,7 @@ enum {
     OPT_MAX_CONNECTIONS,
     OPT_ACCESS_LOG,
     OPT_LOG_LEVEL,
+    OPT_EGRESS,
     OPT_HELP,
     OPT_PRINT_VERSION,
 };
@@ -102,6 +107,7 @@ static const struct option long_options[] = {
     {"max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS},
     {"access-log", required_argument, NULL, OPT_ACCESS_LOG},
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+    {"egress", required_argument, NULL, OPT_EGRESS},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -267,6 +273,12 @@ static int parse_flags(int argc, char **argv, rm_proxy_options_t *o, rm_log_leve
             if (rm_log_level_parse(optarg, level) != 0)
                 rc = bad_flag(flag, optarg, "must be debug, info, warn or error");
             break;
+        case OPT_EGRESS:
+            /* The control client reads $REMORA_EGRESS (the injector's variable); the flag
+             * overrides it there. setenv is safe here: no thread has started yet. */
+            if (setenv("REMORA_EGRESS", optarg, 1) != 0)
+                rc = bad_flag(flag, optarg, strerror(errno));
+            break;
         case OPT_HELP:
         case 'h':
             fputs(usage, stdout);
@@ -285,6 +297,10 @@ static int parse_flags(int argc, char **argv, rm_proxy_options_t *o, rm_log_leve
         return bad_flag(argv[optind], NULL, "unexpected argument");
     if ((o->config_path == NULL) == (o->control_plane == NULL))
         return bad_flag("--config/--control-plane", NULL, "give exactly one config source");
+    const char *egress = getenv("REMORA_EGRESS");
+    char why[160];
+    if (egress != NULL && rm_control_egress_check(egress, why, sizeof(why)) < 0)
+        return bad_flag("--egress ($REMORA_EGRESS)", egress, why);
     return 0;
 }
 

@@ -171,7 +171,7 @@ class FakeSidecar:
     raw bytes), snapshots arrive on a queue, and the stream's final status is recorded."""
 
     def __init__(self, control, pod="pod-1", namespace="default", service="", version="",
-                 address="", hello=True, last_config_version=0):
+                 address="", hello=True, last_config_version=0, egress=()):
         self.pod = pod
         self.out = queue.Queue()
         self.snapshots = queue.Queue()
@@ -186,7 +186,8 @@ class FakeSidecar:
         self.reader.start()
         if hello:
             node = discovery_pb2.Node(pod=pod, namespace=namespace, service=service,
-                                      version=version, address=address, proxy_version="test")
+                                      version=version, address=address, proxy_version="test",
+                                      egress=list(egress))
             self.send(discovery_pb2.DiscoveryRequest(
                 hello=discovery_pb2.Hello(node=node, last_config_version=last_config_version)))
 

@@ -230,16 +230,16 @@ class CommandsTest(unittest.TestCase):
         j = wait_until(synced)
         sc = j["sidecars"][0]
         self.assertEqual((sc["pod"], sc["namespace"], sc["service"], sc["version"],
-                          sc["config_version"], sc["error"]),
-                         ("reviews-v1-abc", "default", "reviews", "v1", 1, ""))
+                          sc["config_version"], sc["error"], sc["scope"]),
+                         ("reviews-v1-abc", "default", "reviews", "v1", 1, "", "all"))
         self.assertGreater(sc["last_seen_ms"], 0)
         r = self.m.meshctl("proxy-status")
         lines = r.out.splitlines()
         self.assertEqual(lines[0], "current config version 1; 1 sidecar connected")
-        self.assertEqual(lines[1].split(), ["POD", "NAMESPACE", "SERVICE", "VERSION", "CONFIG",
-                                            "STATUS", "LAST", "SEEN", "ERROR"])
-        self.assertRegex(lines[2], r"^reviews-v1-abc\s+default\s+reviews\s+v1\s+1\s+SYNCED\s+"
-                                   r"\d+s ago$")
+        self.assertEqual(lines[1].split(), ["POD", "NAMESPACE", "SERVICE", "VERSION", "SCOPE",
+                                            "CONFIG", "STATUS", "LAST", "SEEN", "ERROR"])
+        self.assertRegex(lines[2], r"^reviews-v1-abc\s+default\s+reviews\s+v1\s+all\s+1\s+"
+                                   r"SYNCED\s+\d+s ago$")
         s.close()
 
     def test_bash_completion(self):
