@@ -71,6 +71,7 @@ void rm_control_close(rm_control_t *c)
     if (c->config != NULL)
         remora__v1__config_set__free_unpacked(c->config, NULL);
     rm__scope_free_all(c);
+    rm__snapshot_index_free(c);
     rm_store_close(c->store);
     free(c);
 }

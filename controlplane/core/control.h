@@ -102,14 +102,15 @@ typedef struct rm_control {
     rm_scope_t *scopes; /* owned list of scopes, the "all" scope first */
     rm_scope_t *all;    /* the empty egress list: everything (borrowed from the list) */
     size_t n_scopes;
-    uint64_t changes;    /* grows per change; a scope built at an older count is dirty */
-    uint64_t gen;        /* the last snapshot generation handed out */
-    uint64_t push_at;    /* monotonic ms when a push to all streams is due; 0: none due */
-    int answers_changed; /* an ACK/NACK/disconnect happened since the server last looked */
-    char boot_id[17];    /* random hex, makes nonces unique across restarts */
-    uint64_t pushes;     /* snapshots encoded, all scopes (for logs and tests) */
-    int resync;          /* re-read the store's latest version (shared stores: rm_control_sync) */
-    uint64_t resync_at;  /* monotonic ms of the next attempt after a failed re-read; 0: now */
+    uint64_t changes;             /* grows per change; a scope built at an older count is dirty */
+    uint64_t gen;                 /* the last snapshot generation handed out */
+    struct rm__snap_index *index; /* owned: snapshot.c's lookup tables for scoped builds */
+    uint64_t push_at;             /* monotonic ms when a push to all streams is due; 0: none due */
+    int answers_changed;          /* an ACK/NACK/disconnect happened since the server last looked */
+    char boot_id[17];             /* random hex, makes nonces unique across restarts */
+    uint64_t pushes;              /* snapshots encoded, all scopes (for logs and tests) */
+    int resync;         /* re-read the store's latest version (shared stores: rm_control_sync) */
+    uint64_t resync_at; /* monotonic ms of the next attempt after a failed re-read; 0: now */
 } rm_control_t;
 
 /*

@@ -11,6 +11,8 @@
 void rm__snapshot_build(rm_control_t *c, rm_scope_t *sc);
 /* snapshot.c: frees a snapshot's bytes. */
 void rm__snapshot_clear(rm_snapshot_t *s);
+/* snapshot.c: frees c->index (rm_control_close). */
+void rm__snapshot_index_free(rm_control_t *c);
 
 /* scope.c: the scope cache. */
 /* Creates the "all" scope (rm_control_open). */
@@ -23,8 +25,6 @@ rm_scope_t *rm__scope_acquire(rm_control_t *c, char *const *egress, size_t n, co
                               char *err, size_t errlen);
 /* Drops a reference; a scope nobody uses is freed (never the "all" scope). */
 void rm__scope_release(rm_control_t *c, rm_scope_t *s);
-/* Whether "name.ns" is one of the scope's items (sorted: binary search). */
-int rm__scope_has(const rm_scope_t *s, const char *ns, const char *name);
 
 /* config_ops.c: the config-changing and config-reading methods. */
 void rm__admin_apply(rm_control_t *c, const Remora__V1__ApplyRequest *req, uint64_t now_ms,

@@ -173,16 +173,6 @@ void rm__scope_release(rm_control_t *c, rm_scope_t *s)
     }
 }
 
-int rm__scope_has(const rm_scope_t *s, const char *ns, const char *name)
-{
-    char buf[2 * RM_REGISTRY_NAME_MAX + 2];
-    int n = snprintf(buf, sizeof(buf), "%s.%s", name, ns);
-    if (n < 0 || (size_t)n >= sizeof(buf))
-        return 0;
-    const char *key = buf;
-    return bsearch(&key, s->items, s->n_items, sizeof(*s->items), cmp_str) != NULL;
-}
-
 const char *rm_control_sidecar_scope(const rm_sidecar_t *sc)
 {
     return sc->scope != NULL && sc->scope->n_items > 0 ? sc->scope->key : "all";

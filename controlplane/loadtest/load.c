@@ -70,6 +70,10 @@ static int n_have_target;
 static double t_last_snapshot;
 static size_t last_snapshot_len;
 static int n_ended;
+/* --services N: streams are pods of svc-0..svc-N-1, each calling the next service (egress), so
+ * the control plane keeps N scopes and each snapshot carries about n_streams/N endpoints. 0: one
+ * service, no egress (every stream receives everything). */
+static int n_services;
 
 static double now_s(void)
 {
@@ -278,6 +282,14 @@ static void stream_open(stream_t *s, grpc_channel *ch, int i)
     node.version = i % 2 ? "v1" : "v2";
     node.address = addr;
     node.proxy_version = "load";
+    char svc[32], callee[32], *egress[1] = {callee};
+    if (n_services > 0) {
+        snprintf(svc, sizeof(svc), "svc-%d", i % n_services);
+        snprintf(callee, sizeof(callee), "svc-%d", (i + 1) % n_services);
+        node.service = svc;
+        node.egress = egress;
+        node.n_egress = 1;
+    }
     Remora__V1__Hello hello = REMORA__V1__HELLO__INIT;
     hello.node = &node;
     Remora__V1__DiscoveryRequest req = REMORA__V1__DISCOVERY_REQUEST__INIT;
@@ -467,20 +479,20 @@ static void rss_of(pid_t pid, long *rss_kb, long *anon_kb)
 
 static const char usage[] =
     "usage: remora-control-load (--target HOST:PORT | --spawn PATH-TO-remora-control)\n"
-    "                           [--streams N (1000)] [--rounds K (5)] [--channels C (8)]\n";
+    "                           [--streams N (1000)] [--rounds K (5)] [--channels C (8)]\n"
+    "                           [--services S (0)]: S>0: pods of S services, each scoped to the\n"
+    "                           next one with Node.egress (S scopes, ~N/S endpoints each)\n";
 
 int main(int argc, char **argv)
 {
     const char *target = NULL, *spawn_bin = NULL;
     int rounds = 5, channels = 8;
     n_streams = 1000;
-    static const struct option opts[] = {{"target", required_argument, NULL, 't'},
-                                         {"spawn", required_argument, NULL, 's'},
-                                         {"streams", required_argument, NULL, 'n'},
-                                         {"rounds", required_argument, NULL, 'r'},
-                                         {"channels", required_argument, NULL, 'c'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"target", required_argument, NULL, 't'},   {"spawn", required_argument, NULL, 's'},
+        {"streams", required_argument, NULL, 'n'},  {"rounds", required_argument, NULL, 'r'},
+        {"channels", required_argument, NULL, 'c'}, {"services", required_argument, NULL, 'S'},
+        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
@@ -499,6 +511,9 @@ int main(int argc, char **argv)
         case 'c':
             channels = atoi(optarg);
             break;
+        case 'S':
+            n_services = atoi(optarg);
+            break;
         case 'h':
             fputs(usage, stdout);
             return 0;
@@ -507,7 +522,8 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if ((target == NULL) == (spawn_bin == NULL) || n_streams < 1 || rounds < 1 || channels < 1) {
+    if ((target == NULL) == (spawn_bin == NULL) || n_streams < 1 || rounds < 1 || channels < 1 ||
+        n_services < 0) {
         fputs(usage, stderr);
         return 2;
     }
@@ -559,8 +575,13 @@ int main(int argc, char **argv)
     const char *base = "kind: Service\nname: reviews\nport: 9080\n---\n"
                        "kind: Route\nname: reviews-rollout\nservice: reviews\nrules:\n"
                        "  - destinations: [{version: v1, weight: 90}, {version: v2, weight: 10}]\n";
+    rm_strbuf_t src0 = {0};
+    rm_strbuf_printf(&src0, "%s", base);
+    for (int k = 0; k < n_services; k++)
+        rm_strbuf_printf(&src0, "---\nkind: Service\nname: svc-%d\nport: 80\n", k);
+    char *base_src = rm_strbuf_take(&src0);
     Remora__V1__ApplyRequest ar = REMORA__V1__APPLY_REQUEST__INIT;
-    ar.source = (char *)base;
+    ar.source = base_src;
     ar.filename = "load.yaml";
     size_t len;
     double t_wait = now_s();
@@ -576,6 +597,7 @@ int main(int argc, char **argv)
         pump(0.05);
     }
     free(admin_call(admin, "/remora.v1.Admin/Apply", &ar.base, &len));
+    free(base_src);
 
     streams = rm_xcalloc((size_t)n_streams, sizeof(*streams));
     double t0 = now_s();
