@@ -21,7 +21,6 @@ Environment: BENCH_RATE (1000), BENCH_SECONDS (6), BENCH_ROUNDS (5).
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 
