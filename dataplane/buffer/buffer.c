@@ -14,27 +14,43 @@
 
 /* Nearly every proxied request takes a first block for five buffers (client in/out, upstream
  * in/out, the upstream head) and gives them back when it ends, because idle connections hold no
- * buffer memory. glibc serves 4 KiB from its bins (its per-thread cache stops at about 1 KiB),
- * which made malloc/free a visible share of a request. Each thread keeps a short stack of free
- * first blocks instead: at most RM_BUF_CACHED_BLOCKS * 4 KiB per thread stays allocated. */
-#define RM_BUF_CACHED_BLOCKS 64
+ * buffer memory. glibc serves these sizes from its bins (its per-thread cache stops at about
+ * 1 KiB), which made malloc/free a visible share of a request. Each thread keeps a short stack of
+ * free blocks per size class instead: 4 KiB (a first block), 8 KiB and 16 KiB (what a read asks
+ * for: see rm_buf_read_fd). At most 64 x 4 + 16 x 8 + 32 x 16 KiB = 896 KiB stay per thread. */
+typedef struct block_stack {
+    size_t size;
+    int count, max;
+    char *blocks[64];
+} block_stack_t;
 
-static __thread struct {
-    char *blocks[RM_BUF_CACHED_BLOCKS];
-    int count;
-} tls_free_blocks;
+static __thread block_stack_t tls_stacks[3] = {
+    {.size = RM_BUF_MIN_ALLOC, .max = 64},
+    {.size = RM_BUF_MIN_ALLOC * 2, .max = 16},
+    {.size = RM_BUF_MIN_ALLOC * 4, .max = 32},
+};
+
+static block_stack_t *stack_for(size_t size)
+{
+    for (size_t i = 0; i < sizeof(tls_stacks) / sizeof(tls_stacks[0]); i++)
+        if (tls_stacks[i].size == size)
+            return &tls_stacks[i];
+    return NULL;
+}
 
 static char *block_alloc(size_t size)
 {
-    if (size == RM_BUF_MIN_ALLOC && tls_free_blocks.count > 0)
-        return tls_free_blocks.blocks[--tls_free_blocks.count];
+    block_stack_t *st = stack_for(size);
+    if (st != NULL && st->count > 0)
+        return st->blocks[--st->count];
     return malloc(size);
 }
 
 static void block_free(char *p, size_t size)
 {
-    if (p != NULL && size == RM_BUF_MIN_ALLOC && tls_free_blocks.count < RM_BUF_CACHED_BLOCKS) {
-        tls_free_blocks.blocks[tls_free_blocks.count++] = p;
+    block_stack_t *st = p != NULL ? stack_for(size) : NULL;
+    if (st != NULL && st->count < st->max) {
+        st->blocks[st->count++] = p;
         return;
     }
     free(p);
@@ -42,8 +58,9 @@ static void block_free(char *p, size_t size)
 
 void rm_buf_thread_cache_free(void)
 {
-    while (tls_free_blocks.count > 0)
-        free(tls_free_blocks.blocks[--tls_free_blocks.count]);
+    for (size_t i = 0; i < sizeof(tls_stacks) / sizeof(tls_stacks[0]); i++)
+        while (tls_stacks[i].count > 0)
+            free(tls_stacks[i].blocks[--tls_stacks[i].count]);
 }
 
 char *rm_buf_reserve(rm_buf_t *b, size_t n, int *err)
@@ -141,6 +158,11 @@ ssize_t rm_buf_read_fd(rm_buf_t *b, int fd, size_t max)
     size_t free_tail = b->cap - (b->off + b->len);
     if (b->data != NULL && free_tail >= 1024 && free_tail < want)
         want = free_tail;
+    /* A buffer without memory (most reads: idle connections hold none) starts with a 16 KiB
+     * block, one of the sizes the thread's block cache keeps, whatever `max` allows; it grows
+     * only when a later read finds less than 1 KiB free. */
+    if (b->data == NULL && want > RM_BUF_MIN_ALLOC * 4)
+        want = RM_BUF_MIN_ALLOC * 4;
     int err = 0;
     char *t = rm_buf_reserve(b, want, &err);
     if (t == NULL)
