@@ -35,6 +35,7 @@
 #include <grpc/support/alloc.h>
 #include <grpc/support/time.h>
 
+#include "controlplane/grpcutil/unary.h"
 #include "controlplane/util/util.h"
 #include "remora/v1/admin.pb-c.h"
 #include "remora/v1/discovery.pb-c.h"
@@ -332,50 +333,30 @@ static void on_unary(tag_t *t, int ok)
 
 static void pump(double timeout_s);
 
-/* Returns the response bytes (caller frees) or exits on a non-OK status. */
+/* Returns the response bytes (caller frees) or exits on a failed call. The call runs on the
+ * shared queue, so the streams keep being served while it is in flight. */
 static uint8_t *admin_call(grpc_channel *ch, const char *method, const ProtobufCMessage *req,
                            size_t *len)
 {
     unary_t u = {.tag.fn = on_unary};
-    grpc_call *call = grpc_channel_create_call(ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq,
-                                               grpc_slice_from_static_string(method), NULL,
-                                               gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
-    grpc_metadata_array md_in, md_trail;
-    grpc_metadata_array_init(&md_in);
-    grpc_metadata_array_init(&md_trail);
-    grpc_byte_buffer *out = bb_of(req), *in = NULL;
-    grpc_status_code status;
-    grpc_slice details;
-    grpc_op ops[6];
-    memset(ops, 0, sizeof(ops));
-    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-    ops[1].op = GRPC_OP_SEND_MESSAGE;
-    ops[1].data.send_message.send_message = out;
-    ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
-    ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
-    ops[3].data.recv_initial_metadata.recv_initial_metadata = &md_in;
-    ops[4].op = GRPC_OP_RECV_MESSAGE;
-    ops[4].data.recv_message.recv_message = &in;
-    ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-    ops[5].data.recv_status_on_client.trailing_metadata = &md_trail;
-    ops[5].data.recv_status_on_client.status = &status;
-    ops[5].data.recv_status_on_client.status_details = &details;
-    batch(call, ops, 6, &u.tag);
-    while (!u.done)
-        pump(1.0);
-    if (status != GRPC_STATUS_OK) {
-        char *d = grpc_slice_to_c_string(details);
-        fprintf(stderr, "remora-control-load: %s: status %d: %s\n", method, (int)status, d);
+    rm_unary_t call;
+    rm_unary_result_t res;
+    if (rm_unary_start(&call, ch, cq, method, req, gpr_inf_future(GPR_CLOCK_REALTIME), &u.tag) ==
+        0) {
+        while (!u.done)
+            pump(1.0);
+    }
+    rm_unary_finish(&call, NULL, &res);
+    if (res.rc != 0) {
+        fprintf(stderr, "remora-control-load: %s: status %d: %s\n", method, (int)res.status,
+                res.details);
         exit(1);
     }
-    uint8_t *resp = bb_read(in, len);
-    grpc_byte_buffer_destroy(in);
-    grpc_byte_buffer_destroy(out);
-    grpc_slice_unref(details);
-    grpc_metadata_array_destroy(&md_in);
-    grpc_metadata_array_destroy(&md_trail);
-    grpc_call_unref(call);
-    return resp;
+    uint8_t *bytes = res.bytes;
+    *len = res.len;
+    res.bytes = NULL; /* the caller's now */
+    rm_unary_result_free(&res);
+    return bytes;
 }
 
 static void pump(double timeout_s)

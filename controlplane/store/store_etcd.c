@@ -47,6 +47,7 @@
 #include <grpc/support/time.h>
 
 #include "common/log/log.h"
+#include "controlplane/grpcutil/unary.h"
 #include "controlplane/store/store.h"
 #include "etcdpb/rpc.pb-c.h"
 
@@ -180,13 +181,14 @@ static ProtobufCBinaryData bin(const char *s)
     return b;
 }
 
-/* ---- one unary call ---- */
+/* ---- one unary call (controlplane/grpcutil), its outcome as a store error ---- */
 
 static gpr_timespec deadline_in(int64_t ms)
 {
     return gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_millis(ms, GPR_TIMESPAN));
 }
 
+/* A status's details as a NUL-terminated string, cut to fit (the watcher's log line). */
 static void status_text(grpc_slice details, char *out, size_t n)
 {
     size_t len = GRPC_SLICE_LENGTH(details);
@@ -199,107 +201,36 @@ static void status_text(grpc_slice details, char *out, size_t n)
 /*
  * Sends `req` to `method` ("/etcdserverpb.KV/Range") and unpacks the reply with `desc` into
  * *resp (caller frees with protobuf_c_message_free_unpacked). Returns 0; -EHOSTUNREACH when
- * etcd cannot be reached or did not answer in time; -EIO or -ENOMEM for any other failure; each
- * with the reason in store->error.
+ * etcd cannot be reached or did not answer in time; -EIO for any other failure; each with the
+ * reason in store->error.
  */
 static int unary(etcd_store_t *st, const char *method, const ProtobufCMessage *req,
                  const ProtobufCMessageDescriptor *desc, ProtobufCMessage **resp)
 {
+    rm_unary_result_t res;
     int rc = -EIO;
     *resp = NULL;
-    size_t len = protobuf_c_message_get_packed_size(req);
-    uint8_t *buf = malloc(len ? len : 1);
-    if (buf == NULL) {
-        rm__store_fail(&st->base, "out of memory");
-        return -ENOMEM;
-    }
-    protobuf_c_message_pack(req, buf);
-    grpc_slice s = grpc_slice_from_copied_buffer((const char *)buf, len);
-    free(buf);
-    grpc_byte_buffer *send = grpc_raw_byte_buffer_create(&s, 1);
-    grpc_slice_unref(s);
-
-    grpc_slice mslice = grpc_slice_from_static_string(method);
-    gpr_timespec deadline = deadline_in(RM_ETCD_CALL_MS);
-    grpc_call *call = grpc_channel_create_call(st->ch, NULL, GRPC_PROPAGATE_DEFAULTS, st->cq,
-                                               mslice, NULL, deadline, NULL);
-    grpc_metadata_array md_in, trailers;
-    grpc_metadata_array_init(&md_in);
-    grpc_metadata_array_init(&trailers);
-    grpc_byte_buffer *recv = NULL;
-    grpc_status_code status = GRPC_STATUS_UNKNOWN;
-    grpc_slice details = grpc_empty_slice();
-
-    grpc_op ops[6];
-    memset(ops, 0, sizeof(ops));
-    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-    ops[1].op = GRPC_OP_SEND_MESSAGE;
-    ops[1].data.send_message.send_message = send;
-    ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
-    ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
-    ops[3].data.recv_initial_metadata.recv_initial_metadata = &md_in;
-    ops[4].op = GRPC_OP_RECV_MESSAGE;
-    ops[4].data.recv_message.recv_message = &recv;
-    ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-    ops[5].data.recv_status_on_client.trailing_metadata = &trailers;
-    ops[5].data.recv_status_on_client.status = &status;
-    ops[5].data.recv_status_on_client.status_details = &details;
-    grpc_call_error e = grpc_call_start_batch(call, ops, 6, call, NULL);
-    if (e != GRPC_CALL_OK) {
-        rm__store_fail(&st->base, "etcd %s: %s: cannot start the call: %s", st->target, method,
-                       grpc_call_error_to_string(e));
-        goto out;
-    }
-    /* The call's own deadline ends it; the pluck deadline is only a backstop, a little later. */
-    grpc_event ev =
-        grpc_completion_queue_pluck(st->cq, call, deadline_in(RM_ETCD_CALL_MS + 2000), NULL);
-    if (ev.type != GRPC_OP_COMPLETE) {
-        /* Cannot happen with a deadline on the call; cancel and wait for the batch so the queue
-         * holds nothing of this call afterwards. */
-        grpc_call_cancel(call, NULL);
-        grpc_completion_queue_pluck(st->cq, call, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
-        status = GRPC_STATUS_DEADLINE_EXCEEDED;
-    }
-    if (status != GRPC_STATUS_OK) {
-        char why[200];
-        status_text(details, why, sizeof(why));
-        if (status == GRPC_STATUS_UNAVAILABLE || status == GRPC_STATUS_DEADLINE_EXCEEDED) {
-            rm__store_fail(&st->base, "etcd %s unavailable: %s", st->target,
-                           *why ? why : "no answer in time");
+    switch (rm_unary_call(st->ch, st->cq, method, req, desc, RM_ETCD_CALL_MS, &res)) {
+    case 0:
+        *resp = res.reply;
+        res.reply = NULL; /* the caller's now */
+        rc = 0;
+        break;
+    case RM_UNARY_ESTATUS:
+        if (res.status == GRPC_STATUS_UNAVAILABLE || res.status == GRPC_STATUS_DEADLINE_EXCEEDED) {
+            rm__store_fail(&st->base, "etcd %s unavailable: %.200s", st->target,
+                           *res.details ? res.details : "no answer in time");
             rc = -EHOSTUNREACH;
         } else {
-            rm__store_fail(&st->base, "etcd %s: %s failed: %s (gRPC status %d)", st->target, method,
-                           *why ? why : "no details", (int)status);
+            rm__store_fail(&st->base, "etcd %s: %s failed: %.200s (gRPC status %d)", st->target,
+                           method, *res.details ? res.details : "no details", (int)res.status);
         }
-        goto out;
+        break;
+    default: /* could not start; no reply, or one that does not unpack */
+        rm__store_fail(&st->base, "etcd %s: %s: %s", st->target, method, res.details);
+        break;
     }
-    if (recv == NULL) {
-        rm__store_fail(&st->base, "etcd %s: %s: no reply message", st->target, method);
-        goto out;
-    }
-    grpc_byte_buffer_reader r;
-    if (!grpc_byte_buffer_reader_init(&r, recv)) {
-        rm__store_fail(&st->base, "etcd %s: %s: unreadable reply", st->target, method);
-        goto out;
-    }
-    grpc_slice all = grpc_byte_buffer_reader_readall(&r);
-    grpc_byte_buffer_reader_destroy(&r);
-    *resp =
-        protobuf_c_message_unpack(desc, NULL, GRPC_SLICE_LENGTH(all), GRPC_SLICE_START_PTR(all));
-    grpc_slice_unref(all);
-    if (*resp == NULL) {
-        rm__store_fail(&st->base, "etcd %s: %s: malformed reply", st->target, method);
-        goto out;
-    }
-    rc = 0;
-out:
-    if (recv != NULL)
-        grpc_byte_buffer_destroy(recv);
-    grpc_byte_buffer_destroy(send);
-    grpc_metadata_array_destroy(&md_in);
-    grpc_metadata_array_destroy(&trailers);
-    grpc_slice_unref(details);
-    grpc_call_unref(call);
+    rm_unary_result_free(&res);
     return rc;
 }
 

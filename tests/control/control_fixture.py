@@ -2,20 +2,10 @@
 port, and talks to it over gRPC with python3-grpcio: Admin calls as unary_unary with explicit
 serializers, and a FakeSidecar that speaks the discovery stream like a sidecar would.
 
-Debian's python3-grpcio lives in /usr/bin/python3's dist-packages; when the test runs under
-another python3 (pyenv on PATH), it re-executes itself with /usr/bin/python3 before importing
-grpc.
+Importing it first makes grpc importable (tests/harness/grpc_python.py: re-executes under
+/usr/bin/python3, whose dist-packages hold Debian's python3-grpcio, when needed).
 """
-import os
-import sys
-
-try:
-    import grpc  # noqa: F401
-except ImportError:
-    if os.path.exists("/usr/bin/python3") and os.path.realpath(sys.executable) != \
-            os.path.realpath("/usr/bin/python3"):
-        os.execv("/usr/bin/python3", ["/usr/bin/python3"] + sys.argv)
-    raise
+import grpc_python  # noqa: F401  (first: re-execs under /usr/bin/python3 for grpc)
 
 import queue
 import signal

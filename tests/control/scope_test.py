@@ -9,7 +9,6 @@ a-scoped stream, while a new config version does (same content, new version: tha
 apply --wait waits for); a bad egress entry ends the stream; ProxyStatus shows each scope; a
 route whose mirror targets service b validates and mirrors in a proxy scoped to a.
 """
-import json
 import unittest
 
 from control_fixture import Control, Harness, endpoints, grpc, wait_until  # re-execs first

@@ -2,22 +2,13 @@
 temp SQLite store, plus what the tests put around it: a python3-grpcio fake sidecar (it can ACK,
 NACK or stay silent) and real remora-proxy sidecars in front of test backends.
 
-Debian's python3-grpcio lives in /usr/bin/python3's dist-packages; when the test runs under
-another python3 (pyenv on PATH), it re-executes itself with /usr/bin/python3 before importing
-grpc, as tests/control does.
+Importing it first makes grpc importable (tests/harness/grpc_python.py: re-executes under
+/usr/bin/python3, whose dist-packages hold Debian's python3-grpcio, when needed).
 """
-import os
-import sys
-
-try:
-    import grpc  # noqa: F401
-except ImportError:
-    if os.path.exists("/usr/bin/python3") and os.path.realpath(sys.executable) != \
-            os.path.realpath("/usr/bin/python3"):
-        os.execv("/usr/bin/python3", ["/usr/bin/python3"] + sys.argv)
-    raise
+import grpc_python  # noqa: F401  (first: re-execs under /usr/bin/python3 for grpc)
 
 import json
+import os
 import queue
 import subprocess
 import threading
