@@ -12,7 +12,6 @@ its share, and both versions answered.
 Needs root, iproute2, iptables, setpriv and curl; skipped otherwise.
 """
 import json
-import os
 import subprocess
 import time
 import unittest
