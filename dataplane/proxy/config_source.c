@@ -244,6 +244,7 @@ int rm_proxy_source_init(rm_proxy_t *p, struct ev_loop *main_loop)
                                    .namespace_ = p->opt.namespace,
                                    .service = p->opt.service,
                                    .version = p->opt.version,
+                                   .egress = p->opt.egress != NULL ? p->opt.egress : "",
                                    .address = cs->address,
                                    .proxy_version = REMORA_PROXY_VERSION,
                                    .stats = p->stats,

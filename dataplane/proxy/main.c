@@ -163,6 +163,7 @@ static void defaults(rm_proxy_options_t *o)
     o->pod = env_or("POD_NAME", "");
     o->namespace = env_or("POD_NAMESPACE", "default");
     o->pod_ip = env_or("POD_IP", "");
+    o->egress = getenv("REMORA_EGRESS");
     o->app_port = atoi(env_or("REMORA_APP_PORT", "0"));
     o->listen_host = "0.0.0.0";
     o->outbound_port = 15001;
@@ -274,10 +275,7 @@ static int parse_flags(int argc, char **argv, rm_proxy_options_t *o, rm_log_leve
                 rc = bad_flag(flag, optarg, "must be debug, info, warn or error");
             break;
         case OPT_EGRESS:
-            /* The control client reads $REMORA_EGRESS (the injector's variable); the flag
-             * overrides it there. setenv is safe here: no thread has started yet. */
-            if (setenv("REMORA_EGRESS", optarg, 1) != 0)
-                rc = bad_flag(flag, optarg, strerror(errno));
+            o->egress = optarg; /* overrides $REMORA_EGRESS (the injector's variable) */
             break;
         case OPT_HELP:
         case 'h':
@@ -297,10 +295,9 @@ static int parse_flags(int argc, char **argv, rm_proxy_options_t *o, rm_log_leve
         return bad_flag(argv[optind], NULL, "unexpected argument");
     if ((o->config_path == NULL) == (o->control_plane == NULL))
         return bad_flag("--config/--control-plane", NULL, "give exactly one config source");
-    const char *egress = getenv("REMORA_EGRESS");
     char why[160];
-    if (egress != NULL && rm_control_egress_check(egress, why, sizeof(why)) < 0)
-        return bad_flag("--egress ($REMORA_EGRESS)", egress, why);
+    if (o->egress != NULL && rm_control_egress_check(o->egress, why, sizeof(why)) < 0)
+        return bad_flag("--egress ($REMORA_EGRESS)", o->egress, why);
     return 0;
 }
 

@@ -46,6 +46,7 @@ typedef struct rm_proxy_options {
     const char *config_path; /* --config; borrowed from argv */
     const char *control_plane;
     const char *service, *version, *pod, *namespace, *pod_ip;
+    const char *egress; /* --egress / $REMORA_EGRESS: the services this sidecar calls; NULL: all */
     const char *listen_host; /* address the three listeners bind (default 127.0.0.1) */
     const char *access_log;
     int outbound_port, inbound_port, admin_port, app_port;
