@@ -357,7 +357,12 @@ static void try_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
         connect_upstream(ex);
         return;
     }
-    rm_exchange_on_upstream_error(ex, RM_UPSTREAM_TIMEOUT, -ETIMEDOUT);
+    /* A per-try timeout while the connection is still being made is a connect failure: nothing
+     * was written, so the request is provably unprocessed and may be retried whatever its method
+     * (a perTryTimeout below the connect timeout meets this with a pod whose SYNs are dropped). */
+    bool connecting = ex->conn != NULL && !ex->conn->connected;
+    rm_exchange_on_upstream_error(ex, connecting ? RM_UPSTREAM_CONNECT_FAILED : RM_UPSTREAM_TIMEOUT,
+                                  -ETIMEDOUT);
 }
 
 /* The current attempt failed before any response byte reached the client. Returns true when a

@@ -36,6 +36,21 @@ def closing_server():
     return srv
 
 
+def blackhole_server():
+    """A listener whose accept queue is full and never drained: the kernel drops further SYNs,
+    so a connect to it hangs (like a pod whose network was cut) instead of being refused."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(0)
+    fillers = []
+    for _ in range(3):  # fill the queue (backlog 0 still admits one or two)
+        c = socket.socket()
+        c.setblocking(False)
+        c.connect_ex(srv.getsockname())
+        fillers.append(c)
+    return srv, fillers
+
+
 NO_EJECTION = """---
 kind: CircuitBreaker
 name: no-ejection
@@ -73,6 +88,21 @@ class RetryTest(unittest.TestCase):
                 self.assertEqual(r.status, 200, method)
         self.assertGreater(metric(p.admin, "remora_retries_total", reason="connect-failure"), 0)
         self.assertGreater(metric(p.admin, "remora_retry_success_total"), 0)
+
+    def test_per_try_timeout_while_connecting_is_a_connect_failure(self):
+        """A POST whose attempt times out before the connection is up was never sent: retried."""
+        good = self.h.backend("svc", "v1")
+        hole, fillers = blackhole_server()
+        self.addCleanup(lambda: [c.close() for c in fillers + [hole]])
+        cfg = service_yaml("svc", [("127.0.0.1:%d" % hole.getsockname()[1], "v1"),
+                                   ("127.0.0.1:%d" % good.port, "v1")]) + \
+            route("{attempts: 3, perTryTimeout: 150ms, retryOn: [connect-failure]}") + NO_EJECTION
+        p = self.h.proxy(cfg)
+        for _ in range(8):
+            r = get(p.outbound, "/", method="POST", body=b"x")
+            self.assertEqual(r.status, 200)
+        self.assertGreater(metric(p.admin, "remora_retries_total", reason="connect-failure"), 0)
+        self.assertEqual(metric(p.admin, "remora_retries_skipped_total", reason="non_idempotent"), 0)
 
     def test_reset_retried_only_when_safe(self):
         good = self.h.backend("svc", "v1")
