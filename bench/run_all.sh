@@ -4,4 +4,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 bench/proxy_bench.py
 python3 bench/rolling_update_bench.py
+python3 bench/e2e_bench.py
 bench/control_bench.sh
