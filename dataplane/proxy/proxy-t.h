@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 #include "common/stats/stats.h"
@@ -199,8 +200,13 @@ typedef struct rm_session {
     rm_listener_kind_t kind;
     rm_worker_t *worker; /* borrowed */
     rm_list_t link;      /* in worker->sessions */
-    struct sockaddr_storage peer;
-    struct sockaddr_storage orig_dst; /* SO_ORIGINAL_DST when transparently redirected */
+    /* SO_ORIGINAL_DST when transparently redirected. Sized for IPv4/IPv6 only, not a
+     * sockaddr_storage: every idle keep-alive connection carries a session. */
+    union {
+        struct sockaddr sa;
+        struct sockaddr_in in4;
+        struct sockaddr_in6 in6;
+    } orig_dst;
     bool has_orig_dst;
     char peer_ip[48];
     rm_buf_t in, out;       /* owned */

@@ -48,7 +48,7 @@ void rm_routing_decide(rm_exchange_t *ex, rm_http1_request_t *req)
     if (authority.ptr != NULL)
         svc = rm_snapshot_service_by_host(ex->snap, authority.ptr, authority.len);
     if (svc == NULL && s->has_orig_dst)
-        svc = rm_snapshot_service_by_addr(ex->snap, (const struct sockaddr *)&s->orig_dst);
+        svc = rm_snapshot_service_by_addr(ex->snap, &s->orig_dst.sa);
     if (svc == NULL) {
         if (s->has_orig_dst) {
             /* Transparent traffic to a destination the mesh does not know: pass it through to
@@ -144,9 +144,9 @@ rm_upstream_t *rm_routing_pick_upstream(rm_exchange_t *ex)
                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
         up = rm_upstream_get_addr(w, (struct sockaddr *)&a, sizeof(a));
     } else if (ex->passthrough) {
-        socklen_t len = s->orig_dst.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-                                                          : sizeof(struct sockaddr_in);
-        up = rm_upstream_get_addr(w, (struct sockaddr *)&s->orig_dst, len);
+        socklen_t len = s->orig_dst.sa.sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                                             : sizeof(struct sockaddr_in);
+        up = rm_upstream_get_addr(w, &s->orig_dst.sa, len);
     } else if (ex->svc != NULL) {
         const rm_endpoint_ref_t *ep = NULL;
         int rc = rm_route_pick_endpoint(ex->svc, ex->decision.version_index, rm_worker_random(w),

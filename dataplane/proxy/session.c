@@ -64,7 +64,7 @@ static void read_original_dst(rm_session_t *s)
         if (d->sin_port == l->sin_port && d->sin_addr.s_addr == l->sin_addr.s_addr)
             return;
     }
-    s->orig_dst = dst;
+    memcpy(&s->orig_dst, &dst, dl < sizeof(s->orig_dst) ? dl : sizeof(s->orig_dst));
     s->has_orig_dst = true;
 }
 
@@ -77,7 +77,7 @@ rm_session_t *rm_session_new(rm_worker_t *w, int fd, rm_listener_kind_t kind,
     s->fd = fd;
     s->kind = kind;
     s->worker = w;
-    memcpy(&s->peer, peer, plen);
+    (void)plen;
     peer_to_string(peer, s->peer_ip, sizeof(s->peer_ip));
     rm_buf_init(&s->in, w->proxy->opt.buffer_limit);
     rm_buf_init(&s->out, w->proxy->opt.buffer_limit + OUT_HIGH_WATER);
@@ -91,8 +91,7 @@ rm_session_t *rm_session_new(rm_worker_t *w, int fd, rm_listener_kind_t kind,
     rm_list_push_back(&w->sessions, &s->link);
     w->nsessions++;
     if (s->has_orig_dst &&
-        (w->snap == NULL ||
-         rm_snapshot_service_by_addr(w->snap, (const struct sockaddr *)&s->orig_dst) == NULL)) {
+        (w->snap == NULL || rm_snapshot_service_by_addr(w->snap, &s->orig_dst.sa) == NULL)) {
         /* Redirected traffic for a destination the mesh does not know, in whatever protocol
          * (it may be a server-speaks-first one): a plain TCP tunnel, never dropped. */
         s->ex = rm_exchange_new_tunnel(s);
