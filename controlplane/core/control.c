@@ -32,6 +32,7 @@ int rm_control_open(rm_store_t *store, const rm_control_options_t *opt, rm_contr
     c->store = store;
     c->opt.debounce_ms = opt != NULL ? opt->debounce_ms : RM_CONTROL_DEFAULT_DEBOUNCE_MS;
     c->opt.grace_ms = opt != NULL ? opt->grace_ms : RM_CONTROL_DEFAULT_GRACE_MS;
+    c->opt.restore_grace_ms = opt != NULL ? opt->restore_grace_ms : 0;
     rm_registry_init(&c->registry);
     rm__scope_init(c);
     make_boot_id(c->boot_id);
@@ -56,6 +57,7 @@ int rm_control_open(rm_store_t *store, const rm_control_options_t *opt, rm_contr
         rm_store_record_free(&rec);
     }
     c->changes = 1; /* every scope starts dirty */
+    rm__reg_open(c, rm_mono_ms());
     *out = c;
     return 0;
 fail:
@@ -79,6 +81,7 @@ void rm_control_close(rm_control_t *c)
 void rm_control_changed(rm_control_t *c, uint64_t now_ms, int urgent)
 {
     c->changes++;
+    c->ep_dirty = 1; /* cheap to look: rm__reg_flush writes only what differs */
     uint64_t at = urgent ? now_ms : now_ms + c->opt.debounce_ms;
     /* Never later than already scheduled: the first change bounds the wait. */
     if (c->push_at == 0 || at < c->push_at)
@@ -132,11 +135,14 @@ void rm_control_tick(rm_control_t *c, uint64_t now_ms)
                     (unsigned long long)c->opt.grace_ms);
         rm_control_changed(c, now_ms, 0);
     }
+    rm__reg_flush(c, now_ms);
 }
 
 uint64_t rm_control_next_deadline(const rm_control_t *c)
 {
     uint64_t next = rm_registry_next_expiry(&c->registry, c->opt.grace_ms);
+    if (c->ep_dirty && c->ep_failing && c->ep_retry_at < next)
+        next = c->ep_retry_at;
     if (c->push_at != 0 && c->push_at < next)
         next = c->push_at;
     return next;
@@ -156,6 +162,7 @@ void rm_control_install(rm_control_t *c, uint64_t version, Remora__V1__ConfigSet
 
 int rm_control_sync(rm_control_t *c, uint64_t now_ms)
 {
+    rm__reg_sync(c, now_ms);
     if (rm_store_changed(c->store))
         c->resync = 1;
     if (!c->resync || now_ms < c->resync_at)

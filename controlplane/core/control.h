@@ -40,10 +40,16 @@
 
 #define RM_CONTROL_DEFAULT_DEBOUNCE_MS 20u
 #define RM_CONTROL_DEFAULT_GRACE_MS    2000u
+/* How long registrations restored after a restart stay listed while their sidecars are not
+ * back. Longer than one stream's grace because every sidecar reconnects on its own backoff
+ * (1 s, x1.6, jittered): one that could not reach us for a few seconds comes back seconds
+ * after the restart, and until then its clients must keep its endpoint. */
+#define RM_CONTROL_DEFAULT_RESTORE_GRACE_MS 30000u
 
 typedef struct rm_control_options {
-    uint64_t debounce_ms; /* longest a change waits before it is pushed */
-    uint64_t grace_ms;    /* how long a dead stream's endpoint stays listed */
+    uint64_t debounce_ms;      /* longest a change waits before it is pushed */
+    uint64_t grace_ms;         /* how long a dead stream's endpoint stays listed */
+    uint64_t restore_grace_ms; /* restored registrations (0: the default); at least grace_ms */
 } rm_control_options_t;
 
 /*
@@ -111,6 +117,13 @@ typedef struct rm_control {
     uint64_t pushes;              /* snapshots encoded, all scopes (for logs and tests) */
     int resync;         /* re-read the store's latest version (shared stores: rm_control_sync) */
     uint64_t resync_at; /* monotonic ms of the next attempt after a failed re-read; 0: now */
+
+    /* Endpoint registrations in the store (registrations.c). */
+    int ep_dirty;          /* something may differ from what the store holds */
+    uint64_t ep_retry_at;  /* monotonic ms of the next write attempt after a failure */
+    int ep_failing;        /* writes are failing (logged once) */
+    int ep_resync;         /* shared store: list other replicas' registrations again */
+    uint64_t ep_resync_at; /* monotonic ms of the next attempt after a failed list */
 } rm_control_t;
 
 /*
@@ -163,7 +176,8 @@ const char *rm_control_sidecar_scope(const rm_sidecar_t *sc);
 int rm_control_push_due(const rm_control_t *c, uint64_t now_ms);
 void rm_control_push_done(rm_control_t *c);
 
-/* Expires registry entries whose grace ended (scheduling a push when endpoints went away). */
+/* Expires registry entries whose grace ended (scheduling a push when endpoints went away), then
+ * writes changed endpoint registrations to the store (registrations.c). */
 void rm_control_tick(rm_control_t *c, uint64_t now_ms);
 
 /* The earliest time rm_control_tick or a push has work to do (UINT64_MAX: nothing pending). */
@@ -180,7 +194,8 @@ void rm_control_install(rm_control_t *c, uint64_t version, Remora__V1__ConfigSet
  * the latest version; a newer one is installed and pushed like a local apply. A failed read is
  * retried at most once a second (etcd down: the last config keeps being served; the store's
  * watcher logs the outage once). Blocks only for that one read. Returns 1 when a new version was
- * installed, else 0. The server calls it after every event; owner thread.
+ * installed, else 0. Also re-reads other replicas' endpoint registrations when the store
+ * announced a change (registrations.c). The server calls it after every event; owner thread.
  */
 int rm_control_sync(rm_control_t *c, uint64_t now_ms);
 

@@ -26,6 +26,15 @@ rm_scope_t *rm__scope_acquire(rm_control_t *c, char *const *egress, size_t n, co
 /* Drops a reference; a scope nobody uses is freed (never the "all" scope). */
 void rm__scope_release(rm_control_t *c, rm_scope_t *s);
 
+/* registrations.c: endpoint registrations in the store. */
+/* Lists the stored registrations at open (restored in grace, or other replicas'). */
+void rm__reg_open(rm_control_t *c, uint64_t now_ms);
+/* Writes what changed since the last flush (and keeps an etcd lease alive). */
+void rm__reg_flush(rm_control_t *c, uint64_t now_ms);
+/* Shared stores: re-reads other replicas' registrations when the store says they changed.
+ * Returns 1 when the listed set changed. */
+int rm__reg_sync(rm_control_t *c, uint64_t now_ms);
+
 /* config_ops.c: the config-changing and config-reading methods. */
 void rm__admin_apply(rm_control_t *c, const Remora__V1__ApplyRequest *req, uint64_t now_ms,
                      rm_admin_reply_t *reply);

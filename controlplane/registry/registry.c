@@ -15,7 +15,7 @@ void rm_registry_init(rm_registry_t *reg)
     reg->next_id = 1;
 }
 
-static void entry_free(rm_sidecar_t *sc)
+void rm_registry_entry_free(rm_sidecar_t *sc)
 {
     free(sc->pod);
     free(sc->namespace_);
@@ -41,6 +41,87 @@ static void unlink_entry(rm_registry_t *reg, rm_sidecar_t *sc)
     reg->count--;
     if (sc->connected)
         reg->connected--;
+    if (sc->remote)
+        reg->remote--;
+    sc->prev = sc->next = NULL;
+}
+
+/* Unlinks and frees sc, or keeps it on `gone` while the store holds its registration. */
+static void retire(rm_registry_t *reg, rm_sidecar_t *sc)
+{
+    unlink_entry(reg, sc);
+    if (!sc->remote && sc->stored) {
+        rm_statsagg_history_free(sc->stats);
+        sc->stats = NULL;
+        sc->next = reg->gone;
+        reg->gone = sc;
+        return;
+    }
+    rm_registry_entry_free(sc);
+}
+
+static void link_tail(rm_registry_t *reg, rm_sidecar_t *sc)
+{
+    sc->prev = reg->tail;
+    sc->next = NULL;
+    if (reg->tail != NULL)
+        reg->tail->next = sc;
+    else
+        reg->head = sc;
+    reg->tail = sc;
+    reg->count++;
+}
+
+rm_sidecar_t *rm_registry_add_listed(rm_registry_t *reg, const char *pod, const char *ns,
+                                     const char *service, const char *version, const char *address,
+                                     int draining, int remote, uint64_t hold_ms, uint64_t now_ms)
+{
+    rm_sidecar_t *sc = rm_xcalloc(1, sizeof(*sc));
+    sc->id = reg->next_id++;
+    sc->pod = rm_xstrdup(pod);
+    sc->namespace_ = rm_xstrdup(ns);
+    sc->service = rm_xstrdup(service);
+    sc->version = rm_xstrdup(version);
+    sc->address = rm_xstrdup(address);
+    sc->proxy_version = rm_xstrdup("");
+    sc->hello = 1;
+    sc->has_endpoint = 1;
+    sc->draining = draining ? 1 : 0;
+    sc->connected_ms = sc->last_seen_ms = sc->disconnected_ms = now_ms;
+    if (remote) {
+        sc->remote = 1;
+        reg->remote++;
+    } else {
+        sc->hold_ms = hold_ms; /* stored stays 0: the core writes it again as ours */
+    }
+    link_tail(reg, sc);
+    return sc;
+}
+
+void rm_registry_drop_remote(rm_registry_t *reg)
+{
+    rm_sidecar_t *sc = reg->head;
+    while (sc != NULL && reg->remote > 0) {
+        rm_sidecar_t *next = sc->next;
+        if (sc->remote) {
+            unlink_entry(reg, sc);
+            rm_registry_entry_free(sc);
+        }
+        sc = next;
+    }
+}
+
+rm_sidecar_t *rm_registry_take_gone(rm_registry_t *reg)
+{
+    rm_sidecar_t *g = reg->gone;
+    reg->gone = NULL;
+    return g;
+}
+
+void rm_registry_return_gone(rm_registry_t *reg, rm_sidecar_t *sc)
+{
+    sc->next = reg->gone;
+    reg->gone = sc;
 }
 
 void rm_registry_free(rm_registry_t *reg)
@@ -48,7 +129,12 @@ void rm_registry_free(rm_registry_t *reg)
     rm_sidecar_t *sc = reg->head;
     while (sc != NULL) {
         rm_sidecar_t *next = sc->next;
-        entry_free(sc);
+        rm_registry_entry_free(sc);
+        sc = next;
+    }
+    for (sc = reg->gone; sc != NULL;) {
+        rm_sidecar_t *next = sc->next;
+        rm_registry_entry_free(sc);
         sc = next;
     }
     memset(reg, 0, sizeof(*reg));
@@ -60,13 +146,7 @@ rm_sidecar_t *rm_registry_connect(rm_registry_t *reg, uint64_t now_ms)
     sc->id = reg->next_id++;
     sc->connected = 1;
     sc->connected_ms = sc->last_seen_ms = now_ms;
-    sc->prev = reg->tail;
-    if (reg->tail != NULL)
-        reg->tail->next = sc;
-    else
-        reg->head = sc;
-    reg->tail = sc;
-    reg->count++;
+    link_tail(reg, sc);
     reg->connected++;
     return sc;
 }
@@ -171,8 +251,7 @@ int rm_registry_hello(rm_registry_t *reg, rm_sidecar_t *sc, const Remora__V1__He
                 o->has_endpoint = 0;
                 o->draining = 0;
             } else {
-                unlink_entry(reg, o);
-                entry_free(o);
+                retire(reg, o);
             }
         }
         o = next;
@@ -270,23 +349,22 @@ int rm_registry_disconnect(rm_registry_t *reg, rm_sidecar_t *sc, uint64_t now_ms
     if (sc->has_endpoint && grace_ms > 0)
         return 0;
     int changed = sc->has_endpoint;
-    unlink_entry(reg, sc);
-    entry_free(sc);
+    retire(reg, sc);
     return changed;
 }
 
 size_t rm_registry_expire(rm_registry_t *reg, uint64_t now_ms, uint64_t grace_ms)
 {
     size_t gone = 0;
-    if (reg->count == reg->connected)
+    if (reg->count == reg->connected + reg->remote)
         return 0; /* nobody is in their grace: the common case, checked after every event */
     rm_sidecar_t *sc = reg->head;
     while (sc != NULL) {
         rm_sidecar_t *next = sc->next;
-        if (!sc->connected && now_ms >= sc->disconnected_ms + grace_ms) {
+        if (!sc->connected && !sc->remote &&
+            now_ms >= sc->disconnected_ms + (sc->hold_ms ? sc->hold_ms : grace_ms)) {
             gone += sc->has_endpoint ? 1 : 0;
-            unlink_entry(reg, sc);
-            entry_free(sc);
+            retire(reg, sc);
         }
         sc = next;
     }
@@ -296,11 +374,13 @@ size_t rm_registry_expire(rm_registry_t *reg, uint64_t now_ms, uint64_t grace_ms
 uint64_t rm_registry_next_expiry(const rm_registry_t *reg, uint64_t grace_ms)
 {
     uint64_t next = UINT64_MAX;
-    if (reg->count == reg->connected)
+    if (reg->count == reg->connected + reg->remote)
         return next;
-    for (const rm_sidecar_t *sc = reg->head; sc != NULL; sc = sc->next)
-        if (!sc->connected && sc->disconnected_ms + grace_ms < next)
-            next = sc->disconnected_ms + grace_ms;
+    for (const rm_sidecar_t *sc = reg->head; sc != NULL; sc = sc->next) {
+        uint64_t at = sc->disconnected_ms + (sc->hold_ms ? sc->hold_ms : grace_ms);
+        if (!sc->connected && !sc->remote && at < next)
+            next = at;
+    }
     return next;
 }
 

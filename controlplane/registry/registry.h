@@ -13,6 +13,19 @@
  * Versions in ACK/NACK are read from our own record of what we sent under that nonce, never
  * trusted from the sidecar.
  *
+ * Registrations in the store (controlplane/core writes them; the registry only keeps the
+ * bookkeeping). An entry's `stored` says what the store holds for it as last written; the core
+ * compares it with what the entry is now and writes the difference, so the store is written when
+ * a registration changes, never per snapshot. An entry freed while the store still holds its
+ * registration goes to the `gone` list instead, for the core to remove and then free. Two more
+ * kinds of entries come from the store rather than from a stream:
+ *   - restored: after a restart, the registrations our previous life left (SQLite), listed as
+ *     disconnected entries in their grace (`hold_ms`) — exactly as if their streams had just
+ *     died — so a client that reconnects first never gets an empty endpoint list; a Hello from
+ *     the same pod takes over (as for any disconnected entry) and the grace expires the rest;
+ *   - remote: registrations other replicas hold (etcd), listed while their key lives; never
+ *     expired or written here, replaced wholesale on each re-read of the store.
+ *
  * Threads: none; the caller (the completion-queue thread) owns the registry.
  */
 #ifndef RM_REGISTRY_H
@@ -50,6 +63,9 @@ struct rm_sidecar {
     int connected;    /* the stream is open */
     int has_endpoint; /* registered: service and address given */
     int draining;     /* withdrawn: still listed, marked draining */
+    int remote;       /* listed from the store: another replica's sidecar (see file comment) */
+    int stored;       /* what the store holds for it: 0 nothing, 1 registered, 2 draining */
+    uint64_t hold_ms; /* when not 0: this entry's grace instead of the registry's (restored) */
     uint64_t connected_ms, last_seen_ms, disconnected_ms; /* monotonic */
 
     uint64_t config_version; /* what it serves (see file comment) */
@@ -78,7 +94,9 @@ typedef struct rm_registry {
     rm_sidecar_t *head, *tail; /* owned list */
     size_t count;              /* entries, connected or in grace */
     size_t connected;          /* entries with an open stream */
+    size_t remote;             /* remote entries (in count) */
     uint64_t next_id;
+    rm_sidecar_t *gone; /* owned list (through next): freed entries the store still holds */
 } rm_registry_t;
 
 /* Initialises an empty registry (caller-owned storage). */
@@ -122,6 +140,28 @@ size_t rm_registry_expire(rm_registry_t *reg, uint64_t now_ms, uint64_t grace_ms
 
 /* When the next disconnected entry's grace ends (UINT64_MAX: none). */
 uint64_t rm_registry_next_expiry(const rm_registry_t *reg, uint64_t grace_ms);
+
+/*
+ * Lists a registration read from the store (strings borrowed and copied; fields are trusted to
+ * be what a Hello passed, as the store only holds what we wrote). `remote` 0: a restored entry of
+ * ours, disconnected at now_ms with grace `hold_ms`, with `stored` 0 so that the core writes it
+ * again under its own name (owner) and can later remove it; `remote` 1: another replica's. The
+ * entry is owned by the registry; returns it.
+ */
+rm_sidecar_t *rm_registry_add_listed(rm_registry_t *reg, const char *pod, const char *ns,
+                                     const char *service, const char *version, const char *address,
+                                     int draining, int remote, uint64_t hold_ms, uint64_t now_ms);
+
+/* Frees every remote entry (before listing the store's again). */
+void rm_registry_drop_remote(rm_registry_t *reg);
+
+/* Takes the `gone` list (entries linked through next, owned by the caller now; free each with
+ * rm_registry_entry_free once its registration is removed from the store). */
+rm_sidecar_t *rm_registry_take_gone(rm_registry_t *reg);
+/* Puts an entry taken from `gone` back (its removal failed; it is retried later). */
+void rm_registry_return_gone(rm_registry_t *reg, rm_sidecar_t *sc);
+/* Frees one entry that is in no list. */
+void rm_registry_entry_free(rm_sidecar_t *sc);
 
 /* The state shown by ProxyStatus. */
 rm_sidecar_state_t rm_sidecar_state(const rm_sidecar_t *sc, uint64_t current_version);

@@ -118,3 +118,125 @@ char *rm__store_summary_dup(const char *summary)
     memcpy(s + cut, "...", 4);
     return s;
 }
+
+/* ---- endpoint registrations ---- */
+
+/* A store without registration ops (a test double) keeps none: writes succeed, lists are empty. */
+int rm_store_ep_put(rm_store_t *s, const rm_store_endpoint_t *e)
+{
+    return s->ops->ep_put != NULL ? s->ops->ep_put(s, e) : 0;
+}
+
+int rm_store_ep_remove(rm_store_t *s, const rm_store_endpoint_t *e)
+{
+    return s->ops->ep_remove != NULL ? s->ops->ep_remove(s, e) : 0;
+}
+
+int rm_store_ep_list(rm_store_t *s, rm_store_endpoint_t **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    return s->ops->ep_list != NULL ? s->ops->ep_list(s, out, n) : 0;
+}
+
+int rm_store_ep_changed(rm_store_t *s)
+{
+    return s->ops->ep_changed != NULL ? s->ops->ep_changed(s) : 0;
+}
+
+int rm_store_ep_keepalive(rm_store_t *s, uint64_t now_ms)
+{
+    return s->ops->ep_keepalive != NULL ? s->ops->ep_keepalive(s, now_ms) : 0;
+}
+
+static const char *nz(const char *s)
+{
+    return s != NULL ? s : "";
+}
+
+void rm_store_endpoint_key(const rm_store_endpoint_t *e, char *out, size_t n)
+{
+    if (*nz(e->pod))
+        snprintf(out, n, "%s/%s", nz(e->namespace_), e->pod);
+    else
+        snprintf(out, n, "%s/@%s", nz(e->namespace_), nz(e->address));
+}
+
+void rm_store_endpoint_free(rm_store_endpoint_t *e)
+{
+    if (e == NULL)
+        return;
+    free(e->pod);
+    free(e->namespace_);
+    free(e->service);
+    free(e->version);
+    free(e->address);
+    free(e->owner);
+    memset(e, 0, sizeof(*e));
+}
+
+void rm_store_endpoints_free(rm_store_endpoint_t *e, size_t n)
+{
+    if (e == NULL)
+        return;
+    for (size_t i = 0; i < n; i++)
+        rm_store_endpoint_free(&e[i]);
+    free(e);
+}
+
+#define EP_MAGIC  "RME1\n"
+#define EP_FIELDS 7
+
+char *rm__store_ep_encode(const rm_store_endpoint_t *e)
+{
+    char *out = NULL;
+    if (asprintf(&out, EP_MAGIC "%s\n%s\n%s\n%s\n%s\n%d\n%s\n", nz(e->pod), nz(e->namespace_),
+                 nz(e->service), nz(e->version), nz(e->address), e->draining ? 1 : 0,
+                 nz(e->owner)) < 0)
+        return NULL;
+    return out;
+}
+
+int rm__store_ep_decode(const uint8_t *val, size_t len, rm_store_endpoint_t *out)
+{
+    char *f[EP_FIELDS] = {0};
+    size_t mlen = sizeof(EP_MAGIC) - 1, k = 0;
+    memset(out, 0, sizeof(*out));
+    if (len < mlen || memcmp(val, EP_MAGIC, mlen) != 0)
+        return -EINVAL;
+    size_t start = mlen;
+    for (size_t i = mlen; i < len; i++) {
+        unsigned char c = val[i];
+        if (c == '\n') {
+            if (k == EP_FIELDS)
+                goto bad;
+            f[k] = strndup((const char *)val + start, i - start);
+            if (f[k] == NULL)
+                goto nomem;
+            k++;
+            start = i + 1;
+        } else if (c <= 0x20 || c >= 0x7f) {
+            goto bad;
+        }
+    }
+    if (k != EP_FIELDS || start != len || *f[2] == '\0' || *f[4] == '\0' ||
+        (strcmp(f[5], "0") != 0 && strcmp(f[5], "1") != 0))
+        goto bad;
+    out->pod = f[0];
+    out->namespace_ = f[1];
+    out->service = f[2];
+    out->version = f[3];
+    out->address = f[4];
+    out->draining = f[5][0] == '1';
+    free(f[5]);
+    out->owner = f[6];
+    return 0;
+bad:
+    for (size_t i = 0; i < k; i++)
+        free(f[i]);
+    return -EINVAL;
+nomem:
+    for (size_t i = 0; i < k; i++)
+        free(f[i]);
+    return -ENOMEM;
+}

@@ -39,6 +39,29 @@ typedef struct rm_store_record {
 typedef struct rm_store rm_store_t;
 
 /*
+ * One endpoint registration: a sidecar that said Hello with a service and an address, as kept in
+ * the store so that it outlives the stream and the process that received it (a restarted
+ * remora-control lists it again before the sidecar is back; another replica on the same etcd
+ * lists it for its own clients). Identity fields are what the registry checked in Hello:
+ * printable ASCII without spaces or newlines. The key is "<namespace>/<pod>", or
+ * "<namespace>/@<address>" for a sidecar without a pod name: one registration per pod.
+ *
+ * `owner` names the remora-control process that holds the sidecar's stream (its boot id). With
+ * etcd the record is attached to that process's lease: when the process dies its registrations
+ * expire with the lease, and no other replica deletes them while the lease is fresh.
+ *
+ * Strings are owned by the record in lists (rm_store_endpoints_free) and borrowed when a record
+ * is passed in.
+ */
+typedef struct rm_store_endpoint {
+    char *pod, *namespace_, *service, *version, *address, *owner;
+    int draining;
+} rm_store_endpoint_t;
+
+/* Longest registration key ("ns/pod" or "ns/@address"), with its NUL. */
+#define RM_STORE_EP_KEY_MAX 600
+
+/*
  * What an implementation provides. Every function returns 0 or a negative errno-style code and,
  * on failure, writes a human-readable reason into store->error.
  */
@@ -77,7 +100,32 @@ typedef struct rm_store_ops {
      * per wake-up.
      */
     int (*changed)(rm_store_t *s);
+
+    /* ---- endpoint registrations (see rm_store_endpoint_t); owner thread, blocking ---- */
+
+    /* Creates or replaces the registration under e's key (e borrowed). With etcd the key is
+     * attached to this process's lease (granted on first use). */
+    int (*ep_put)(rm_store_t *s, const rm_store_endpoint_t *e);
+    /* Deletes e's key only while it still holds exactly e (same owner, same fields): a sidecar
+     * that moved to another replica, which rewrote the key, keeps its registration. Not
+     * finding it is success. */
+    int (*ep_remove)(rm_store_t *s, const rm_store_endpoint_t *e);
+    /* Every registration, in key order. *out is a new array of *n records owned by the caller
+     * (rm_store_endpoints_free); NULL when *n is 0. Records that do not decode are skipped. */
+    int (*ep_list)(rm_store_t *s, rm_store_endpoint_t **out, size_t *n);
+    /* Optional (shared stores): like `changed`, for registrations written or deleted by anyone
+     * (this process included) since the last call that returned 1. */
+    int (*ep_changed)(rm_store_t *s);
+    /* Optional (etcd): keeps this process's lease alive; cheap when not due (every
+     * RM_STORE_LEASE_TTL_S / 3 seconds). Returns 1 when the lease had expired (etcd was
+     * unreachable for longer than its TTL): every registration of this process is gone and must
+     * be put again; 0 otherwise, or a negative code when etcd did not answer. */
+    int (*ep_keepalive)(rm_store_t *s, uint64_t now_ms);
 } rm_store_ops_t;
+
+/* The TTL of a replica's etcd lease: how long the registrations of a replica that died stay
+ * listed (its sidecars reconnect to another replica and register there meanwhile). */
+#define RM_STORE_LEASE_TTL_S 10
 
 /* How often the owner of a store with a `changed` op should poll it, in milliseconds. */
 #define RM_STORE_WATCH_POLL_MS 10u
@@ -110,6 +158,21 @@ int rm_store_changed(rm_store_t *s);
 int rm_store_is_shared(const rm_store_t *s);
 /* NULL is a no-op. */
 void rm_store_close(rm_store_t *s);
+
+/* Endpoint registrations: the ops above (every store here has put/remove/list; a test double
+ * without them keeps none: writes succeed, lists are empty). Owner thread. */
+int rm_store_ep_put(rm_store_t *s, const rm_store_endpoint_t *e);
+int rm_store_ep_remove(rm_store_t *s, const rm_store_endpoint_t *e);
+int rm_store_ep_list(rm_store_t *s, rm_store_endpoint_t **out, size_t *n);
+/* 0 for stores without the op. */
+int rm_store_ep_changed(rm_store_t *s);
+int rm_store_ep_keepalive(rm_store_t *s, uint64_t now_ms);
+/* Writes e's key ("ns/pod" or "ns/@address") into out (n bytes). Any thread. */
+void rm_store_endpoint_key(const rm_store_endpoint_t *e, char *out, size_t n);
+/* Frees what a record owns and zeroes it; NULL is a no-op. */
+void rm_store_endpoint_free(rm_store_endpoint_t *e);
+/* Frees an array from ep_list and its records. */
+void rm_store_endpoints_free(rm_store_endpoint_t *e, size_t n);
 /* The last failure's reason; never NULL. Borrowed until the next call on the store. */
 const char *rm_store_error(const rm_store_t *s);
 
@@ -133,11 +196,21 @@ typedef struct rm__etcd_watch {
     int created;      /* the watch now exists */
     int canceled;     /* etcd ended the watch */
     uint64_t newest;  /* highest version among PUT events on version keys; 0: none */
+    size_t endpoints; /* events on registration keys (put or delete) */
     char reason[128]; /* etcd's cancel reason, cut */
 } rm__etcd_watch_t;
 /* Parses a packed etcdserverpb.WatchResponse (borrowed) into *out. 0, or -EINVAL when it does
  * not unpack. For the watcher and the fuzz driver; any thread. */
 int rm__store_etcd_watch_parse(const uint8_t *data, size_t len, rm__etcd_watch_t *out);
+/* store.c: the value format of a registration (etcd): "RME1\n" then pod, namespace, service,
+ * version, address, draining ("0"/"1") and owner, each ending in '\n'. Deterministic, so etcd
+ * can compare a stored value with what we wrote. Returns a malloc'd string or NULL (no memory).
+ * Any thread. */
+char *rm__store_ep_encode(const rm_store_endpoint_t *e);
+/* Decodes such a value (`len` bytes, borrowed) into *out (zeroed first, owned strings). 0,
+ * -EINVAL for a value not written by us (wrong magic, field count, empty service or address, a
+ * byte outside printable ASCII), -ENOMEM. For the etcd store, tests and fuzzing; any thread. */
+int rm__store_ep_decode(const uint8_t *val, size_t len, rm_store_endpoint_t *out);
 /* Writes a printf-style reason into s->error. */
 void rm__store_fail(rm_store_t *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Copies summary cut to RM_STORE_SUMMARY_MAX bytes (malloc'd), or NULL when out of memory. */

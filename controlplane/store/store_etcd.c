@@ -6,6 +6,8 @@
  *   <prefix>versions/<20-digit version>  the whole record: header, summary, packed ConfigSet
  *   <prefix>history/<20-digit version>   the same header and summary without the config, so
  *                                        `meshctl history` never downloads every config
+ *   <prefix>endpoints/<ns>/<pod>         an endpoint registration (see "endpoint registrations"
+ *                                        below), attached to its replica's lease
  * Zero-padded decimal keys sort like the numbers, so "the latest" is one Range sorted by key,
  * descending, limit 1. A value is RECORD_MAGIC, created_ms (8 bytes, big-endian), the summary's
  * length (4 bytes, big-endian), the summary, then the config bytes (the rest).
@@ -20,7 +22,8 @@
  * so an apply against a stopped etcd answers within a bounded time with "etcd HOST:PORT
  * unavailable: ...". Reconnect backoff is capped at 1 s so a restarted etcd is used again soon.
  *
- * Watching. A watcher thread keeps one Watch stream on <prefix>history/ open on its own
+ * Watching. A watcher thread keeps one Watch stream on <prefix>endpoints/ .. <prefix>history/
+ * (registrations and version announcements; two counters, one per kind) open on its own
  * completion queue (gRPC channels may be shared between threads; queues and calls are not).
  * Each event, and each time the watch is (re)created, bumps an atomic counter; the owner thread
  * polls it through the `changed` op (see store.h for why polling) and re-reads the latest version
@@ -69,9 +72,13 @@ typedef struct etcd_store {
 
     pthread_t watcher;
     int watcher_started;
-    atomic_int stop;          /* owner -> watcher: leave */
-    atomic_uint_fast64_t gen; /* watcher -> owner: bumped per event and per watch (re)creation */
-    uint_fast64_t seen_gen;   /* owner thread only: gen at the last `changed` that said yes */
+    atomic_int stop;             /* owner -> watcher: leave */
+    atomic_uint_fast64_t gen;    /* watcher -> owner: bumped per event and per watch (re)creation */
+    uint_fast64_t seen_gen;      /* owner thread only: gen at the last `changed` that said yes */
+    atomic_uint_fast64_t ep_gen; /* watcher -> owner: bumped per registration event */
+    uint_fast64_t seen_ep_gen;   /* owner thread only */
+    int64_t lease;               /* owner thread only: this replica's lease; 0: none yet */
+    uint64_t keepalive_at;       /* owner thread only: monotonic ms of the next keepalive */
 } etcd_store_t;
 
 /* ---- records and keys (pure; the fuzz driver calls these through rm__store_etcd_decode) ---- */
@@ -478,11 +485,19 @@ int rm__store_etcd_watch_parse(const uint8_t *data, size_t len, rm__etcd_watch_t
         snprintf(out->reason, sizeof(out->reason), "%s", w->cancel_reason);
     for (size_t i = 0; i < w->n_events; i++) {
         const Mvccpb__Event *e = w->events[i];
-        if (e->type != MVCCPB__EVENT__EVENT_TYPE__PUT || e->kv == NULL)
+        if (e->kv == NULL)
             continue;
-        uint64_t v = key_version(e->kv->key.data, e->kv->key.len);
-        if (v > out->newest)
-            out->newest = v;
+        /* The watch covers <prefix>endpoints/ .. <prefix>history/: a history key is a version,
+         * anything else a registration (put, replaced, deleted or expired with its lease). */
+        const uint8_t *k = e->kv->key.data;
+        size_t kl = e->kv->key.len;
+        uint64_t v = key_version(k, kl);
+        if (v > 0 && kl >= 28 && memcmp(k + kl - 28, "history/", 8) == 0) {
+            if (e->type == MVCCPB__EVENT__EVENT_TYPE__PUT && v > out->newest)
+                out->newest = v;
+        } else {
+            out->endpoints++;
+        }
     }
     etcdserverpb__watch_response__free_unpacked(w, NULL);
     return 0;
@@ -499,6 +514,8 @@ static int watch_message(etcd_store_t *st, const uint8_t *data, size_t len, int 
                     len);
         return -1;
     }
+    if (w.created || w.endpoints > 0)
+        atomic_fetch_add_explicit(&st->ep_gen, 1, memory_order_release);
     if (w.created) {
         if (*up == 0)
             rm_log_info("etcd %s reachable again: watching %shistory/; changes apply again",
@@ -523,8 +540,11 @@ static int watch_message(etcd_store_t *st, const uint8_t *data, size_t len, int 
 /* One Watch stream from creation to its end (error, etcd gone, cancel, or stop). */
 static void watch_once(etcd_store_t *st, grpc_completion_queue *cq, int *up)
 {
-    char from[KEY_MAX], to[KEY_MAX];
-    make_range(st, "history", from, to, sizeof(from));
+    /* One watch over [<prefix>endpoints/, <prefix>history0): registrations and version
+     * announcements (nothing of ours sorts between them), never the big versions/ values. */
+    char from[KEY_MAX], to[KEY_MAX], unused[KEY_MAX];
+    make_range(st, "endpoints", from, unused, sizeof(from));
+    make_range(st, "history", unused, to, sizeof(to));
     Etcdserverpb__WatchCreateRequest cr = ETCDSERVERPB__WATCH_CREATE_REQUEST__INIT;
     cr.key = bin(from);
     cr.range_end = bin(to);
@@ -669,6 +689,395 @@ static void et_close(rm_store_t *s)
     grpc_shutdown();
 }
 
+/* ---- endpoint registrations ----
+ *
+ * Keys: <prefix>endpoints/<ns>/<pod> (or <ns>/@<address>), values rm__store_ep_encode's text,
+ * each attached to this process's lease. Why a lease rather than a TTL refreshed by Put: etcd v3
+ * has no per-key TTL, and one lease per replica costs one keepalive per replica every few
+ * seconds however many sidecars it serves, where refreshing by Put would write every
+ * registration every few seconds. When the replica dies, etcd deletes all its keys when the
+ * lease runs out (RM_STORE_LEASE_TTL_S); no other replica has to decide that it is dead.
+ *
+ * The Lease service and DeleteRange are not in //proto/etcd's hand-written subset, so those
+ * messages are encoded here by hand (a few varint and length-delimited fields) and sent with a
+ * raw-bytes call; replies that protobuf-c can read (TxnResponse) are unpacked with it. */
+
+/* A protobuf writer over a caller's buffer; `ok` drops to 0 when it would overflow. */
+typedef struct pbw {
+    uint8_t *p;
+    size_t n, cap;
+    int ok;
+} pbw_t;
+
+static void pb_varint(pbw_t *w, uint64_t v)
+{
+    do {
+        if (w->n >= w->cap) {
+            w->ok = 0;
+            return;
+        }
+        uint8_t b = v & 0x7f;
+        v >>= 7;
+        w->p[w->n++] = (uint8_t)(b | (v ? 0x80 : 0));
+    } while (v);
+}
+
+static void pb_bytes(pbw_t *w, int field, const void *data, size_t len)
+{
+    pb_varint(w, (uint64_t)field << 3 | 2);
+    pb_varint(w, len);
+    if (!w->ok || w->cap - w->n < len) {
+        w->ok = 0;
+        return;
+    }
+    memcpy(w->p + w->n, data, len);
+    w->n += len;
+}
+
+static void pb_int(pbw_t *w, int field, uint64_t v)
+{
+    pb_varint(w, (uint64_t)field << 3);
+    pb_varint(w, v);
+}
+
+/* Reads varint fields `f1` and `f2` of a message (others skipped). 0, or -EINVAL. */
+static int pb_read_ints(const uint8_t *p, size_t len, int f1, int64_t *v1, int f2, int64_t *v2)
+{
+    size_t i = 0;
+    *v1 = *v2 = 0;
+    while (i < len) {
+        uint64_t key = 0, v = 0;
+        for (int sh = 0;; sh += 7) {
+            if (i >= len || sh > 63)
+                return -EINVAL;
+            key |= (uint64_t)(p[i] & 0x7f) << sh;
+            if (!(p[i++] & 0x80))
+                break;
+        }
+        switch (key & 7) {
+        case 0:
+            for (int sh = 0;; sh += 7) {
+                if (i >= len || sh > 63)
+                    return -EINVAL;
+                v |= (uint64_t)(p[i] & 0x7f) << sh;
+                if (!(p[i++] & 0x80))
+                    break;
+            }
+            if ((int)(key >> 3) == f1)
+                *v1 = (int64_t)v;
+            else if ((int)(key >> 3) == f2)
+                *v2 = (int64_t)v;
+            break;
+        case 1:
+            if (len - i < 8)
+                return -EINVAL;
+            i += 8;
+            break;
+        case 2:
+            for (int sh = 0;; sh += 7) {
+                if (i >= len || sh > 63)
+                    return -EINVAL;
+                v |= (uint64_t)(p[i] & 0x7f) << sh;
+                if (!(p[i++] & 0x80))
+                    break;
+            }
+            if (v > len - i)
+                return -EINVAL;
+            i += v;
+            break;
+        case 5:
+            if (len - i < 4)
+                return -EINVAL;
+            i += 4;
+            break;
+        default:
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
+/*
+ * One call with a raw request (`req`, len bytes) and one raw reply (*out, malloc'd, *out_len):
+ * also right for a bidirectional stream used one message each way (LeaseKeepAlive: etcd answers
+ * each request, then ends the stream when ours is half-closed). Owner thread, st->cq. Returns 0,
+ * -EHOSTUNREACH (etcd unavailable or too slow) or -EIO, with the reason in store->error.
+ */
+static int raw_call(etcd_store_t *st, const char *method, const uint8_t *req, size_t len,
+                    uint8_t **out, size_t *out_len, int64_t timeout_ms)
+{
+    grpc_slice s = grpc_slice_from_copied_buffer((const char *)req, len);
+    grpc_byte_buffer *send = grpc_raw_byte_buffer_create(&s, 1);
+    grpc_slice_unref(s);
+    grpc_call *call = grpc_channel_create_call(st->ch, NULL, GRPC_PROPAGATE_DEFAULTS, st->cq,
+                                               grpc_slice_from_static_string(method), NULL,
+                                               deadline_in(timeout_ms), NULL);
+    grpc_metadata_array md_in, trailers;
+    grpc_metadata_array_init(&md_in);
+    grpc_metadata_array_init(&trailers);
+    grpc_byte_buffer *recv = NULL;
+    grpc_status_code status = GRPC_STATUS_UNKNOWN;
+    grpc_slice details = grpc_empty_slice();
+    grpc_op ops[6];
+    memset(ops, 0, sizeof(ops));
+    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+    ops[1].op = GRPC_OP_SEND_MESSAGE;
+    ops[1].data.send_message.send_message = send;
+    ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+    ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
+    ops[3].data.recv_initial_metadata.recv_initial_metadata = &md_in;
+    ops[4].op = GRPC_OP_RECV_MESSAGE;
+    ops[4].data.recv_message.recv_message = &recv;
+    ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+    ops[5].data.recv_status_on_client.trailing_metadata = &trailers;
+    ops[5].data.recv_status_on_client.status = &status;
+    ops[5].data.recv_status_on_client.status_details = &details;
+    int rc = -EIO;
+    *out = NULL;
+    *out_len = 0;
+    if (grpc_call_start_batch(call, ops, 6, call, NULL) != GRPC_CALL_OK) {
+        rm__store_fail(&st->base, "etcd %s: %s: cannot start the call", st->target, method);
+        goto out;
+    }
+    grpc_completion_queue_pluck(st->cq, call, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+    if (status != GRPC_STATUS_OK) {
+        char why[200];
+        status_text(details, why, sizeof(why));
+        rc = status == GRPC_STATUS_UNAVAILABLE || status == GRPC_STATUS_DEADLINE_EXCEEDED
+                 ? -EHOSTUNREACH
+                 : -EIO;
+        rm__store_fail(&st->base, "etcd %s: %s: %s (gRPC status %d)", st->target, method,
+                       *why ? why : "failed", (int)status);
+        goto out;
+    }
+    if (recv == NULL) {
+        rm__store_fail(&st->base, "etcd %s: %s: no reply", st->target, method);
+        goto out;
+    }
+    grpc_byte_buffer_reader r;
+    if (!grpc_byte_buffer_reader_init(&r, recv)) {
+        rm__store_fail(&st->base, "etcd %s: %s: unreadable reply", st->target, method);
+        goto out;
+    }
+    grpc_slice all = grpc_byte_buffer_reader_readall(&r);
+    grpc_byte_buffer_reader_destroy(&r);
+    *out_len = GRPC_SLICE_LENGTH(all);
+    *out = malloc(*out_len ? *out_len : 1);
+    if (*out == NULL) {
+        rm__store_fail(&st->base, "out of memory");
+        rc = -ENOMEM;
+    } else {
+        memcpy(*out, GRPC_SLICE_START_PTR(all), *out_len);
+        rc = 0;
+    }
+    grpc_slice_unref(all);
+out:
+    if (recv != NULL)
+        grpc_byte_buffer_destroy(recv);
+    grpc_byte_buffer_destroy(send);
+    grpc_metadata_array_destroy(&md_in);
+    grpc_metadata_array_destroy(&trailers);
+    grpc_slice_unref(details);
+    grpc_call_unref(call);
+    return rc;
+}
+
+/* How long a lease call may take: short, because it runs on the server's loop. */
+#define RM_ETCD_LEASE_CALL_MS 1000
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* LeaseGrant {TTL = 1} -> {ID = 2, TTL = 3}. */
+static int lease_grant(etcd_store_t *st)
+{
+    uint8_t buf[32], *reply = NULL;
+    size_t rlen = 0;
+    pbw_t w = {buf, 0, sizeof(buf), 1};
+    pb_int(&w, 1, RM_STORE_LEASE_TTL_S);
+    int rc = raw_call(st, "/etcdserverpb.Lease/LeaseGrant", buf, w.n, &reply, &rlen,
+                      RM_ETCD_LEASE_CALL_MS);
+    if (rc < 0)
+        return rc;
+    int64_t id = 0, ttl = 0;
+    if (pb_read_ints(reply, rlen, 2, &id, 3, &ttl) < 0 || id == 0 || ttl <= 0) {
+        rm__store_fail(&st->base, "etcd %s: LeaseGrant gave no lease", st->target);
+        free(reply);
+        return -EIO;
+    }
+    free(reply);
+    st->lease = id;
+    st->keepalive_at = mono_ms() + (uint64_t)ttl * 1000 / 3;
+    rm_log_debug("etcd %s: lease %" PRIx64 " (%" PRId64 " s) for this replica's registrations",
+                 st->target, (uint64_t)id, ttl);
+    return 0;
+}
+
+static int et_ep_keepalive(rm_store_t *s, uint64_t now_ms)
+{
+    etcd_store_t *st = (etcd_store_t *)s;
+    (void)now_ms; /* the lease's own clock: mono_ms(), as lease_grant set it */
+    uint64_t now = mono_ms();
+    if (st->lease == 0 || now < st->keepalive_at)
+        return 0;
+    uint8_t buf[32], *reply = NULL;
+    size_t rlen = 0;
+    pbw_t w = {buf, 0, sizeof(buf), 1};
+    pb_int(&w, 1, (uint64_t)st->lease);
+    int rc = raw_call(st, "/etcdserverpb.Lease/LeaseKeepAlive", buf, w.n, &reply, &rlen,
+                      RM_ETCD_LEASE_CALL_MS);
+    if (rc < 0) {
+        st->keepalive_at = now + 1000; /* etcd away: try again soon, the lease may still live */
+        return rc;
+    }
+    int64_t id = 0, ttl = 0;
+    rc = pb_read_ints(reply, rlen, 2, &id, 3, &ttl);
+    free(reply);
+    if (rc < 0 || ttl <= 0) {
+        rm_log_warn("etcd %s: this replica's lease expired; registering its sidecars again",
+                    st->target);
+        st->lease = 0;
+        return 1;
+    }
+    st->keepalive_at = now + (uint64_t)ttl * 1000 / 3;
+    return 0;
+}
+
+static void ep_key(const etcd_store_t *st, const rm_store_endpoint_t *e, char *out, size_t n)
+{
+    char k[RM_STORE_EP_KEY_MAX];
+    rm_store_endpoint_key(e, k, sizeof(k));
+    snprintf(out, n, "%sendpoints/%s", st->prefix, k);
+}
+
+static int et_ep_put(rm_store_t *s, const rm_store_endpoint_t *e)
+{
+    etcd_store_t *st = (etcd_store_t *)s;
+    char key[KEY_MAX + RM_STORE_EP_KEY_MAX];
+    int rc;
+    if (st->lease == 0 && (rc = lease_grant(st)) < 0)
+        return rc;
+    char *val = rm__store_ep_encode(e);
+    if (val == NULL) {
+        rm__store_fail(s, "out of memory");
+        return -ENOMEM;
+    }
+    ep_key(st, e, key, sizeof(key));
+    Etcdserverpb__PutRequest req = ETCDSERVERPB__PUT_REQUEST__INIT;
+    req.key = bin(key);
+    req.value = bin(val);
+    req.lease = st->lease;
+    Etcdserverpb__PutResponse *resp = NULL;
+    rc = unary(st, "/etcdserverpb.KV/Put", &req.base, &etcdserverpb__put_response__descriptor,
+               (ProtobufCMessage **)&resp);
+    free(val);
+    if (rc == 0)
+        etcdserverpb__put_response__free_unpacked(resp, NULL);
+    else if (strstr(st->base.error, "lease not found") != NULL)
+        st->lease = 0; /* expired while etcd was away: the next attempt grants a new one */
+    return rc;
+}
+
+/* Txn { compare: value(key) == ours } success: [DeleteRange {key}]. The Compare is packed by
+ * protobuf-c; TxnRequest and RequestOp by hand, for DeleteRange (RequestOp field 3). */
+static int et_ep_remove(rm_store_t *s, const rm_store_endpoint_t *e)
+{
+    etcd_store_t *st = (etcd_store_t *)s;
+    char key[KEY_MAX + RM_STORE_EP_KEY_MAX];
+    char *val = rm__store_ep_encode(e);
+    uint8_t cmpbuf[4096], del[2048], op[2048], txn[8192];
+    int rc = -ENOMEM;
+    if (val == NULL)
+        goto nomem;
+    ep_key(st, e, key, sizeof(key));
+    Etcdserverpb__Compare cmp = ETCDSERVERPB__COMPARE__INIT;
+    cmp.result = ETCDSERVERPB__COMPARE__COMPARE_RESULT__EQUAL;
+    cmp.target = ETCDSERVERPB__COMPARE__COMPARE_TARGET__VALUE;
+    cmp.key = bin(key);
+    cmp.target_union_case = ETCDSERVERPB__COMPARE__TARGET_UNION_VALUE;
+    cmp.value = bin(val);
+    size_t clen = etcdserverpb__compare__get_packed_size(&cmp);
+    if (clen > sizeof(cmpbuf)) {
+        rm__store_fail(s, "registration too large");
+        rc = -EINVAL;
+        goto out;
+    }
+    etcdserverpb__compare__pack(&cmp, cmpbuf);
+    pbw_t wd = {del, 0, sizeof(del), 1}, wo = {op, 0, sizeof(op), 1}, wt = {txn, 0, sizeof(txn), 1};
+    pb_bytes(&wd, 1, key, strlen(key)); /* DeleteRangeRequest.key */
+    pb_bytes(&wo, 3, del, wd.n);        /* RequestOp.request_delete_range */
+    pb_bytes(&wt, 1, cmpbuf, clen);     /* TxnRequest.compare */
+    pb_bytes(&wt, 2, op, wo.n);         /* TxnRequest.success */
+    if (!wd.ok || !wo.ok || !wt.ok) {
+        rm__store_fail(s, "registration too large");
+        rc = -EINVAL;
+        goto out;
+    }
+    uint8_t *reply = NULL;
+    size_t rlen = 0;
+    rc = raw_call(st, "/etcdserverpb.KV/Txn", txn, wt.n, &reply, &rlen, RM_ETCD_CALL_MS);
+    free(reply); /* not succeeded = someone else's record now, which is what we want to keep */
+    goto out;
+nomem:
+    rm__store_fail(s, "out of memory");
+out:
+    free(val);
+    return rc;
+}
+
+static int et_ep_list(rm_store_t *s, rm_store_endpoint_t **out, size_t *n)
+{
+    etcd_store_t *st = (etcd_store_t *)s;
+    Etcdserverpb__RangeResponse *resp = NULL;
+    char from[KEY_MAX], to[KEY_MAX];
+    *out = NULL;
+    *n = 0;
+    make_range(st, "endpoints", from, to, sizeof(from));
+    int rc = range(st, from, to, 0, 0, &resp);
+    if (rc < 0)
+        return rc;
+    rm_store_endpoint_t *arr = resp->n_kvs ? calloc(resp->n_kvs, sizeof(*arr)) : NULL;
+    size_t k = 0;
+    if (resp->n_kvs && arr == NULL)
+        goto nomem;
+    for (size_t i = 0; i < resp->n_kvs; i++) {
+        const Mvccpb__KeyValue *kv = resp->kvs[i];
+        int drc = rm__store_ep_decode(kv->value.data, kv->value.len, &arr[k]);
+        if (drc == -ENOMEM) {
+            rm_store_endpoints_free(arr, k);
+            goto nomem;
+        }
+        if (drc == 0)
+            k++; /* a foreign or damaged value is skipped, not fatal */
+    }
+    if (k == 0) {
+        free(arr);
+        arr = NULL;
+    }
+    *out = arr;
+    *n = k;
+    etcdserverpb__range_response__free_unpacked(resp, NULL);
+    return 0;
+nomem:
+    etcdserverpb__range_response__free_unpacked(resp, NULL);
+    rm__store_fail(s, "out of memory");
+    return -ENOMEM;
+}
+
+static int et_ep_changed(rm_store_t *s)
+{
+    etcd_store_t *st = (etcd_store_t *)s;
+    uint_fast64_t g = atomic_load_explicit(&st->ep_gen, memory_order_acquire);
+    if (g == st->seen_ep_gen)
+        return 0;
+    st->seen_ep_gen = g;
+    return 1;
+}
+
 static const rm_store_ops_t etcd_ops = {
     .scheme = "etcd",
     .get = et_get,
@@ -676,6 +1085,11 @@ static const rm_store_ops_t etcd_ops = {
     .history = et_history,
     .close = et_close,
     .changed = et_changed,
+    .ep_put = et_ep_put,
+    .ep_remove = et_ep_remove,
+    .ep_list = et_ep_list,
+    .ep_changed = et_ep_changed,
+    .ep_keepalive = et_ep_keepalive,
 };
 
 /* "HOST:PORT[/PREFIX]" -> target and prefix (ending with '/'). */

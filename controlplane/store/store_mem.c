@@ -12,6 +12,8 @@ typedef struct mem_store {
     rm_store_t base;
     rm_store_record_t *recs; /* owned; recs[i].version == i + 1 */
     size_t n, cap;
+    rm_store_endpoint_t *eps; /* owned: registrations, sorted by key */
+    size_t n_eps;
 } mem_store_t;
 
 static int copy_record(rm_store_t *s, const rm_store_record_t *src, rm_store_record_t *dst,
@@ -111,9 +113,120 @@ static int mem_history(rm_store_t *s, uint32_t limit, rm_store_record_t **out, s
     return 0;
 }
 
+static int ep_copy(const rm_store_endpoint_t *src, rm_store_endpoint_t *dst)
+{
+    memset(dst, 0, sizeof(*dst));
+    dst->pod = strdup(src->pod != NULL ? src->pod : "");
+    dst->namespace_ = strdup(src->namespace_ != NULL ? src->namespace_ : "");
+    dst->service = strdup(src->service != NULL ? src->service : "");
+    dst->version = strdup(src->version != NULL ? src->version : "");
+    dst->address = strdup(src->address != NULL ? src->address : "");
+    dst->owner = strdup(src->owner != NULL ? src->owner : "");
+    dst->draining = src->draining ? 1 : 0;
+    if (!dst->pod || !dst->namespace_ || !dst->service || !dst->version || !dst->address ||
+        !dst->owner) {
+        rm_store_endpoint_free(dst);
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+/* The index of e's key, or where it would go (*found 0). */
+static size_t ep_find(const mem_store_t *m, const rm_store_endpoint_t *e, int *found)
+{
+    char key[RM_STORE_EP_KEY_MAX], k2[RM_STORE_EP_KEY_MAX];
+    rm_store_endpoint_key(e, key, sizeof(key));
+    *found = 0;
+    for (size_t i = 0; i < m->n_eps; i++) {
+        rm_store_endpoint_key(&m->eps[i], k2, sizeof(k2));
+        int c = strcmp(k2, key);
+        if (c == 0)
+            *found = 1;
+        if (c >= 0)
+            return i;
+    }
+    return m->n_eps;
+}
+
+static int mem_ep_put(rm_store_t *s, const rm_store_endpoint_t *e)
+{
+    mem_store_t *m = (mem_store_t *)s;
+    rm_store_endpoint_t copy;
+    int found;
+    if (ep_copy(e, &copy) < 0)
+        goto nomem;
+    size_t i = ep_find(m, e, &found);
+    if (found) {
+        rm_store_endpoint_free(&m->eps[i]);
+        m->eps[i] = copy;
+        return 0;
+    }
+    rm_store_endpoint_t *n = realloc(m->eps, (m->n_eps + 1) * sizeof(*n));
+    if (n == NULL) {
+        rm_store_endpoint_free(&copy);
+        goto nomem;
+    }
+    m->eps = n;
+    memmove(&m->eps[i + 1], &m->eps[i], (m->n_eps - i) * sizeof(*n));
+    m->eps[i] = copy;
+    m->n_eps++;
+    return 0;
+nomem:
+    rm__store_fail(s, "out of memory");
+    return -ENOMEM;
+}
+
+static int same(const char *a, const char *b)
+{
+    return strcmp(a != NULL ? a : "", b != NULL ? b : "") == 0;
+}
+
+static int mem_ep_remove(rm_store_t *s, const rm_store_endpoint_t *e)
+{
+    mem_store_t *m = (mem_store_t *)s;
+    int found;
+    size_t i = ep_find(m, e, &found);
+    if (!found)
+        return 0;
+    const rm_store_endpoint_t *o = &m->eps[i];
+    if (!same(o->owner, e->owner) || !same(o->service, e->service) ||
+        !same(o->version, e->version) || !same(o->address, e->address) ||
+        o->draining != (e->draining ? 1 : 0))
+        return 0; /* rewritten by someone else since: theirs now */
+    rm_store_endpoint_free(&m->eps[i]);
+    memmove(&m->eps[i], &m->eps[i + 1], (m->n_eps - i - 1) * sizeof(m->eps[0]));
+    m->n_eps--;
+    return 0;
+}
+
+static int mem_ep_list(rm_store_t *s, rm_store_endpoint_t **out, size_t *n)
+{
+    mem_store_t *m = (mem_store_t *)s;
+    *out = NULL;
+    *n = 0;
+    if (m->n_eps == 0)
+        return 0;
+    rm_store_endpoint_t *arr = calloc(m->n_eps, sizeof(*arr));
+    if (arr == NULL)
+        goto nomem;
+    for (size_t i = 0; i < m->n_eps; i++) {
+        if (ep_copy(&m->eps[i], &arr[i]) < 0) {
+            rm_store_endpoints_free(arr, i);
+            goto nomem;
+        }
+    }
+    *out = arr;
+    *n = m->n_eps;
+    return 0;
+nomem:
+    rm__store_fail(s, "out of memory");
+    return -ENOMEM;
+}
+
 static void mem_close(rm_store_t *s)
 {
     mem_store_t *m = (mem_store_t *)s;
+    rm_store_endpoints_free(m->eps, m->n_eps);
     for (size_t i = 0; i < m->n; i++)
         rm_store_record_free(&m->recs[i]);
     free(m->recs);
@@ -126,6 +239,9 @@ static const rm_store_ops_t mem_ops = {
     .append = mem_append,
     .history = mem_history,
     .close = mem_close,
+    .ep_put = mem_ep_put,
+    .ep_remove = mem_ep_remove,
+    .ep_list = mem_ep_list,
 };
 
 int rm__store_mem_open(rm_store_t **out)

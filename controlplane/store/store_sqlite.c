@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include <sqlite3.h>
 
@@ -33,6 +34,9 @@ typedef struct sqlite_store {
     sqlite3_stmt *max_ver;    /* owned */
     sqlite3_stmt *insert;     /* owned */
     sqlite3_stmt *history;    /* owned */
+    sqlite3_stmt *ep_put;     /* owned: insert or replace one registration */
+    sqlite3_stmt *ep_del;     /* owned: delete one key while it is still the same record */
+    sqlite3_stmt *ep_all;     /* owned: every registration in key order */
 } sqlite_store_t;
 
 static const char schema_sql[] =
@@ -42,6 +46,14 @@ static const char schema_sql[] =
     " created_ms INTEGER NOT NULL,"
     " summary TEXT NOT NULL,"
     " config BLOB NOT NULL);"
+    /* Endpoint registrations (store.h): rows of the sidecars this control plane had when it
+     * stopped, listed again in their grace after a restart. Added beside schema 1: a database
+     * from before simply gains the table. */
+    "CREATE TABLE IF NOT EXISTS endpoint_registrations("
+    " key TEXT PRIMARY KEY,"
+    " pod TEXT NOT NULL, namespace TEXT NOT NULL, service TEXT NOT NULL,"
+    " version TEXT NOT NULL, address TEXT NOT NULL, draining INTEGER NOT NULL,"
+    " owner TEXT NOT NULL, updated_ms INTEGER NOT NULL);"
     "INSERT OR IGNORE INTO remora_meta(key, value) VALUES('schema', '" SCHEMA_VERSION "');";
 
 /* mkdir -p of the directory that holds `path`. Returns 0 or -errno. */
@@ -243,8 +255,120 @@ static void sq_close(rm_store_t *s)
     sqlite3_finalize(st->max_ver);
     sqlite3_finalize(st->insert);
     sqlite3_finalize(st->history);
+    sqlite3_finalize(st->ep_put);
+    sqlite3_finalize(st->ep_del);
+    sqlite3_finalize(st->ep_all);
     sqlite3_close(st->db);
     free(st);
+}
+
+static const char *nz(const char *s)
+{
+    return s != NULL ? s : "";
+}
+
+/* Binds pod..owner of e as parameters first..first+6 (draining as an integer). */
+static void bind_ep(sqlite3_stmt *q, int first, const rm_store_endpoint_t *e)
+{
+    sqlite3_bind_text(q, first, nz(e->pod), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(q, first + 1, nz(e->namespace_), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(q, first + 2, nz(e->service), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(q, first + 3, nz(e->version), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(q, first + 4, nz(e->address), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int(q, first + 5, e->draining ? 1 : 0);
+    sqlite3_bind_text(q, first + 6, nz(e->owner), -1, SQLITE_TRANSIENT);
+}
+
+static int step_done(sqlite_store_t *st, sqlite3_stmt *q, const char *what)
+{
+    int rc = sqlite3_step(q);
+    sqlite3_reset(q);
+    sqlite3_clear_bindings(q);
+    if (rc != SQLITE_DONE) {
+        rm__store_fail(&st->base, "%s: %s", what, sqlite3_errmsg(st->db));
+        return -EIO;
+    }
+    return 0;
+}
+
+static int sq_ep_put(rm_store_t *s, const rm_store_endpoint_t *e)
+{
+    sqlite_store_t *st = (sqlite_store_t *)s;
+    char key[RM_STORE_EP_KEY_MAX];
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    rm_store_endpoint_key(e, key, sizeof(key));
+    sqlite3_bind_text(st->ep_put, 1, key, -1, SQLITE_TRANSIENT);
+    bind_ep(st->ep_put, 2, e);
+    sqlite3_bind_int64(st->ep_put, 9,
+                       (sqlite3_int64)ts.tv_sec * 1000 + (sqlite3_int64)(ts.tv_nsec / 1000000));
+    return step_done(st, st->ep_put, "storing an endpoint registration");
+}
+
+static int sq_ep_remove(rm_store_t *s, const rm_store_endpoint_t *e)
+{
+    sqlite_store_t *st = (sqlite_store_t *)s;
+    char key[RM_STORE_EP_KEY_MAX];
+    rm_store_endpoint_key(e, key, sizeof(key));
+    sqlite3_bind_text(st->ep_del, 1, key, -1, SQLITE_TRANSIENT);
+    bind_ep(st->ep_del, 2, e);
+    return step_done(st, st->ep_del, "removing an endpoint registration");
+}
+
+static char *col_dup(sqlite3_stmt *q, int i)
+{
+    const unsigned char *t = sqlite3_column_text(q, i);
+    return strdup(t != NULL ? (const char *)t : "");
+}
+
+static int sq_ep_list(rm_store_t *s, rm_store_endpoint_t **out, size_t *n)
+{
+    sqlite_store_t *st = (sqlite_store_t *)s;
+    rm_store_endpoint_t *arr = NULL;
+    size_t k = 0, cap = 0;
+    int rc;
+    *out = NULL;
+    *n = 0;
+    while ((rc = sqlite3_step(st->ep_all)) == SQLITE_ROW) {
+        if (k == cap) {
+            size_t nc = cap ? cap * 2 : 16;
+            rm_store_endpoint_t *na = realloc(arr, nc * sizeof(*na));
+            if (na == NULL)
+                goto nomem;
+            arr = na;
+            cap = nc;
+        }
+        rm_store_endpoint_t *e = &arr[k];
+        memset(e, 0, sizeof(*e));
+        e->pod = col_dup(st->ep_all, 0);
+        e->namespace_ = col_dup(st->ep_all, 1);
+        e->service = col_dup(st->ep_all, 2);
+        e->version = col_dup(st->ep_all, 3);
+        e->address = col_dup(st->ep_all, 4);
+        e->draining = sqlite3_column_int(st->ep_all, 5) != 0;
+        e->owner = col_dup(st->ep_all, 6);
+        k++;
+        if (!e->pod || !e->namespace_ || !e->service || !e->version || !e->address || !e->owner)
+            goto nomem;
+    }
+    sqlite3_reset(st->ep_all);
+    if (rc != SQLITE_DONE) {
+        rm__store_fail(s, "listing endpoint registrations: %s", sqlite3_errmsg(st->db));
+        rm_store_endpoints_free(arr, k);
+        return -EIO;
+    }
+    if (k == 0) {
+        free(arr);
+        arr = NULL;
+    }
+    *out = arr;
+    *n = k;
+    return 0;
+nomem:
+    sqlite3_reset(st->ep_all);
+    rm_store_endpoints_free(arr, k);
+    rm__store_fail(s, "out of memory");
+    return -ENOMEM;
 }
 
 static const rm_store_ops_t sqlite_ops = {
@@ -253,6 +377,9 @@ static const rm_store_ops_t sqlite_ops = {
     .append = sq_append,
     .history = sq_history,
     .close = sq_close,
+    .ep_put = sq_ep_put,
+    .ep_remove = sq_ep_remove,
+    .ep_list = sq_ep_list,
 };
 
 static int prepare(sqlite_store_t *st, const char *sql, sqlite3_stmt **q)
@@ -343,7 +470,19 @@ int rm__store_sqlite_open(const char *path, rm_store_t **out, char *err, size_t 
         prepare(st,
                 "SELECT version, created_ms, summary FROM config_versions "
                 "ORDER BY version DESC LIMIT ?",
-                &st->history) < 0)
+                &st->history) < 0 ||
+        prepare(st,
+                "INSERT OR REPLACE INTO endpoint_registrations(key, pod, namespace, service, "
+                "version, address, draining, owner, updated_ms) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                &st->ep_put) < 0 ||
+        prepare(st,
+                "DELETE FROM endpoint_registrations WHERE key = ? AND pod = ? AND namespace = ? "
+                "AND service = ? AND version = ? AND address = ? AND draining = ? AND owner = ?",
+                &st->ep_del) < 0 ||
+        prepare(st,
+                "SELECT pod, namespace, service, version, address, draining, owner "
+                "FROM endpoint_registrations ORDER BY key",
+                &st->ep_all) < 0)
         goto fail;
     *out = &st->base;
     return 0;
