@@ -155,6 +155,54 @@ static void test_withdraw_grace_and_reconnect(void **state)
     rm_registry_free(&reg);
 }
 
+/* Entries listed from the store: remote ones never expire and are replaced wholesale; restored
+ * ones wait out their own grace (hold_ms); an entry the store holds goes to `gone` when freed. */
+static void test_listed_entries_and_gone(void **state)
+{
+    (void)state;
+    rm_registry_t reg;
+    rm_registry_init(&reg);
+    rm_sidecar_t *r =
+        rm_registry_add_listed(&reg, "p1", "default", "reviews", "v1", "10.0.0.1:1", 0, 1, 0, 0);
+    rm_sidecar_t *o = rm_registry_add_listed(&reg, "p2", "default", "reviews", "v1", "10.0.0.2:1",
+                                             1, 0, 30000, 100);
+    assert_true(r->remote && r->has_endpoint && !r->connected);
+    assert_true(!o->remote && o->draining && o->stored == 0);
+    assert_int_equal(reg.count, 2);
+    assert_int_equal(reg.remote, 1);
+    /* Only the restored entry has a deadline, its own. */
+    assert_int_equal(rm_registry_next_expiry(&reg, 2000), 30100);
+    assert_int_equal(rm_registry_expire(&reg, 30099, 2000), 0);
+    o->stored = 2; /* the core wrote it */
+    assert_int_equal(rm_registry_expire(&reg, 30100, 2000), 1);
+    assert_int_equal(reg.count, 1);
+    rm_sidecar_t *g = rm_registry_take_gone(&reg);
+    assert_ptr_equal(g, o);
+    assert_null(g->next);
+    assert_null(rm_registry_take_gone(&reg));
+    rm_registry_entry_free(g);
+
+    /* A Hello of the remote entry's pod: the remote entry is dropped (not kept on gone). */
+    rm_sidecar_t *a = rm_registry_connect(&reg, 0);
+    assert_int_equal(hello(&reg, a, "p1", "reviews", "10.0.0.1:1", 0, 1), 1);
+    assert_int_equal(reg.count, 1);
+    assert_int_equal(reg.remote, 0);
+    assert_null(reg.gone);
+
+    rm_registry_add_listed(&reg, "p3", "default", "reviews", "v1", "10.0.0.3:1", 0, 1, 0, 0);
+    assert_int_equal(rm_registry_expire(&reg, UINT64_MAX / 2, 2000), 0);
+    rm_registry_drop_remote(&reg);
+    assert_int_equal(reg.count, 1);
+    assert_int_equal(reg.remote, 0);
+
+    /* A stored entry whose stream ends without grace goes to gone; free() frees gone too. */
+    a->stored = 1;
+    assert_int_equal(rm_registry_disconnect(&reg, a, 5, 0), 1);
+    assert_int_equal(reg.count, 0);
+    assert_non_null(reg.gone);
+    rm_registry_free(&reg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -162,6 +210,7 @@ int main(void)
         cmocka_unit_test(test_hello_rejects_bad_fields),
         cmocka_unit_test(test_ack_nack_by_nonce),
         cmocka_unit_test(test_withdraw_grace_and_reconnect),
+        cmocka_unit_test(test_listed_entries_and_gone),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

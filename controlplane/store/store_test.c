@@ -142,6 +142,122 @@ static void test_sqlite_contract_and_reopen(void **state)
     rm_store_close(s);
 }
 
+/* Endpoint registrations: put replaces by key ("ns/pod", or "ns/@address" without a pod), list is
+ * in key order, remove deletes only the record as given (another owner's rewrite survives). */
+static void check_endpoints(rm_store_t *s)
+{
+    rm_store_endpoint_t a = {.pod = "p1",
+                             .namespace_ = "default",
+                             .service = "reviews",
+                             .version = "v1",
+                             .address = "10.0.0.1:9080",
+                             .owner = "A"};
+    rm_store_endpoint_t b = {.pod = "",
+                             .namespace_ = "default",
+                             .service = "ratings",
+                             .version = "",
+                             .address = "10.0.0.2:9080",
+                             .owner = "A"};
+    rm_store_endpoint_t *eps = NULL;
+    size_t n = 1;
+    assert_int_equal(rm_store_ep_list(s, &eps, &n), 0);
+    assert_int_equal(n, 0);
+    assert_null(eps);
+    assert_int_equal(rm_store_ep_put(s, &a), 0);
+    assert_int_equal(rm_store_ep_put(s, &b), 0);
+    a.draining = 1;
+    assert_int_equal(rm_store_ep_put(s, &a), 0); /* replaces */
+    assert_int_equal(rm_store_ep_list(s, &eps, &n), 0);
+    assert_int_equal(n, 2);
+    /* "default/@10..." sorts before "default/p1" */
+    assert_string_equal(eps[0].address, "10.0.0.2:9080");
+    assert_string_equal(eps[0].pod, "");
+    assert_string_equal(eps[1].pod, "p1");
+    assert_int_equal(eps[1].draining, 1);
+    assert_string_equal(eps[1].owner, "A");
+    rm_store_endpoints_free(eps, n);
+
+    /* Another replica rewrote p1: removing our (older) record leaves theirs. */
+    rm_store_endpoint_t theirs = a;
+    theirs.owner = "B";
+    theirs.draining = 0;
+    assert_int_equal(rm_store_ep_put(s, &theirs), 0);
+    assert_int_equal(rm_store_ep_remove(s, &a), 0);
+    assert_int_equal(rm_store_ep_list(s, &eps, &n), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(eps[1].owner, "B");
+    rm_store_endpoints_free(eps, n);
+    assert_int_equal(rm_store_ep_remove(s, &theirs), 0);
+    assert_int_equal(rm_store_ep_remove(s, &theirs), 0); /* absent: still success */
+    assert_int_equal(rm_store_ep_list(s, &eps, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(eps[0].service, "ratings");
+    rm_store_endpoints_free(eps, n);
+}
+
+static void test_mem_endpoints(void **state)
+{
+    (void)state;
+    rm_store_t *s = NULL;
+    assert_int_equal(rm_store_open("mem:", &s, NULL, 0), 0);
+    check_endpoints(s);
+    rm_store_close(s);
+}
+
+static void test_sqlite_endpoints_survive_reopen(void **state)
+{
+    (void)state;
+    char uri[PATH_MAX + 32], err[256];
+    rm_store_t *s = NULL;
+    sqlite_uri(uri, sizeof(uri), "eps/remora.db");
+    assert_int_equal(rm_store_open(uri, &s, err, sizeof(err)), 0);
+    check_endpoints(s);
+    rm_store_close(s);
+    assert_int_equal(rm_store_open(uri, &s, err, sizeof(err)), 0);
+    rm_store_endpoint_t *eps = NULL;
+    size_t n = 0;
+    assert_int_equal(rm_store_ep_list(s, &eps, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(eps[0].address, "10.0.0.2:9080");
+    rm_store_endpoints_free(eps, n);
+    rm_store_close(s);
+}
+
+static void test_endpoint_value_format(void **state)
+{
+    (void)state;
+    rm_store_endpoint_t a = {.pod = "p1",
+                             .namespace_ = "ns",
+                             .service = "reviews",
+                             .version = "v1",
+                             .address = "[::1]:80",
+                             .owner = "0123",
+                             .draining = 1};
+    char *v = rm__store_ep_encode(&a);
+    assert_non_null(v);
+    assert_string_equal(v, "RME1\np1\nns\nreviews\nv1\n[::1]:80\n1\n0123\n");
+    rm_store_endpoint_t d;
+    assert_int_equal(rm__store_ep_decode((const uint8_t *)v, strlen(v), &d), 0);
+    assert_string_equal(d.address, "[::1]:80");
+    assert_int_equal(d.draining, 1);
+    rm_store_endpoint_free(&d);
+    /* Every strict prefix, and a few damaged copies, are refused without a leak. */
+    for (size_t i = 0; i < strlen(v); i++)
+        assert_int_equal(rm__store_ep_decode((const uint8_t *)v, i, &d), -EINVAL);
+    static const char *bad[] = {
+        "RME2\np1\nns\nreviews\nv1\na:1\n0\no\n",      /* magic */
+        "RME1\np1\nns\n\nv1\na:1\n0\no\n",             /* no service */
+        "RME1\np1\nns\nreviews\nv1\n\n0\no\n",         /* no address */
+        "RME1\np1\nns\nreviews\nv1\na:1\n2\no\n",      /* draining not 0/1 */
+        "RME1\np 1\nns\nreviews\nv1\na:1\n0\no\n",     /* a space */
+        "RME1\np1\nns\nreviews\nv1\na:1\n0\no\nx\n",   /* a field too many */
+        "RME1\np1\nns\nreviews\nv1\na:1\n0\no\ntrail", /* trailing bytes */
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_int_equal(rm__store_ep_decode((const uint8_t *)bad[i], strlen(bad[i]), &d), -EINVAL);
+    free(v);
+}
+
 static void test_sqlite_is_wal(void **state)
 {
     (void)state;
@@ -382,6 +498,27 @@ static void test_etcd_contract_watch_and_outage(void **state)
     assert_int_equal(rm_store_append(other, 3, (const uint8_t *)"x", 1, "stale", 1, &v), -EAGAIN);
     assert_non_null(strstr(rm_store_error(other), "latest version is 4"));
 
+    /* Registrations: the same contract over etcd (lease, conditional delete by value), and the
+     * other replica's watch reports them. */
+    while (rm_store_ep_changed(other))
+        ;
+    check_endpoints(s);
+    seen = 0;
+    for (int i = 0; i < 2000 && !seen; i++) {
+        seen = rm_store_ep_changed(other);
+        if (!seen)
+            sleep_ms(10);
+    }
+    assert_true(seen);
+    rm_store_endpoint_t *eps = NULL;
+    size_t n = 0;
+    assert_int_equal(rm_store_ep_list(other, &eps, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(eps[0].service, "ratings");
+    rm_store_endpoints_free(eps, n);
+    assert_int_equal(rm_store_ep_keepalive(s, 0), 0); /* not due yet, or renewed: never lost */
+    /* The store that wrote them closes without removing them: the lease (10 s) keeps them. */
+
     /* etcd gone: every call fails with the clear reason, in bounded time; close never hangs. */
     stop_etcd(etcd);
     assert_int_equal(rm_store_append(s, 4, (const uint8_t *)"x", 1, "down", 1, &v), -EHOSTUNREACH);
@@ -399,6 +536,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_mem_contract),
         cmocka_unit_test(test_sqlite_contract_and_reopen),
+        cmocka_unit_test(test_mem_endpoints),
+        cmocka_unit_test(test_sqlite_endpoints_survive_reopen),
+        cmocka_unit_test(test_endpoint_value_format),
         cmocka_unit_test(test_sqlite_is_wal),
         cmocka_unit_test(test_sqlite_foreign_schema_refused),
         cmocka_unit_test(test_sqlite_unopenable),

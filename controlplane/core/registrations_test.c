@@ -1,0 +1,361 @@
+/* controlplane/core/registrations_test.c — endpoint registrations in the store, without gRPC:
+ * what a Hello, a withdraw and a stream's end write; a restart that lists the previous life's
+ * registrations in their grace (a Hello takes over, the rest expire); and two controls over one
+ * shared store (each lists the other's registrations, a withdraw reaches the other as draining
+ * and urgently, a fresh registration is never deleted by the other, and a key rewritten by the
+ * replica a sidecar moved to survives the old replica's grace expiry).
+ *
+ * The store is an in-memory store behind a thin view whose close leaves the memory alive: a
+ * second control opened on it is the first one restarted (or a second replica, with the view's
+ * "shared" ops).
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "controlplane/core/control.h"
+#include "remora/v1/discovery.pb-c.h"
+
+typedef struct view {
+    rm_store_t base;
+    rm_store_t *inner; /* borrowed: outlives the control */
+} view_t;
+
+static rm_store_t *inner_of(rm_store_t *s)
+{
+    return ((view_t *)s)->inner;
+}
+
+static int v_get(rm_store_t *s, uint64_t v, rm_store_record_t *out)
+{
+    return rm_store_get(inner_of(s), v, out);
+}
+
+static int v_append(rm_store_t *s, uint64_t e, const uint8_t *cfg, size_t len, const char *sum,
+                    uint64_t t, uint64_t *out)
+{
+    return rm_store_append(inner_of(s), e, cfg, len, sum, t, out);
+}
+
+static int v_history(rm_store_t *s, uint32_t limit, rm_store_record_t **out, size_t *n)
+{
+    return rm_store_history(inner_of(s), limit, out, n);
+}
+
+static void v_close(rm_store_t *s)
+{
+    free(s);
+}
+
+static int v_put(rm_store_t *s, const rm_store_endpoint_t *e)
+{
+    return rm_store_ep_put(inner_of(s), e);
+}
+
+static int v_remove(rm_store_t *s, const rm_store_endpoint_t *e)
+{
+    return rm_store_ep_remove(inner_of(s), e);
+}
+
+static int v_list(rm_store_t *s, rm_store_endpoint_t **out, size_t *n)
+{
+    return rm_store_ep_list(inner_of(s), out, n);
+}
+
+static int v_changed(rm_store_t *s)
+{
+    (void)s;
+    return 0; /* no config changes in these tests */
+}
+
+static int v_ep_changed(rm_store_t *s)
+{
+    (void)s;
+    return 1; /* a watch that always has news: every sync lists again */
+}
+
+static const rm_store_ops_t local_ops = {
+    .scheme = "view",
+    .get = v_get,
+    .append = v_append,
+    .history = v_history,
+    .close = v_close,
+    .ep_put = v_put,
+    .ep_remove = v_remove,
+    .ep_list = v_list,
+};
+
+static const rm_store_ops_t shared_ops = {
+    .scheme = "shared-view",
+    .get = v_get,
+    .append = v_append,
+    .history = v_history,
+    .close = v_close,
+    .ep_put = v_put,
+    .ep_remove = v_remove,
+    .ep_list = v_list,
+    .changed = v_changed,
+    .ep_changed = v_ep_changed,
+};
+
+static rm_control_t *open_on(rm_store_t *inner, int shared)
+{
+    view_t *v = calloc(1, sizeof(*v));
+    assert_non_null(v);
+    v->base.ops = shared ? &shared_ops : &local_ops;
+    v->inner = inner;
+    rm_control_options_t opt = {.debounce_ms = 20, .grace_ms = 2000};
+    rm_control_t *c = NULL;
+    char err[256];
+    assert_int_equal(rm_control_open(&v->base, &opt, &c, err, sizeof(err)), 0);
+    return c;
+}
+
+static rm_store_t *new_inner(void)
+{
+    rm_store_t *s = NULL;
+    char err[128];
+    assert_int_equal(rm_store_open("mem:", &s, err, sizeof(err)), 0);
+    return s;
+}
+
+static int send_msg(rm_control_t *c, rm_sidecar_t *sc, const Remora__V1__DiscoveryRequest *m,
+                    uint64_t now)
+{
+    rm_disc_result_t res;
+    size_t len;
+    uint8_t *bytes = rm_pb_pack(&m->base, &len);
+    int rc = rm_discovery_handle(c, sc, bytes, len, now, &res);
+    free(bytes);
+    return rc;
+}
+
+/* A stream that says Hello as pod `pod` of reviews/v1 at `addr`. */
+static rm_sidecar_t *connect_pod(rm_control_t *c, const char *pod, const char *addr, uint64_t now)
+{
+    rm_sidecar_t *sc = rm_discovery_open(c, now);
+    Remora__V1__Node node = REMORA__V1__NODE__INIT;
+    node.pod = (char *)pod;
+    node.service = "reviews";
+    node.version = "v1";
+    node.address = (char *)addr;
+    Remora__V1__Hello h = REMORA__V1__HELLO__INIT;
+    h.node = &node;
+    Remora__V1__DiscoveryRequest m = REMORA__V1__DISCOVERY_REQUEST__INIT;
+    m.msg_case = REMORA__V1__DISCOVERY_REQUEST__MSG_HELLO;
+    m.hello = &h;
+    assert_int_equal(send_msg(c, sc, &m, now), 0);
+    return sc;
+}
+
+static void withdraw(rm_control_t *c, rm_sidecar_t *sc, uint64_t now)
+{
+    Remora__V1__EndpointChange e = REMORA__V1__ENDPOINT_CHANGE__INIT;
+    e.kind = REMORA__V1__ENDPOINT_CHANGE__KIND__WITHDRAW;
+    Remora__V1__DiscoveryRequest m = REMORA__V1__DISCOVERY_REQUEST__INIT;
+    m.msg_case = REMORA__V1__DISCOVERY_REQUEST__MSG_ENDPOINT;
+    m.endpoint = &e;
+    assert_int_equal(send_msg(c, sc, &m, now), 0);
+}
+
+/* The whole snapshot's registered endpoint at `addr`: -1 absent, else its draining flag. */
+static int listed(rm_control_t *c, const char *addr)
+{
+    const rm_snapshot_t *s = rm_control_snapshot(c);
+    Remora__V1__DiscoveryResponse *r =
+        remora__v1__discovery_response__unpack(NULL, s->len, s->data);
+    assert_non_null(r);
+    int found = -1, count = 0;
+    for (size_t i = 0; i < r->snapshot->n_endpoints; i++)
+        if (strcmp(r->snapshot->endpoints[i]->address, addr) == 0) {
+            found = r->snapshot->endpoints[i]->draining;
+            count++;
+        }
+    remora__v1__discovery_response__free_unpacked(r, NULL);
+    assert_true(count <= 1); /* one address is never listed twice */
+    return found;
+}
+
+/* What the store holds for `pod`: -1 nothing, else draining; the owner is copied to owner. */
+static int stored(rm_store_t *inner, const char *pod, char *owner, size_t n)
+{
+    rm_store_endpoint_t *eps = NULL;
+    size_t k = 0;
+    int found = -1;
+    assert_int_equal(rm_store_ep_list(inner, &eps, &k), 0);
+    for (size_t i = 0; i < k; i++)
+        if (strcmp(eps[i].pod, pod) == 0) {
+            found = eps[i].draining;
+            if (owner != NULL)
+                snprintf(owner, n, "%s", eps[i].owner);
+        }
+    rm_store_endpoints_free(eps, k);
+    return found;
+}
+
+static void test_hello_withdraw_and_expiry_are_stored(void **state)
+{
+    (void)state;
+    rm_store_t *inner = new_inner();
+    rm_control_t *c = open_on(inner, 0);
+    uint64_t t = rm_mono_ms();
+    char owner[64];
+    rm_sidecar_t *sc = connect_pod(c, "p1", "10.0.0.1:9080", t);
+    assert_int_equal(stored(inner, "p1", NULL, 0), -1); /* written by the tick, not the Hello */
+    rm_control_tick(c, t);
+    assert_int_equal(stored(inner, "p1", owner, sizeof(owner)), 0);
+    assert_string_equal(owner, c->boot_id);
+    /* Nothing changed: the next ticks write nothing (a removed record would stay removed). */
+    rm_store_endpoint_t e = {.pod = "p1",
+                             .namespace_ = "default",
+                             .service = "reviews",
+                             .version = "v1",
+                             .address = "10.0.0.1:9080",
+                             .owner = c->boot_id};
+    assert_int_equal(rm_store_ep_remove(inner, &e), 0);
+    rm_control_tick(c, t + 1);
+    assert_int_equal(stored(inner, "p1", NULL, 0), -1);
+    assert_int_equal(rm_store_ep_put(inner, &e), 0);
+
+    withdraw(c, sc, t + 2);
+    rm_control_tick(c, t + 2);
+    assert_int_equal(stored(inner, "p1", NULL, 0), 1);
+    assert_int_equal(listed(c, "10.0.0.1:9080"), 1);
+
+    /* The stream ends: listed (and stored) for the grace, then removed from both. */
+    rm_discovery_close(c, sc, t + 3);
+    rm_control_tick(c, t + 3);
+    assert_int_equal(stored(inner, "p1", NULL, 0), 1);
+    rm_control_tick(c, t + 2002);
+    assert_int_equal(stored(inner, "p1", NULL, 0), 1);
+    rm_control_tick(c, t + 2003);
+    assert_int_equal(stored(inner, "p1", NULL, 0), -1);
+    assert_int_equal(listed(c, "10.0.0.1:9080"), -1);
+    rm_control_close(c);
+    rm_store_close(inner);
+}
+
+static void test_restart_restores_in_grace(void **state)
+{
+    (void)state;
+    rm_store_t *inner = new_inner();
+    rm_control_t *c = open_on(inner, 0);
+    uint64_t t = rm_mono_ms();
+    rm_sidecar_t *a = connect_pod(c, "p1", "10.0.0.1:9080", t);
+    rm_sidecar_t *b = connect_pod(c, "p2", "10.0.0.2:9080", t);
+    withdraw(c, b, t);
+    rm_control_tick(c, t);
+    (void)a;
+    rm_control_close(c); /* a crash: nothing is removed from the store */
+
+    c = open_on(inner, 0);
+    t = rm_mono_ms();
+    /* Before any stream is back, a client's snapshot lists both, the withdrawn one draining. */
+    assert_int_equal(c->registry.count, 2);
+    assert_int_equal(c->registry.connected, 0);
+    assert_int_equal(listed(c, "10.0.0.1:9080"), 0);
+    assert_int_equal(listed(c, "10.0.0.2:9080"), 1);
+    /* Written again as ours, so that this life can remove them. */
+    rm_control_tick(c, t);
+    char owner[64];
+    assert_int_equal(stored(inner, "p1", owner, sizeof(owner)), 0);
+    assert_string_equal(owner, c->boot_id);
+    /* Past the stream grace they are still listed: the restore grace is longer. */
+    rm_control_tick(c, t + 2000 + 100);
+    assert_int_equal(listed(c, "10.0.0.1:9080"), 0);
+
+    /* p1 comes back: its Hello takes over the restored entry (one entry, one record). */
+    rm_sidecar_t *a2 = connect_pod(c, "p1", "10.0.0.1:9080", t + 3000);
+    rm_control_tick(c, t + 3000);
+    assert_int_equal(c->registry.count, 2);
+    assert_int_equal(listed(c, "10.0.0.1:9080"), 0);
+    assert_int_equal(stored(inner, "p1", NULL, 0), 0);
+
+    /* p2 never comes back: gone when the restore grace ends, from the list and the store. */
+    uint64_t until = rm_control_next_deadline(c);
+    assert_true(until > t + 2000 && until <= t + RM_CONTROL_DEFAULT_RESTORE_GRACE_MS);
+    rm_control_tick(c, t + RM_CONTROL_DEFAULT_RESTORE_GRACE_MS);
+    assert_int_equal(listed(c, "10.0.0.2:9080"), -1);
+    assert_int_equal(stored(inner, "p2", NULL, 0), -1);
+    assert_int_equal(listed(c, "10.0.0.1:9080"), 0); /* connected: stays */
+    assert_int_equal(stored(inner, "p1", NULL, 0), 0);
+    (void)a2;
+    rm_control_close(c);
+    rm_store_close(inner);
+}
+
+static void test_replicas_share_registrations(void **state)
+{
+    (void)state;
+    rm_store_t *inner = new_inner();
+    rm_control_t *a = open_on(inner, 1);
+    rm_control_t *b = open_on(inner, 1);
+    uint64_t t = rm_mono_ms();
+    rm_sidecar_t *sc = connect_pod(a, "p1", "10.0.0.1:9080", t);
+    rm_control_tick(a, t);
+    rm_control_push_done(b);
+    rm_control_sync(b, t);
+    assert_int_equal(b->registry.remote, 1);
+    assert_int_equal(listed(b, "10.0.0.1:9080"), 0);
+    assert_true(b->push_at > t); /* a new endpoint: the debounced push */
+    /* Listing again without a change changes nothing. */
+    uint64_t changes = b->changes;
+    rm_control_sync(b, t);
+    assert_int_equal(b->changes, changes);
+
+    /* A withdraw on A: draining on B, pushed at once. */
+    withdraw(a, sc, t + 1);
+    rm_control_tick(a, t + 1);
+    rm_control_push_done(b);
+    rm_control_sync(b, t + 1);
+    assert_int_equal(listed(b, "10.0.0.1:9080"), 1);
+    assert_true(rm_control_push_due(b, t + 1));
+
+    /* B never expires or deletes a remote registration, however long it waits. */
+    rm_control_tick(b, t + 3600 * 1000);
+    rm_control_sync(b, t + 3600 * 1000);
+    assert_int_equal(stored(inner, "p1", NULL, 0), 1);
+    assert_int_equal(listed(b, "10.0.0.1:9080"), 1);
+
+    /* The sidecar moves to B (its stream on A died): B's Hello takes the key over; A's grace
+     * ends later, and A's conditional removal leaves B's record alone. */
+    rm_discovery_close(a, sc, t + 2);
+    rm_sidecar_t *sb = connect_pod(b, "p1", "10.0.0.1:9080", t + 3);
+    rm_control_tick(b, t + 3);
+    char owner[64];
+    assert_int_equal(stored(inner, "p1", owner, sizeof(owner)), 0);
+    assert_string_equal(owner, b->boot_id);
+    rm_control_tick(a, t + 2002);
+    rm_control_sync(a, t + 2002);
+    assert_int_equal(stored(inner, "p1", owner, sizeof(owner)), 0);
+    assert_string_equal(owner, b->boot_id);
+    assert_int_equal(listed(a, "10.0.0.1:9080"), 0); /* listed on A as B's */
+    assert_int_equal(a->registry.remote, 1);
+
+    /* B's stream ends without a withdraw: after B's grace the record goes, and A lists none. */
+    rm_discovery_close(b, sb, t + 10);
+    rm_control_tick(b, t + 2010);
+    assert_int_equal(stored(inner, "p1", NULL, 0), -1);
+    rm_control_sync(a, t + 2010);
+    assert_int_equal(a->registry.remote, 0);
+    assert_int_equal(listed(a, "10.0.0.1:9080"), -1);
+    rm_control_close(a);
+    rm_control_close(b);
+    rm_store_close(inner);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_hello_withdraw_and_expiry_are_stored),
+        cmocka_unit_test(test_restart_restores_in_grace),
+        cmocka_unit_test(test_replicas_share_registrations),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
