@@ -6,7 +6,13 @@
  * successes, skips, shadow, overflow and ejection counts are totals (what the counters say).
  * requests_per_second is the window's difference over its duration. The success rates, latency
  * percentiles and observed share use the window when it saw requests, else the totals, so a quiet
- * mesh still shows what happened last instead of zeros.
+ * mesh still shows what happened last instead of zeros. The rule is exact and visible in the
+ * output: a row's success rates and percentiles are over all time exactly when its
+ * requests_per_second is 0 with requests_total above 0 (the window saw none of its requests);
+ * its observed share is over all time only when that holds for every version of its
+ * service/route (the group saw nothing in the window), else over the window (0 for an idle row).
+ * Since every sidecar that reports its uptime has a window from its first report (the start
+ * digest, statsagg.h), all-time numbers no longer stand in for a young sidecar's window.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -165,7 +171,37 @@ static int agg_cmp(const void *pa, const void *pb)
 /* The rows the success rates, percentiles and shares are computed from (see the file comment). */
 static const rm_statsagg_row_t *basis(const agg_t *a)
 {
-    return a->window.requests > 0 || a->window.hcount > 0 ? &a->window : &a->total;
+    /* Keyed on requests alone, as requests_per_second is: rps 0 <=> totals (file comment). */
+    return a->window.requests > 0 ? &a->window : &a->total;
+}
+
+/*
+ * The digest the window is measured from: the newest older digest received at least `window`
+ * before now; when the history is shorter than the window, the oldest one (for a sidecar with a
+ * start digest, its start: the window is then its whole life). One exception: a base more than a
+ * whole window older than the window's start, with a newer digest before the latest, is skipped
+ * for that newer one. That gap only happens when the oldest digest is the start digest of a
+ * sidecar that lived long before it reported here (a reconnect to a restarted control plane):
+ * a rate over its lifetime would hide what it does now, and the shorter span is the closer one.
+ * NULL when the history holds one digest.
+ */
+static const rm_statsagg_digest_t *window_base(const rm_statsagg_history_t *h, uint64_t now_ms,
+                                               uint64_t window)
+{
+    if (h->n < 2)
+        return NULL;
+    uint64_t cutoff = now_ms > window ? now_ms - window : 0;
+    size_t j = h->n - 1;
+    while (j-- > 0) {
+        if (h->ring[(h->head + j) % RM_STATSAGG_RING].t_ms <= cutoff)
+            break;
+    }
+    if (j == SIZE_MAX)
+        j = 0; /* every older digest is inside the window: the oldest */
+    const rm_statsagg_digest_t *base = &h->ring[(h->head + j) % RM_STATSAGG_RING];
+    if (base->t_ms <= cutoff && cutoff - base->t_ms > window && j + 2 < h->n)
+        base = &h->ring[(h->head + j + 1) % RM_STATSAGG_RING];
+    return base;
 }
 
 static const Remora__V1__Route *find_route(const Remora__V1__ConfigSet *cfg, const char *ns,
@@ -222,16 +258,7 @@ void rm_statsagg_compute(rm_statsagg_history_t *const *hs, size_t n, const rm_st
         if (h == NULL || h->n == 0)
             continue;
         const rm_statsagg_digest_t *latest = &h->ring[(h->head + h->n - 1) % RM_STATSAGG_RING];
-        /* The base is the newest older digest received at least `window` before now; when the
-         * history is shorter than the window, the oldest one. */
-        const rm_statsagg_digest_t *base = NULL;
-        uint64_t cutoff = q->now_ms > window ? q->now_ms - window : 0;
-        for (size_t j = h->n - 1; j-- > 0;) {
-            const rm_statsagg_digest_t *d = &h->ring[(h->head + j) % RM_STATSAGG_RING];
-            base = d;
-            if (d->t_ms <= cutoff)
-                break;
-        }
+        const rm_statsagg_digest_t *base = window_base(h, q->now_ms, window);
         double dt = base != NULL && latest->t_ms > base->t_ms
                         ? (double)(latest->t_ms - base->t_ms) / 1000.0
                         : 0;
@@ -279,9 +306,8 @@ void rm_statsagg_compute(rm_statsagg_history_t *const *hs, size_t n, const rm_st
         v->shadow_dropped = a->total.shadow_dropped;
         v->overflows = a->total.overflows;
         v->ejections = a->total.ejections;
-        const rm_statsagg_row_t *hb = a->window.hcount > 0 ? &a->window : &a->total;
-        v->p50_seconds = rm_histogram_quantile(hb->buckets, 0.50);
-        v->p99_seconds = rm_histogram_quantile(hb->buckets, 0.99);
+        v->p50_seconds = rm_histogram_quantile(bs->buckets, 0.50);
+        v->p99_seconds = rm_histogram_quantile(bs->buckets, 0.99);
 
         /* Observed share among the versions of the same namespace/service/route, all from the
          * window when the group saw requests in it, else all from totals. */

@@ -214,12 +214,45 @@ static void digest_free(rm_statsagg_digest_t *d)
     memset(d, 0, sizeof(*d));
 }
 
+/* Drops every digest: the counters they hold are not comparable with the next report's. */
+static void history_clear(rm_statsagg_history_t *h)
+{
+    for (size_t i = 0; i < h->n; i++)
+        digest_free(&h->ring[(h->head + i) % RM_STATSAGG_RING]);
+    h->head = 0;
+    h->n = 0;
+}
+
+/* Puts the empty start digest first when this report is the history's first with an uptime, or
+ * the first of restarted counters (see statsagg.h). */
+static void note_start(rm_statsagg_history_t *h, uint64_t uptime, uint64_t now_ms)
+{
+    if (uptime == 0)
+        return; /* a sender without uptime: nothing known about its start */
+    /* The same process's uptime only grows, whatever the network delays, so a lower one is
+     * exact evidence of new counters; a later start estimate alone is not (a report delayed in
+     * a queue moves the estimate too). */
+    if (h->last_uptime != 0 && uptime < h->last_uptime) {
+        history_clear(h);
+        h->has_start = 0;
+        h->restarts++;
+    }
+    h->last_uptime = uptime;
+    if (h->has_start || h->n > 0 || uptime >= now_ms)
+        return; /* known already; reports without uptime came first; or before our clock began */
+    h->has_start = 1;
+    h->start_ms = now_ms - uptime;
+    h->ring[h->head] = (rm_statsagg_digest_t){.t_ms = h->start_ms};
+    h->n = 1;
+}
+
 size_t rm_statsagg_record(rm_statsagg_history_t **hp, const Remora__V1__StatsReport *report,
                           const char *default_ns, uint64_t now_ms)
 {
     if (*hp == NULL)
         *hp = rm_xcalloc(1, sizeof(**hp));
     rm_statsagg_history_t *h = *hp;
+    note_start(h, report->uptime_ms, now_ms);
     rm_statsagg_digest_t d = {.t_ms = now_ms};
     size_t cap = 0;
     const char *def_ns = default_ns != NULL && *default_ns ? default_ns : "default";
@@ -256,7 +289,6 @@ void rm_statsagg_history_free(rm_statsagg_history_t *h)
 {
     if (h == NULL)
         return;
-    for (size_t i = 0; i < h->n; i++)
-        digest_free(&h->ring[(h->head + i) % RM_STATSAGG_RING]);
+    history_clear(h);
     free(h);
 }

@@ -8,10 +8,29 @@
  * between them (receipt times on the control plane's monotonic clock, so sidecar clock skew does
  * not matter). A counter that went down (a sidecar restarted its counters) counts from zero.
  *
+ * The implicit start digest: a report carries the sidecar's uptime (StatsReport.uptime_ms, how
+ * long its counters have been counting). Every counter was zero at the sidecar's start, so the
+ * first report of a history puts an empty digest at (receipt time - uptime), mapped into this
+ * clock, before its own. A young sidecar then has a window from its first report: its rate is
+ * requests / uptime and its shares and success rates cover exactly its life, instead of rps 0 and
+ * all-time totals until a second report. A sidecar that reconnects after a long life (a restarted
+ * control plane) has a large uptime, so its start digest lies far back: its first rate is its
+ * lifetime average, never a spike of all its counts over one interval, and once a second report
+ * arrived and the start lies more than a window before the window's start, the window's base
+ * skips it (see window_base in compute.c). An uptime lower than the previous report's means the
+ * counters restarted: the history starts over from a new start digest. A sidecar that sends no
+ * uptime (0: an older build), or whose start lies before this clock's origin, gets no start digest
+ * and behaves as before (no window until its second report).
+ *
  * Memory is bounded: a history keeps RM_STATSAGG_RING digests at least RM_STATSAGG_SPACING_MS
  * apart (a newer report inside the spacing replaces the newest digest), a digest keeps at most
  * RM_STATSAGG_MAX_ROWS rows and a row at most RM_STATSAGG_MAX_REASONS reasons per kind. A window
  * longer than the history covers uses the oldest digest kept.
+ *
+ * Which basis a row's numbers have (exact, and visible in the output): success rates and
+ * percentiles are over the window unless its requests_per_second is 0 with requests_total above
+ * 0, then over all time; the observed share is over the window unless every version of its
+ * service/route has requests_per_second 0, then over all time (compute.c).
  *
  * Which counters (SPEC.md, "Stat names"): remora_requests_total{service,version,route,code},
  * remora_request_duration_seconds (histogram over rm_histogram_bounds, cumulative counts per
@@ -62,9 +81,9 @@ typedef struct rm_statsagg_row {
     uint64_t hcount;
 } rm_statsagg_row_t;
 
-/* One report, digested. */
+/* One report, digested (or the empty start digest: no rows). */
 typedef struct rm_statsagg_digest {
-    uint64_t t_ms;           /* receipt time, monotonic */
+    uint64_t t_ms;           /* receipt time, monotonic; a start digest: the sidecar's start */
     rm_statsagg_row_t *rows; /* owned array */
     size_t n_rows;
 } rm_statsagg_digest_t;
@@ -75,13 +94,18 @@ typedef struct rm_statsagg_history {
     size_t head, n;
     uint64_t reports;      /* reports recorded */
     uint64_t dropped_rows; /* rows past RM_STATSAGG_MAX_ROWS, or reasons past the cap */
+    uint64_t last_uptime;  /* the newest report's uptime_ms; 0: none reported */
+    uint64_t start_ms;     /* the sidecar's start on this clock, when has_start */
+    int has_start;         /* a start digest was put (it may since have left the ring) */
+    uint64_t restarts;     /* times the uptime went down: the history started over */
 } rm_statsagg_history_t;
 
 /*
  * Digests `report` (borrowed) received at now_ms into *h, creating the history when *h is NULL
  * (the caller owns it: rm_statsagg_history_free). `default_ns` (borrowed, may be NULL: "default")
- * is the namespace of rows whose counters carry no namespace label. Returns the number of rows
- * in the new digest.
+ * is the namespace of rows whose counters carry no namespace label. The history's first report
+ * with an uptime (and the first after the uptime went down) also puts the empty start digest at
+ * now_ms - uptime_ms (see the file comment). Returns the number of rows in the new digest.
  */
 size_t rm_statsagg_record(rm_statsagg_history_t **h, const Remora__V1__StatsReport *report,
                           const char *default_ns, uint64_t now_ms);

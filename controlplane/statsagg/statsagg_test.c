@@ -1,6 +1,7 @@
 /* controlplane/statsagg/statsagg_test.c — unit tests of stats aggregation: rates from the
  * difference between reports, success rates per attempt and after retries, counter resets,
- * merged histograms, shares, filters and the bounded history.
+ * the implicit start digest (rates from the first report, reconnects, restarts), the basis of an
+ * idle row, merged histograms, shares, filters and the bounded history.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -220,6 +221,180 @@ static void test_counter_reset_counts_from_zero(void **state)
     rm_statsagg_history_free(h);
 }
 
+/* The demo's bug: a canary moved from 90/10 to 55/45 and the new traffic came from a sidecar
+ * younger than two reports. Its start digest gives it a window from its first report, so the
+ * rate is right at once and the share is the window's, not all-time totals mixing in the old
+ * sidecar's 90/10 (which would read 955/1100 = 87% for v1). */
+static void test_start_digest_rates_from_first_report(void **state)
+{
+    (void)state;
+    rm_statsagg_history_t *hs[2] = {NULL, NULL};
+    rep_t r;
+    /* The old sidecar: 900/100 long ago, quiet since (same counters every 5 s). */
+    canary_report(&r, 900, 0, 100, 0);
+    for (uint64_t t = 1000; t <= 101000; t += 5000) {
+        r.msg.uptime_ms = t;
+        rm_statsagg_record(&hs[0], &r.msg, NULL, t);
+    }
+    rep_free(&r);
+    /* The young one: first report 1.2 s after its start (receipt 101200). */
+    canary_report(&r, 50, 5, 45, 10);
+    r.msg.uptime_ms = 1200;
+    rm_statsagg_record(&hs[1], &r.msg, NULL, 101200);
+    rep_free(&r);
+    assert_true(hs[1]->has_start);
+    assert_int_equal(hs[1]->start_ms, 100000);
+    assert_int_equal(hs[1]->n, 2); /* the start digest and the report */
+
+    Remora__V1__StatsResponse *resp = new_resp();
+    rm_statsagg_query_t q = {.now_ms = 101500};
+    rm_statsagg_compute(hs, 2, &q, resp);
+    const Remora__V1__VersionStats *v1 = row(resp, "v1");
+    const Remora__V1__VersionStats *v2 = row(resp, "v2");
+    assert_non_null(v1);
+    assert_non_null(v2);
+    assert_int_equal(v1->requests_total, 955);
+    assert_true(fabs(v1->requests_per_second - 55.0 / 1.2) < 1e-9);
+    assert_true(fabs(v2->requests_per_second - 45.0 / 1.2) < 1e-9);
+    assert_true(fabs(v1->observed_share - 0.55) < 1e-9);
+    assert_true(fabs(v2->observed_share - 0.45) < 1e-9);
+    assert_true(fabs(v1->effective_success_rate - 50.0 / 55.0) < 1e-9);
+    assert_true(fabs(v1->actual_success_rate - 50.0 / 65.0) < 1e-9);
+    protobuf_c_message_free_unpacked(&resp->base, NULL);
+
+    /* Spaced reports keep the start digest as the base until the window is full. */
+    canary_report(&r, 100, 5, 95, 10);
+    r.msg.uptime_ms = 6200;
+    rm_statsagg_record(&hs[1], &r.msg, NULL, 106200);
+    rep_free(&r);
+    resp = new_resp();
+    q.now_ms = 106300;
+    rm_statsagg_compute(hs, 2, &q, resp);
+    assert_true(fabs(row(resp, "v1")->requests_per_second - 105.0 / 6.2) < 1e-9);
+    assert_true(fabs(row(resp, "v2")->observed_share - 95.0 / 200.0) < 1e-9);
+    protobuf_c_message_free_unpacked(&resp->base, NULL);
+    rm_statsagg_history_free(hs[0]);
+    rm_statsagg_history_free(hs[1]);
+}
+
+/* A sidecar that lived an hour reconnects to a restarted control plane: its counters are far
+ * from zero, but its start lies an hour back, so the first rate is its lifetime average (10/s),
+ * not its hour of counts over one interval; the next report gives the current rate. */
+static void test_reconnect_without_spike(void **state)
+{
+    (void)state;
+    const uint64_t t0 = 4000000;
+    rm_statsagg_history_t *h = NULL;
+    rep_t r;
+    canary_report(&r, 36000, 0, 0, 0);
+    r.msg.uptime_ms = 3600000;
+    rm_statsagg_record(&h, &r.msg, NULL, t0);
+    rep_free(&r);
+    Remora__V1__StatsResponse *resp = new_resp();
+    rm_statsagg_query_t q = {.now_ms = t0 + 100};
+    rm_statsagg_compute(&h, 1, &q, resp);
+    assert_true(fabs(row(resp, "v1")->requests_per_second - 10.0) < 1e-9);
+    protobuf_c_message_free_unpacked(&resp->base, NULL);
+
+    /* One second later, 20 more: the window skips the hour-old start for the first report. */
+    canary_report(&r, 36020, 0, 0, 0);
+    r.msg.uptime_ms = 3601000;
+    rm_statsagg_record(&h, &r.msg, NULL, t0 + 1000);
+    rep_free(&r);
+    resp = new_resp();
+    q.now_ms = t0 + 1500;
+    rm_statsagg_compute(&h, 1, &q, resp);
+    assert_true(fabs(row(resp, "v1")->requests_per_second - 20.0) < 1e-9);
+    assert_int_equal(row(resp, "v1")->requests_total, 36020);
+    protobuf_c_message_free_unpacked(&resp->base, NULL);
+    assert_int_equal(h->restarts, 0);
+    rm_statsagg_history_free(h);
+
+    /* A start before this clock's origin (uptime > now): no start digest, no window yet. */
+    h = NULL;
+    canary_report(&r, 36000, 0, 0, 0);
+    r.msg.uptime_ms = 3600000;
+    rm_statsagg_record(&h, &r.msg, NULL, 5000);
+    rep_free(&r);
+    assert_false(h->has_start);
+    resp = new_resp();
+    q.now_ms = 5100;
+    rm_statsagg_compute(&h, 1, &q, resp);
+    assert_true(row(resp, "v1")->requests_per_second == 0);
+    protobuf_c_message_free_unpacked(&resp->base, NULL);
+    rm_statsagg_history_free(h);
+}
+
+/* The uptime went down: new counters from zero at a new start. The history starts over, so the
+ * rate is the new process's (30 in 1 s), not a guess from the old digests. */
+static void test_uptime_down_restarts_history(void **state)
+{
+    (void)state;
+    rm_statsagg_history_t *h = NULL;
+    rep_t r;
+    canary_report(&r, 1000, 0, 0, 0);
+    r.msg.uptime_ms = 10000;
+    rm_statsagg_record(&h, &r.msg, NULL, 10000);
+    rep_free(&r);
+    canary_report(&r, 1100, 0, 0, 0);
+    r.msg.uptime_ms = 15000;
+    rm_statsagg_record(&h, &r.msg, NULL, 15000);
+    rep_free(&r);
+    canary_report(&r, 30, 0, 0, 0);
+    r.msg.uptime_ms = 1000;
+    rm_statsagg_record(&h, &r.msg, NULL, 17000);
+    rep_free(&r);
+    assert_int_equal(h->restarts, 1);
+    assert_int_equal(h->start_ms, 16000);
+    assert_int_equal(h->n, 2);
+    Remora__V1__StatsResponse *resp = new_resp();
+    rm_statsagg_query_t q = {.now_ms = 17000};
+    rm_statsagg_compute(&h, 1, &q, resp);
+    const Remora__V1__VersionStats *v1 = row(resp, "v1");
+    assert_true(fabs(v1->requests_per_second - 30.0) < 1e-9);
+    assert_int_equal(v1->requests_total, 30);
+    protobuf_c_message_free_unpacked(&resp->base, NULL);
+    rm_statsagg_history_free(h);
+}
+
+/* An idle window: rps 0 exactly, and then (only then) success rates and percentiles are over
+ * all time; the share is the window's (0) while another version of the group saw traffic. */
+static void test_idle_row_basis(void **state)
+{
+    (void)state;
+    rm_statsagg_history_t *h = NULL;
+    rep_t r;
+    canary_report(&r, 90, 10, 0, 0);
+    rep_hist(&r, "reviews", "v1", "rollout", 3, 100);
+    r.msg.uptime_ms = 1000;
+    rm_statsagg_record(&h, &r.msg, NULL, 1000);
+    rep_free(&r);
+    /* v1 idle since; v2 got 40. */
+    canary_report(&r, 90, 10, 40, 0);
+    rep_hist(&r, "reviews", "v1", "rollout", 3, 100);
+    r.msg.uptime_ms = 30000;
+    rm_statsagg_record(&h, &r.msg, NULL, 30000);
+    rep_free(&r);
+    canary_report(&r, 90, 10, 80, 0);
+    rep_hist(&r, "reviews", "v1", "rollout", 3, 100);
+    r.msg.uptime_ms = 34000;
+    rm_statsagg_record(&h, &r.msg, NULL, 34000);
+    rep_free(&r);
+    Remora__V1__StatsResponse *resp = new_resp();
+    rm_statsagg_query_t q = {.now_ms = 34000, .window_ms = 4000};
+    rm_statsagg_compute(&h, 1, &q, resp);
+    const Remora__V1__VersionStats *v1 = row(resp, "v1");
+    const Remora__V1__VersionStats *v2 = row(resp, "v2");
+    assert_true(v1->requests_per_second == 0);
+    assert_true(fabs(v1->effective_success_rate - 0.9) < 1e-9);
+    assert_true(v1->p50_seconds > 0);
+    assert_true(v1->observed_share == 0);
+    assert_true(fabs(v2->requests_per_second - 10.0) < 1e-9);
+    assert_true(fabs(v2->observed_share - 1.0) < 1e-9);
+    protobuf_c_message_free_unpacked(&resp->base, NULL);
+    rm_statsagg_history_free(h);
+}
+
 static void test_sum_across_sidecars_and_filters(void **state)
 {
     (void)state;
@@ -382,6 +557,10 @@ int main(void)
         cmocka_unit_test(test_rates_and_success),
         cmocka_unit_test(test_single_report_uses_totals),
         cmocka_unit_test(test_counter_reset_counts_from_zero),
+        cmocka_unit_test(test_start_digest_rates_from_first_report),
+        cmocka_unit_test(test_reconnect_without_spike),
+        cmocka_unit_test(test_uptime_down_restarts_history),
+        cmocka_unit_test(test_idle_row_basis),
         cmocka_unit_test(test_sum_across_sidecars_and_filters),
         cmocka_unit_test(test_histogram_percentiles),
         cmocka_unit_test(test_histogram_per_bucket_counts),

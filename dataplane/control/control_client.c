@@ -46,6 +46,7 @@ struct rm_control_client {
     atomic_bool has_config;
     bool withdraw_sent;
     uint64_t good_version; /* the version in force (last ACKed) */
+    double started_s;      /* when the counters were zero (process start), on now_s()'s clock */
     grpc_completion_queue *cq;
     grpc_channel *channel;
     grpc_call *call;
@@ -66,6 +67,51 @@ static double now_s(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/*
+ * When this process started, on now_s()'s clock: the moment every counter of the registry was
+ * zero, which StatsReport.uptime_ms reports so the control plane can rate the first report.
+ * /proc/self/stat's starttime (clock ticks after boot) against CLOCK_BOOTTIME; the two clocks
+ * differ from CLOCK_MONOTONIC only by time suspended, which a server does not do. Without /proc,
+ * `fallback` (the client's start, a little after the registry's): then counts made in between
+ * would look a few milliseconds newer than they are, never older.
+ */
+static double process_start_s(double fallback)
+{
+    char buf[1024];
+    FILE *f = fopen("/proc/self/stat", "r");
+    if (f == NULL)
+        return fallback;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    /* The command name (field 2) may hold spaces and parentheses: fields resume after the last
+     * ')'; starttime is field 22, the 20th after it. */
+    char *p = strrchr(buf, ')');
+    if (p == NULL)
+        return fallback;
+    p++;
+    unsigned long long ticks = 0;
+    for (int field = 3; field <= 22; field++) {
+        while (*p == ' ')
+            p++;
+        if (*p == '\0')
+            return fallback;
+        if (field == 22)
+            ticks = strtoull(p, NULL, 10);
+        while (*p != ' ' && *p != '\0')
+            p++;
+    }
+    long hz = sysconf(_SC_CLK_TCK);
+    struct timespec boot;
+    if (hz <= 0 || clock_gettime(CLOCK_BOOTTIME, &boot) != 0)
+        return fallback;
+    double age = (double)boot.tv_sec + (double)boot.tv_nsec / 1e9 - (double)ticks / (double)hz;
+    if (age < 0 || age > (double)boot.tv_sec + 1.0)
+        return fallback;
+    double start = now_s() - age;
+    return start < fallback ? start : fallback;
 }
 
 static void queue_push(rm_control_client_t *c, const Remora__V1__DiscoveryRequest *req)
@@ -282,6 +328,10 @@ static void send_stats(rm_control_client_t *c)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     rep->timestamp_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    /* At least 1: 0 means "unknown" on the wire. The control plane puts our start at its
+     * receipt time minus this, late by the report's transit (milliseconds against seconds). */
+    double up = (now_s() - c->started_s) * 1000.0;
+    rep->uptime_ms = up >= 1.0 ? (uint64_t)up : 1;
     report_builder_t b = {rep, 0, 0};
     rm_stats_visit(c->opt.stats, report_visit, &b);
     Remora__V1__DiscoveryRequest req = REMORA__V1__DISCOVERY_REQUEST__INIT;
@@ -426,7 +476,13 @@ static bool run_stream(rm_control_client_t *c)
     bool got_snapshot = false;
     if (!open_stream(c))
         return false;
-    double next_stats = now_s() + (double)c->opt.stats_interval_ms / 1000.0;
+    /* A report right after Hello, then every second for the first RM_CONTROL_STATS_WARMUP_MS,
+     * then the steady interval: a new pod (or one reconnecting to a restarted control plane)
+     * shows up in `meshctl stats`, with a rate, within about a second of its first traffic. */
+    double interval = (double)c->opt.stats_interval_ms / 1000.0;
+    double fast = interval < 1.0 ? interval : 1.0;
+    double warm_until = now_s() + (double)RM_CONTROL_STATS_WARMUP_MS / 1000.0;
+    double next_stats = now_s();
     while (!atomic_load(&c->stop) && !c->stream_done) {
         grpc_event ev = grpc_completion_queue_next(
             c->cq,
@@ -467,7 +523,7 @@ static bool run_stream(rm_control_client_t *c)
             send_withdraw(c);
         if (now_s() >= next_stats) {
             send_stats(c);
-            next_stats = now_s() + (double)c->opt.stats_interval_ms / 1000.0;
+            next_stats = now_s() + (now_s() < warm_until ? fast : interval);
         }
         pump_send(c);
     }
@@ -630,6 +686,7 @@ rm_control_client_t *rm_control_client_start(const rm_control_options_t *opt)
     }
     if (c->opt.stats_interval_ms == 0)
         c->opt.stats_interval_ms = 5000;
+    c->started_s = process_start_s(now_s());
     grpc_init();
     c->cq = grpc_completion_queue_create_for_next(NULL);
     grpc_channel_credentials *creds = grpc_insecure_credentials_create();

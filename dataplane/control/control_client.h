@@ -6,7 +6,9 @@
  * workers) and ACKed — or NACKed with the validation errors, keeping the last good snapshot. The
  * stream is kept up with gRPC's connection backoff (1 s, x1.6, jitter 0.2, 120 s cap); while the
  * control plane is gone the sidecar keeps serving its last good config. Stats are reported as
- * cumulative counters every few seconds.
+ * cumulative counters with the process's uptime (StatsReport.uptime_ms: the counters were zero at
+ * its start): one right after each Hello, then every second for RM_CONTROL_STATS_WARMUP_MS, then
+ * every stats_interval_ms.
  */
 #ifndef RM_CONTROL_CLIENT_H
 #define RM_CONTROL_CLIENT_H
@@ -32,6 +34,10 @@ typedef struct rm_control_options {
 } rm_control_options_t;
 
 typedef struct rm_control_client rm_control_client_t;
+
+/* How long after a stream opens stats are reported every second (or every stats_interval_ms
+ * when that is shorter) before the steady interval. */
+#define RM_CONTROL_STATS_WARMUP_MS 10000u
 
 /* Longest egress list accepted, in entries (the control plane's limit too). */
 #define RM_CONTROL_EGRESS_MAX 1024
