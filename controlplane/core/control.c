@@ -81,8 +81,14 @@ void rm_control_close(rm_control_t *c)
 void rm_control_changed(rm_control_t *c, uint64_t now_ms, int urgent)
 {
     c->changes++;
-    c->ep_dirty = 1; /* cheap to look: rm__reg_flush writes only what differs */
     uint64_t at = urgent ? now_ms : now_ms + c->opt.debounce_ms;
+    /* Registrations are written on the push's schedule: a withdraw at once (another replica's
+     * clients must see it drain now), anything else batched over the debounce, so a connect
+     * storm costs one store transaction per debounce, not one per Hello. rm__reg_flush writes
+     * only what differs. */
+    c->ep_dirty = 1;
+    if (c->ep_flush_at == 0 || at < c->ep_flush_at)
+        c->ep_flush_at = at ? at : 1;
     /* Never later than already scheduled: the first change bounds the wait. */
     if (c->push_at == 0 || at < c->push_at)
         c->push_at = at ? at : 1;
@@ -141,6 +147,8 @@ void rm_control_tick(rm_control_t *c, uint64_t now_ms)
 uint64_t rm_control_next_deadline(const rm_control_t *c)
 {
     uint64_t next = rm_registry_next_expiry(&c->registry, c->opt.grace_ms);
+    /* A due flush needs no wake-up of its own: it is scheduled exactly as the push (both in
+     * rm_control_changed), and the server's tick runs before the push. Only a retry does. */
     if (c->ep_dirty && c->ep_failing && c->ep_retry_at < next)
         next = c->ep_retry_at;
     if (c->push_at != 0 && c->push_at < next)

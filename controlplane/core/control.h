@@ -120,6 +120,7 @@ typedef struct rm_control {
 
     /* Endpoint registrations in the store (registrations.c). */
     int ep_dirty;          /* something may differ from what the store holds */
+    uint64_t ep_flush_at;  /* monotonic ms when the dirty registrations are written; 0: none */
     uint64_t ep_retry_at;  /* monotonic ms of the next write attempt after a failure */
     int ep_failing;        /* writes are failing (logged once) */
     int ep_resync;         /* shared store: list other replicas' registrations again */

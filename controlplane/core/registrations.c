@@ -78,11 +78,16 @@ void rm__reg_flush(rm_control_t *c, uint64_t now_ms)
                 sc->stored = 0;
         c->ep_dirty = 1;
     }
-    if (!c->ep_dirty || now_ms < c->ep_retry_at)
+    if (!c->ep_dirty || now_ms < c->ep_retry_at || now_ms < c->ep_flush_at)
         return;
     c->ep_dirty = 0;
+    c->ep_flush_at = 0;
     int failed = 0;
     size_t wrote = 0;
+    if (rm_store_ep_batch(c->store, 0) < 0) {
+        write_failed(c, now_ms, "starting a transaction");
+        return;
+    }
 
     rm_sidecar_t *g = rm_registry_take_gone(&c->registry);
     while (g != NULL) {
@@ -123,6 +128,17 @@ void rm__reg_flush(rm_control_t *c, uint64_t now_ms)
         }
         sc->stored = want;
         wrote++;
+    }
+    if (rm_store_ep_batch(c->store, 1) < 0) {
+        /* Nothing of this pass was kept: write every registration again next time. Entries
+         * freed above are lost to the store; a restart restores them, and they expire then. */
+        for (rm_sidecar_t *sc = c->registry.head; sc != NULL; sc = sc->next)
+            if (!sc->remote)
+                sc->stored = 0;
+        if (!failed)
+            write_failed(c, now_ms, "committing registrations");
+        failed = 1;
+        wrote = 0;
     }
     if (!failed && c->ep_failing) {
         rm_log_info("endpoint registrations: the store takes writes again");

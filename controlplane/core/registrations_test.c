@@ -207,8 +207,11 @@ static void test_hello_withdraw_and_expiry_are_stored(void **state)
     uint64_t t = rm_mono_ms();
     char owner[64];
     rm_sidecar_t *sc = connect_pod(c, "p1", "10.0.0.1:9080", t);
-    assert_int_equal(stored(inner, "p1", NULL, 0), -1); /* written by the tick, not the Hello */
-    rm_control_tick(c, t);
+    /* Written by a tick once the debounce has passed, not by the Hello (a connect storm is
+     * one transaction per debounce). */
+    rm_control_tick(c, t + 19);
+    assert_int_equal(stored(inner, "p1", NULL, 0), -1);
+    rm_control_tick(c, t + 20);
     assert_int_equal(stored(inner, "p1", owner, sizeof(owner)), 0);
     assert_string_equal(owner, c->boot_id);
     /* Nothing changed: the next ticks write nothing (a removed record would stay removed). */
@@ -219,22 +222,24 @@ static void test_hello_withdraw_and_expiry_are_stored(void **state)
                              .address = "10.0.0.1:9080",
                              .owner = c->boot_id};
     assert_int_equal(rm_store_ep_remove(inner, &e), 0);
-    rm_control_tick(c, t + 1);
+    rm_control_tick(c, t + 21);
     assert_int_equal(stored(inner, "p1", NULL, 0), -1);
     assert_int_equal(rm_store_ep_put(inner, &e), 0);
 
-    withdraw(c, sc, t + 2);
-    rm_control_tick(c, t + 2);
+    /* A withdraw is written at once (no debounce). */
+    withdraw(c, sc, t + 22);
+    rm_control_tick(c, t + 22);
     assert_int_equal(stored(inner, "p1", NULL, 0), 1);
     assert_int_equal(listed(c, "10.0.0.1:9080"), 1);
 
     /* The stream ends: listed (and stored) for the grace, then removed from both. */
-    rm_discovery_close(c, sc, t + 3);
-    rm_control_tick(c, t + 3);
+    rm_discovery_close(c, sc, t + 30);
+    rm_control_tick(c, t + 60);
     assert_int_equal(stored(inner, "p1", NULL, 0), 1);
-    rm_control_tick(c, t + 2002);
+    rm_control_tick(c, t + 2029);
     assert_int_equal(stored(inner, "p1", NULL, 0), 1);
-    rm_control_tick(c, t + 2003);
+    rm_control_tick(c, t + 2030); /* expired: the removal is due after the debounce */
+    rm_control_tick(c, t + 2050);
     assert_int_equal(stored(inner, "p1", NULL, 0), -1);
     assert_int_equal(listed(c, "10.0.0.1:9080"), -1);
     rm_control_close(c);
@@ -250,7 +255,7 @@ static void test_restart_restores_in_grace(void **state)
     rm_sidecar_t *a = connect_pod(c, "p1", "10.0.0.1:9080", t);
     rm_sidecar_t *b = connect_pod(c, "p2", "10.0.0.2:9080", t);
     withdraw(c, b, t);
-    rm_control_tick(c, t);
+    rm_control_tick(c, t + 20);
     (void)a;
     rm_control_close(c); /* a crash: nothing is removed from the store */
 
@@ -272,7 +277,7 @@ static void test_restart_restores_in_grace(void **state)
 
     /* p1 comes back: its Hello takes over the restored entry (one entry, one record). */
     rm_sidecar_t *a2 = connect_pod(c, "p1", "10.0.0.1:9080", t + 3000);
-    rm_control_tick(c, t + 3000);
+    rm_control_tick(c, t + 3020);
     assert_int_equal(c->registry.count, 2);
     assert_int_equal(listed(c, "10.0.0.1:9080"), 0);
     assert_int_equal(stored(inner, "p1", NULL, 0), 0);
@@ -281,6 +286,7 @@ static void test_restart_restores_in_grace(void **state)
     uint64_t until = rm_control_next_deadline(c);
     assert_true(until > t + 2000 && until <= t + RM_CONTROL_DEFAULT_RESTORE_GRACE_MS);
     rm_control_tick(c, t + RM_CONTROL_DEFAULT_RESTORE_GRACE_MS);
+    rm_control_tick(c, t + RM_CONTROL_DEFAULT_RESTORE_GRACE_MS + 20);
     assert_int_equal(listed(c, "10.0.0.2:9080"), -1);
     assert_int_equal(stored(inner, "p2", NULL, 0), -1);
     assert_int_equal(listed(c, "10.0.0.1:9080"), 0); /* connected: stays */
@@ -298,7 +304,7 @@ static void test_replicas_share_registrations(void **state)
     rm_control_t *b = open_on(inner, 1);
     uint64_t t = rm_mono_ms();
     rm_sidecar_t *sc = connect_pod(a, "p1", "10.0.0.1:9080", t);
-    rm_control_tick(a, t);
+    rm_control_tick(a, t + 20);
     rm_control_push_done(b);
     rm_control_sync(b, t);
     assert_int_equal(b->registry.remote, 1);
@@ -327,12 +333,13 @@ static void test_replicas_share_registrations(void **state)
      * ends later, and A's conditional removal leaves B's record alone. */
     rm_discovery_close(a, sc, t + 2);
     rm_sidecar_t *sb = connect_pod(b, "p1", "10.0.0.1:9080", t + 3);
-    rm_control_tick(b, t + 3);
+    rm_control_tick(b, t + 23);
     char owner[64];
     assert_int_equal(stored(inner, "p1", owner, sizeof(owner)), 0);
     assert_string_equal(owner, b->boot_id);
     rm_control_tick(a, t + 2002);
-    rm_control_sync(a, t + 2002);
+    rm_control_tick(a, t + 2022);
+    rm_control_sync(a, t + 2022);
     assert_int_equal(stored(inner, "p1", owner, sizeof(owner)), 0);
     assert_string_equal(owner, b->boot_id);
     assert_int_equal(listed(a, "10.0.0.1:9080"), 0); /* listed on A as B's */
@@ -341,6 +348,7 @@ static void test_replicas_share_registrations(void **state)
     /* B's stream ends without a withdraw: after B's grace the record goes, and A lists none. */
     rm_discovery_close(b, sb, t + 10);
     rm_control_tick(b, t + 2010);
+    rm_control_tick(b, t + 2030);
     assert_int_equal(stored(inner, "p1", NULL, 0), -1);
     rm_control_sync(a, t + 2010);
     assert_int_equal(a->registry.remote, 0);

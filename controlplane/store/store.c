@@ -139,6 +139,11 @@ int rm_store_ep_list(rm_store_t *s, rm_store_endpoint_t **out, size_t *n)
     return s->ops->ep_list != NULL ? s->ops->ep_list(s, out, n) : 0;
 }
 
+int rm_store_ep_batch(rm_store_t *s, int end)
+{
+    return s->ops->ep_batch != NULL ? s->ops->ep_batch(s, end) : 0;
+}
+
 int rm_store_ep_changed(rm_store_t *s)
 {
     return s->ops->ep_changed != NULL ? s->ops->ep_changed(s) : 0;

@@ -113,6 +113,10 @@ typedef struct rm_store_ops {
     /* Every registration, in key order. *out is a new array of *n records owned by the caller
      * (rm_store_endpoints_free); NULL when *n is 0. Records that do not decode are skipped. */
     int (*ep_list)(rm_store_t *s, rm_store_endpoint_t **out, size_t *n);
+    /* Optional: brackets a batch of ep_put/ep_remove (`end` 0: begin, 1: commit) so that a flush
+     * of many registrations costs one transaction — one fsync with SQLite — not one each. A
+     * failed commit returns a negative code and nothing of the batch is kept. */
+    int (*ep_batch)(rm_store_t *s, int end);
     /* Optional (shared stores): like `changed`, for registrations written or deleted by anyone
      * (this process included) since the last call that returned 1. */
     int (*ep_changed)(rm_store_t *s);
@@ -165,6 +169,7 @@ int rm_store_ep_put(rm_store_t *s, const rm_store_endpoint_t *e);
 int rm_store_ep_remove(rm_store_t *s, const rm_store_endpoint_t *e);
 int rm_store_ep_list(rm_store_t *s, rm_store_endpoint_t **out, size_t *n);
 /* 0 for stores without the op. */
+int rm_store_ep_batch(rm_store_t *s, int end);
 int rm_store_ep_changed(rm_store_t *s);
 int rm_store_ep_keepalive(rm_store_t *s, uint64_t now_ms);
 /* Writes e's key ("ns/pod" or "ns/@address") into out (n bytes). Any thread. */

@@ -78,6 +78,9 @@ typedef struct etcd_store {
     atomic_uint_fast64_t ep_gen; /* watcher -> owner: bumped per registration event */
     uint_fast64_t seen_ep_gen;   /* owner thread only */
     int64_t lease;               /* owner thread only: this replica's lease; 0: none yet */
+    int batching;                /* owner thread only: inside ep_batch: puts are collected */
+    char **batch;                /* owner thread only: owned key, value, key, value, ... */
+    size_t n_batch, cap_batch;   /* strings in batch */
     uint64_t keepalive_at;       /* owner thread only: monotonic ms of the next keepalive */
 } etcd_store_t;
 
@@ -669,9 +672,12 @@ static void *watcher_main(void *arg)
     return NULL;
 }
 
+static void batch_clear(etcd_store_t *st);
+
 static void et_close(rm_store_t *s)
 {
     etcd_store_t *st = (etcd_store_t *)s;
+    batch_clear(st);
     if (st->watcher_started) {
         atomic_store(&st->stop, 1);
         pthread_join(st->watcher, NULL);
@@ -954,19 +960,101 @@ static void ep_key(const etcd_store_t *st, const rm_store_endpoint_t *e, char *o
     snprintf(out, n, "%sendpoints/%s", st->prefix, k);
 }
 
+static void batch_clear(etcd_store_t *st)
+{
+    for (size_t i = 0; i < st->n_batch; i++)
+        free(st->batch[i]);
+    free(st->batch);
+    st->batch = NULL;
+    st->n_batch = st->cap_batch = 0;
+}
+
+/* Puts of one batch as Txns without compares (always applied), at most RM_ETCD_TXN_OPS each
+ * (etcd's default --max-txn-ops is 128). */
+#define RM_ETCD_TXN_OPS 100
+
+static int batch_send(etcd_store_t *st)
+{
+    int rc = 0;
+    size_t pairs = st->n_batch / 2;
+    if (pairs > 0 && st->lease == 0 && (rc = lease_grant(st)) < 0)
+        return rc;
+    Etcdserverpb__PutRequest put[RM_ETCD_TXN_OPS];
+    Etcdserverpb__RequestOp op[RM_ETCD_TXN_OPS];
+    Etcdserverpb__RequestOp *ops[RM_ETCD_TXN_OPS];
+    for (size_t from = 0; from < pairs && rc == 0; from += RM_ETCD_TXN_OPS) {
+        size_t n = pairs - from < RM_ETCD_TXN_OPS ? pairs - from : RM_ETCD_TXN_OPS;
+        for (size_t i = 0; i < n; i++) {
+            etcdserverpb__put_request__init(&put[i]);
+            put[i].key = bin(st->batch[2 * (from + i)]);
+            put[i].value = bin(st->batch[2 * (from + i) + 1]);
+            put[i].lease = st->lease;
+            etcdserverpb__request_op__init(&op[i]);
+            op[i].request_case = ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_PUT;
+            op[i].request_put = &put[i];
+            ops[i] = &op[i];
+        }
+        Etcdserverpb__TxnRequest txn = ETCDSERVERPB__TXN_REQUEST__INIT;
+        txn.success = ops;
+        txn.n_success = n;
+        Etcdserverpb__TxnResponse *resp = NULL;
+        rc = unary(st, "/etcdserverpb.KV/Txn", &txn.base, &etcdserverpb__txn_response__descriptor,
+                   (ProtobufCMessage **)&resp);
+        if (rc == 0)
+            etcdserverpb__txn_response__free_unpacked(resp, NULL);
+        else if (strstr(st->base.error, "lease not found") != NULL)
+            st->lease = 0; /* expired while etcd was away: the retry grants a new one */
+    }
+    return rc;
+}
+
+static int et_ep_batch(rm_store_t *s, int end)
+{
+    etcd_store_t *st = (etcd_store_t *)s;
+    if (!end) {
+        batch_clear(st);
+        st->batching = 1;
+        return 0;
+    }
+    st->batching = 0;
+    int rc = batch_send(st);
+    batch_clear(st);
+    return rc;
+}
+
 static int et_ep_put(rm_store_t *s, const rm_store_endpoint_t *e)
 {
     etcd_store_t *st = (etcd_store_t *)s;
     char key[KEY_MAX + RM_STORE_EP_KEY_MAX];
     int rc;
-    if (st->lease == 0 && (rc = lease_grant(st)) < 0)
-        return rc;
     char *val = rm__store_ep_encode(e);
     if (val == NULL) {
         rm__store_fail(s, "out of memory");
         return -ENOMEM;
     }
     ep_key(st, e, key, sizeof(key));
+    if (st->batching) {
+        /* Removals are sent at once and puts at the commit: the caller removes first, so the
+         * order it wrote in is the order etcd applies. */
+        if (st->n_batch + 2 > st->cap_batch) {
+            size_t nc = st->cap_batch ? st->cap_batch * 2 : 32;
+            char **nb = realloc(st->batch, nc * sizeof(*nb));
+            if (nb == NULL)
+                goto nomem;
+            st->batch = nb;
+            st->cap_batch = nc;
+        }
+        char *k = strdup(key);
+        if (k == NULL)
+            goto nomem;
+        st->batch[st->n_batch++] = k;
+        st->batch[st->n_batch++] = val;
+        return 0;
+    }
+    if (st->lease == 0 && (rc = lease_grant(st)) < 0) {
+        free(val);
+        return rc;
+    }
     Etcdserverpb__PutRequest req = ETCDSERVERPB__PUT_REQUEST__INIT;
     req.key = bin(key);
     req.value = bin(val);
@@ -980,6 +1068,10 @@ static int et_ep_put(rm_store_t *s, const rm_store_endpoint_t *e)
     else if (strstr(st->base.error, "lease not found") != NULL)
         st->lease = 0; /* expired while etcd was away: the next attempt grants a new one */
     return rc;
+nomem:
+    free(val);
+    rm__store_fail(s, "out of memory");
+    return -ENOMEM;
 }
 
 /* Txn { compare: value(key) == ours } success: [DeleteRange {key}]. The Compare is packed by
@@ -1088,6 +1180,7 @@ static const rm_store_ops_t etcd_ops = {
     .ep_put = et_ep_put,
     .ep_remove = et_ep_remove,
     .ep_list = et_ep_list,
+    .ep_batch = et_ep_batch,
     .ep_changed = et_ep_changed,
     .ep_keepalive = et_ep_keepalive,
 };

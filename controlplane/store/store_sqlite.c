@@ -371,6 +371,19 @@ nomem:
     return -ENOMEM;
 }
 
+static int sq_ep_batch(rm_store_t *s, int end)
+{
+    sqlite_store_t *st = (sqlite_store_t *)s;
+    if (!end)
+        return exec_simple(st, "BEGIN IMMEDIATE");
+    if (exec_simple(st, "COMMIT") == 0)
+        return 0;
+    char *msg = NULL;
+    sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, &msg); /* keep the COMMIT's reason */
+    sqlite3_free(msg);
+    return -EIO;
+}
+
 static const rm_store_ops_t sqlite_ops = {
     .scheme = "sqlite",
     .get = sq_get,
@@ -380,6 +393,7 @@ static const rm_store_ops_t sqlite_ops = {
     .ep_put = sq_ep_put,
     .ep_remove = sq_ep_remove,
     .ep_list = sq_ep_list,
+    .ep_batch = sq_ep_batch,
 };
 
 static int prepare(sqlite_store_t *st, const char *sql, sqlite3_stmt **q)

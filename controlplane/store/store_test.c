@@ -163,8 +163,11 @@ static void check_endpoints(rm_store_t *s)
     assert_int_equal(rm_store_ep_list(s, &eps, &n), 0);
     assert_int_equal(n, 0);
     assert_null(eps);
+    /* In one batch (one transaction / Txn where the store has them), then alone. */
+    assert_int_equal(rm_store_ep_batch(s, 0), 0);
     assert_int_equal(rm_store_ep_put(s, &a), 0);
     assert_int_equal(rm_store_ep_put(s, &b), 0);
+    assert_int_equal(rm_store_ep_batch(s, 1), 0);
     a.draining = 1;
     assert_int_equal(rm_store_ep_put(s, &a), 0); /* replaces */
     assert_int_equal(rm_store_ep_list(s, &eps, &n), 0);
