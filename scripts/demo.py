@@ -98,6 +98,14 @@ rules:
 """
 
 
+SHADOW_CONFIG = MESH_CONFIG.replace("    retries:", "    mirror: {version: v3, percent: 100}\n    retries:") % (50, 50)
+
+
+def app_requests(app):
+    """Requests the test backend has answered (its own counter, GET /__backend/stats)."""
+    return json.loads(http_request(app.port, "/__backend/stats").body)["requests"]
+
+
 def meshctl(server, *args, stdin=None):
     r = subprocess.run([os.path.join(BIN, "controlplane/meshctl/meshctl"), "--server", server] +
                        list(args), input=stdin, capture_output=True, text=True, timeout=60)
@@ -184,9 +192,22 @@ def mesh_story(h, backends):
     step(10, "A bad route never reaches a sidecar; the error says where")
     show_cmd(server, "apply", "-f", "-", stdin=(MESH_CONFIG % (90, 10)).replace("weight: 10", "weight: ten"))
 
-    step(11, "Promote to 50/50 and look at the mesh the way an operator does")
+    step(11, "Promote to 50/50")
     show_cmd(server, "apply", "-f", "-", "--wait", stdin=MESH_CONFIG % (50, 50))
     show(*split(out, 1000), 1000)
+
+    step(12, "Dark launch: a v3 pod receives a copy of every request; users still see only v1/v2")
+    dark_app = h.backend("reviews", "v3")
+    Pod(h, server, "v3", "reviews-v3-dark", dark_app)
+    show_cmd(server, "apply", "-f", "-", "--wait", stdin=SHADOW_CONFIG)
+    before = app_requests(dark_app)
+    counts, errors, secs = split(out, 500)
+    show(counts, errors, secs, 500)
+    time.sleep(0.5)  # shadow copies are detached: the last ones may still be in flight
+    print("   the v3 pod received %d shadow copies (Host: reviews-shadow); v3 answered %d user "
+          "requests" % (app_requests(dark_app) - before, counts.get("v3", 0)))
+
+    step(13, "Look at the mesh the way an operator does")
     time.sleep(5.5)  # sidecars report their counters every 5 s
     show_cmd(server, "proxy-status")
     show_cmd(server, "stats", "reviews")
@@ -203,7 +224,7 @@ def netns_story():
     """The same rolling update with pods as network namespaces: remora-init's iptables rules in
     every pod, the sidecar as uid 1337, the client app calling the Service's vip with no idea a
     mesh exists (transparent interception). Needs root; otherwise says so and skips."""
-    step(12, "Pods as network namespaces: transparent interception, a v1 -> v2 rolling update")
+    step(14, "Pods as network namespaces: transparent interception, a v1 -> v2 rolling update")
     sys.path.insert(0, os.path.join(TOP, "tests", "pods"))
     from pod_runner import PodRunner, available  # noqa: E402
     if not available():
@@ -239,6 +260,11 @@ def netns_story():
         print("   %d requests, %d client-visible errors; answered by %s; %d of %d carried the "
               "sidecar's x-remora-attempt" % (summary["total"], summary["failures"], versions,
                                                summary["with_attempt"], summary["total"]))
+        time.sleep(5.5)  # sidecars report their counters every 5 s
+        stats = r.meshctl("stats", "reviews", check=False)
+        print("   $ meshctl stats reviews   (inside the node namespace)")
+        for line in (stats.stdout + stats.stderr).rstrip().splitlines():
+            print("   " + line)
 
 
 def main():
