@@ -425,6 +425,11 @@ static bool open_stream(rm_control_client_t *c)
     grpc_op ops[2];
     memset(ops, 0, sizeof(ops));
     ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+    /* Wait for the channel instead of failing at once with its cached connect error: the
+     * channel's own backoff (see rm_control_client_start) paces reconnects, and the stream goes
+     * out the moment a connect succeeds. Without it, our retry delay stacked on gRPC's and
+     * sidecars came back 7-12 s after the control plane did. */
+    ops[0].flags = GRPC_INITIAL_METADATA_WAIT_FOR_READY;
     ops[1].op = GRPC_OP_RECV_INITIAL_METADATA;
     ops[1].data.recv_initial_metadata.recv_initial_metadata = &c->init_md;
     if (grpc_call_start_batch(c->call, ops, 2, (void *)(intptr_t)TAG_META, NULL) == GRPC_CALL_OK)
@@ -476,13 +481,15 @@ static bool run_stream(rm_control_client_t *c)
     bool got_snapshot = false;
     if (!open_stream(c))
         return false;
-    /* A report right after Hello, then every second for the first RM_CONTROL_STATS_WARMUP_MS,
-     * then the steady interval: a new pod (or one reconnecting to a restarted control plane)
-     * shows up in `meshctl stats`, with a rate, within about a second of its first traffic. */
+    /* A report as soon as the stream is up, then every second for the first
+     * RM_CONTROL_STATS_WARMUP_MS, then the steady interval: a new pod (or one reconnecting to a
+     * restarted control plane) shows up in `meshctl stats`, with a rate, within about a second
+     * of its first traffic. Nothing is reported while the stream waits for the channel: reports
+     * are cumulative, and stale ones would only fill the send queue ahead of a Withdraw. */
     double interval = (double)c->opt.stats_interval_ms / 1000.0;
     double fast = interval < 1.0 ? interval : 1.0;
-    double warm_until = now_s() + (double)RM_CONTROL_STATS_WARMUP_MS / 1000.0;
-    double next_stats = now_s();
+    bool up = false;
+    double warm_until = 0, next_stats = 0;
     while (!atomic_load(&c->stop) && !c->stream_done) {
         grpc_event ev = grpc_completion_queue_next(
             c->cq,
@@ -490,6 +497,13 @@ static bool run_stream(rm_control_client_t *c)
             NULL);
         if (ev.type == GRPC_OP_COMPLETE) {
             c->outstanding--;
+            if (!up && ev.success &&
+                ((intptr_t)ev.tag == TAG_META ||
+                 ((intptr_t)ev.tag == TAG_RECV && c->recv_buf != NULL))) {
+                up = true; /* the control plane answered: the stream is established */
+                next_stats = now_s();
+                warm_until = next_stats + (double)RM_CONTROL_STATS_WARMUP_MS / 1000.0;
+            }
             switch ((intptr_t)ev.tag) {
             case TAG_SEND:
                 c->send_busy = false;
@@ -521,7 +535,7 @@ static bool run_stream(rm_control_client_t *c)
         }
         if (atomic_load(&c->withdraw_requested) && !c->withdraw_sent)
             send_withdraw(c);
-        if (now_s() >= next_stats) {
+        if (up && now_s() >= next_stats) {
             send_stats(c);
             next_stats = now_s() + (now_s() < warm_until ? fast : interval);
         }
@@ -531,15 +545,20 @@ static bool run_stream(rm_control_client_t *c)
     return got_snapshot;
 }
 
+#define RESTREAM_MIN_S 0.1
+
 static void *client_main(void *arg)
 {
     rm_control_client_t *c = arg;
-    /* gRPC's connection backoff: 1 s initial, x1.6, +-20% jitter, 120 s cap. */
-    double backoff = 1.0;
+    /* Connects are paced by the channel (gRPC's connection backoff: 1 s initial, x1.6, +-20%
+     * jitter, 120 s cap), which a wait-for-ready stream waits on. This loop's own delay only
+     * guards against a control plane that accepts streams and ends them at once: it starts
+     * small, grows the same way, and resets once a snapshot arrived. */
+    double backoff = RESTREAM_MIN_S;
     unsigned seed = (unsigned)time(NULL) ^ (unsigned)getpid();
     while (!atomic_load(&c->stop)) {
         if (run_stream(c))
-            backoff = 1.0;
+            backoff = RESTREAM_MIN_S;
         if (atomic_load(&c->stop))
             break;
         double jitter = 1.0 + 0.2 * (2.0 * ((double)rand_r(&seed) / RAND_MAX) - 1.0);
