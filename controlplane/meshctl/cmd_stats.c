@@ -6,6 +6,7 @@
  * retries) success, and why retries happened or were skipped.
  */
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,6 +64,7 @@ static void print_table(const Remora__V1__StatsResponse *r)
         printf("no traffic reported yet\n");
         return;
     }
+    bool any_idle = false;
     rm__table_t t;
     rm__table_init(&t, 16, "SERVICE", "VERSION", "ROUTE", "RPS", "REQUESTS", "SUCCESS", "EFFECTIVE",
                    "RETRIES", "RETRY-OK", "SKIPPED", "SHADOW", "SHADOW-DROP", "OVERFLOW", "EJECT",
@@ -75,7 +77,11 @@ static void print_table(const Remora__V1__StatsResponse *r)
             snprintf(svc, sizeof(svc), "%s.%s", v->service, v->namespace_);
         else
             snprintf(svc, sizeof(svc), "%s", v->service);
-        snprintf(rps, sizeof(rps), "%.1f", v->requests_per_second);
+        /* Idle in the window but not in total: the success rates and percentiles on this row
+         * are over all time (see controlplane/README.md, stats); the star says so. */
+        bool idle = v->requests_per_second == 0 && v->requests_total > 0;
+        any_idle = any_idle || idle;
+        snprintf(rps, sizeof(rps), "%.1f%s", v->requests_per_second, idle ? "*" : "");
         snprintf(req, sizeof(req), "%llu", (unsigned long long)v->requests_total);
         pct(v->actual_success_rate, act, sizeof(act));
         pct(v->effective_success_rate, eff, sizeof(eff));
@@ -102,6 +108,9 @@ static void print_table(const Remora__V1__StatsResponse *r)
     rm__table_free(&t);
     printf("SUCCESS is per attempt, EFFECTIVE after retries; rates over the last %.0fs\n",
            (double)r->window_ms / 1000.0);
+    if (any_idle)
+        printf("* no requests in the window: that row's SUCCESS, EFFECTIVE and P50/P99 are over "
+               "all time\n");
 }
 
 static json_t *counts_json(Remora__V1__RetryCount **c, size_t n)

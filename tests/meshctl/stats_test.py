@@ -77,12 +77,15 @@ class StatsTest(unittest.TestCase):
         r = self.m.meshctl("stats", "reviews", "--route", "reviews-rollout")
         self.assertEqual(r.rc, 0, r)
         line = [l for l in r.out.splitlines() if l.startswith("reviews")][0]
-        self.assertRegex(line, (r"^reviews\s+v1\s+reviews-rollout\s+[\d.]+\s+%d\s+%.2f%%\s+%.2f%%\s+"
+        self.assertRegex(line, (r"^reviews\s+v1\s+reviews-rollout\s+[\d.]+\*?\s+%d\s+%.2f%%\s+%.2f%%\s+"
                                 r"%d \(5xx=%d\)\s+%d\s+%d \(non_idempotent=%d\)\s+0\s+0\s+0\s+0\s+"
                                 r"[\d.]+m?s/[\d.]+m?s\s+100\.00%% / 100\.00%%$") % (
             n, v["actual_success_rate"] * 100, v["effective_success_rate"] * 100, retries, retries,
             retries, post_failures, post_failures))
-        self.assertTrue(re.search(r"rates over the last 10s$", r.out.strip()), r.out)
+        self.assertTrue(re.search(r"rates over the last 10s$", r.out.strip(), re.M), r.out)
+        # A row with no requests in the window says its rates are over all time.
+        idle = line.split()[3].endswith("*")
+        self.assertEqual(idle, "* no requests in the window" in r.out, r.out)
 
 
 if __name__ == "__main__":
