@@ -36,7 +36,7 @@ DURATION = int(os.environ.get("BENCH_SECONDS", "5"))
 CONNS = int(os.environ.get("BENCH_CONNECTIONS", "50"))
 RATE = int(os.environ.get("BENCH_RATE", "1000"))  # fixed rate for the latency run
 IDLE_CONNS = int(os.environ.get("BENCH_IDLE_CONNECTIONS", "5000"))
-ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
 
 
 def free_port():
