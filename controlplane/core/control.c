@@ -69,6 +69,13 @@ void rm_control_close(rm_control_t *c)
 {
     if (c == NULL)
         return;
+    /* A clean stop writes what the last debounce had not written yet, so the next start
+     * restores every registration (streams just closed by the shutdown are in their grace:
+     * still registered). */
+    if (c->ep_dirty) {
+        c->ep_flush_at = c->ep_retry_at = 0;
+        rm__reg_flush(c, rm_mono_ms());
+    }
     rm_registry_free(&c->registry);
     if (c->config != NULL)
         remora__v1__config_set__free_unpacked(c->config, NULL);

@@ -296,6 +296,24 @@ static void test_restart_restores_in_grace(void **state)
     rm_store_close(inner);
 }
 
+/* A clean stop writes what the debounce still held, so the next start restores it. */
+static void test_clean_stop_writes_pending(void **state)
+{
+    (void)state;
+    rm_store_t *inner = new_inner();
+    rm_control_t *c = open_on(inner, 0);
+    uint64_t t = rm_mono_ms();
+    rm_sidecar_t *sc = connect_pod(c, "p1", "10.0.0.1:9080", t);
+    rm_discovery_close(c, sc, t + 1); /* the shutdown cancels every stream */
+    assert_int_equal(stored(inner, "p1", NULL, 0), -1);
+    rm_control_close(c);
+    assert_int_equal(stored(inner, "p1", NULL, 0), 0);
+    c = open_on(inner, 0);
+    assert_int_equal(listed(c, "10.0.0.1:9080"), 0);
+    rm_control_close(c);
+    rm_store_close(inner);
+}
+
 static void test_replicas_share_registrations(void **state)
 {
     (void)state;
@@ -363,6 +381,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hello_withdraw_and_expiry_are_stored),
         cmocka_unit_test(test_restart_restores_in_grace),
+        cmocka_unit_test(test_clean_stop_writes_pending),
         cmocka_unit_test(test_replicas_share_registrations),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
