@@ -12,11 +12,10 @@ request recorded. Each test injects one fault and asserts its expected outcome, 
   test_control_plane_killed_while_pod_drains  the same with maxUnavailable 1, killed just
       before an old pod's SIGTERM: that pod drains and goes while no withdrawal can be pushed.
   test_control_plane_restart_client_reconnects_first  the restart race made deterministic:
-      the client sidecar reconnects to a restarted remora-control before the servers do.
-      Skipped with the measured figures while the known bug stands (see README).
+      the client sidecar reconnects to a restarted remora-control before the servers do; it
+      keeps the servers' endpoints (restored from the store) and serves with 0 errors.
   test_post_per_try_timeout_while_connecting  a POST whose per-try timeout fires before its
-      connection completes must be retried (nothing was written). Skipped with the measured
-      figures while the known bug stands (see README).
+      connection completes must be retried (nothing was written): 0 errors.
   test_pod_sigkill  SIGKILL one pod's app and sidecar (then its sandbox goes): 0 GET errors
       (resets and connect failures retried on other endpoints); POSTs in flight on the killed
       pod are ambiguous and may fail — counted, bounded.
@@ -222,56 +221,12 @@ class FaultNetnsTest(unittest.TestCase):
         self.assertGreater(len(down), 0.8 * RATE * (t_back - t_kill), "load kept its rate")
         self.assertEqual(sum(1 for x in down if x[3] != 200 and x[2] == "GET"), 0,
                          "idempotent requests failed while the control plane was down:\n" + text)
-        if summary["failures"]:
-            self.skip_if_known_bugs(summary, t_back, text)
         self.assertEqual(summary["failures"], 0,
                          "a rolling update promises 0 errors for every method, control plane "
                          "outage or not:\n" + text)
         # the vip reaches exactly the new pods: the restarted control plane has the registry
         self.wait_client_sees(result["new"])
         return summary, text
-
-    def skip_if_known_bugs(self, summary, t_back, text):
-        """Two bugs found by these tests and reported (not fixed here: they are in the control
-        plane and the dataplane; see tests/pods/README.md, "Bugs found"):
-          1. empty registry after a restart: a client sidecar that reconnects to a restarted
-             remora-control before the server sidecars have re-registered gets a snapshot with
-             no endpoints and answers 503 'no healthy upstream' until they do;
-          2. a per-try timeout that fires while the upstream connection is still being made
-             (nothing written) is treated as ambiguous, so a POST gets 504 instead of a retry.
-        When every failure of the run is one of these (1: a 503 'no healthy upstream' after the
-        restart; 2: a POST 504 'upstream request timeout' at the per-try timeout), the test is
-        skipped with the measured figures; REMORA_PODS_KNOWN_GAPS=1 makes it fail instead. Any
-        other failure fails the test."""
-        if os.environ.get("REMORA_PODS_KNOWN_GAPS") == "1":
-            return
-        samples = summary["failure_samples"]
-        bad = [x for x in self.records if x[3] != 200]
-        empty = [x for x in bad if x[3] == 503 and x[0] + self.t0 >= t_back]
-        connecting = [x for x in bad if x[3] == 504 and x[2] == "POST" and
-                      PER_TRY_MS <= x[4] <= PER_TRY_MS + 100]
-        details_ok = all("no healthy upstream" in f[3] or "upstream request timeout" in f[3]
-                         for f in samples)
-        if len(empty) + len(connecting) != len(bad) or not details_ok:
-            return
-        why = []
-        if empty:
-            why.append("bug 1 (control-plane restart, empty registry): %d requests answered 503 "
-                       "'no healthy upstream' during %.0f ms, starting %.1f s after "
-                       "remora-control came back" % (
-                           len(empty), (max(x[0] for x in empty) - min(x[0] for x in empty))
-                           * 1000, min(x[0] for x in empty) + self.t0 - t_back))
-        if connecting:
-            why.append("bug 2 (per-try timeout while connecting is not retried): %d POSTs "
-                       "answered 504 after %.0f-%.0f ms" % (
-                           len(connecting), min(x[4] for x in connecting),
-                           max(x[4] for x in connecting)))
-        self.known_bug("KNOWN BUG, see tests/pods/README.md: %s\n%s" % ("; ".join(why), text))
-
-    def known_bug(self, reason):
-        """Skips with reason, printed too (Bazel's summary shows a skipped test as PASSED)."""
-        print("\nSKIPPED %s: %s" % (self.id(), reason), flush=True)
-        self.skipTest(reason)
 
     def test_control_plane_killed_mid_rollout(self):
         """maxSurge 1: killed once the first old pod has exited (a third done). The next new
@@ -335,8 +290,6 @@ class FaultNetnsTest(unittest.TestCase):
             "failed_in_the_2s": sum(1 for x in gap if x[3] != 200),
             "failure_samples": summary["failure_samples"][:3]})
         self.assertGreater(t_kill, 0)
-        if summary["failures"]:
-            self.skip_if_known_bugs(summary, t_back, text)
         self.assertEqual(summary["failures"], 0, "the client must keep its endpoints while the "
                          "servers re-register:\n" + text)
 
@@ -371,13 +324,6 @@ class FaultNetnsTest(unittest.TestCase):
             skipped, timeouts)
         print("\n%s: %s" % (self.id(), text))
         self.assertGreater(summary["total"], 500)
-        if summary["failures"] and os.environ.get("REMORA_PODS_KNOWN_GAPS") != "1" and all(
-                f[2] == 504 and "upstream request timeout" in f[3]
-                for f in summary["failure_samples"]):
-            self.known_bug("KNOWN BUG 2, see tests/pods/README.md: %d of %d POSTs answered 504 "
-                          "'upstream request timeout' after the per-try timeout fired while "
-                          "connecting to a dead endpoint (retries skipped as non_idempotent: "
-                          "%d)\n%s" % (summary["failures"], summary["total"], skipped, text))
         self.assertEqual(summary["failures"], 0, "POSTs whose connection never completed must be "
                          "retried on another endpoint:\n" + text)
 
