@@ -33,6 +33,9 @@ static const char usage[] =
     "                         etcd://HOST:PORT[/PREFIX] keeps versions in etcd (keys under\n"
     "                         PREFIX, default /remora/v1/), so several replicas serve one mesh\n"
     "  --endpoint-grace D     how long a dead stream's endpoint stays listed (default 2s)\n"
+    "  --restore-grace D      after a restart, how long registrations restored from the store\n"
+    "                         stay listed while their sidecars reconnect (default 30s; never\n"
+    "                         shorter than --endpoint-grace, so 0s means that long)\n"
     "  --debounce D           longest a change waits before it is pushed (default 20ms)\n"
     "  --log-level L          debug | info | warn | error | off (default info)\n"
     "  --help                 this text\n"
@@ -44,6 +47,7 @@ enum {
     OPT_LISTEN = 256,
     OPT_STORE,
     OPT_GRACE,
+    OPT_RESTORE_GRACE,
     OPT_DEBOUNCE,
     OPT_LOG_LEVEL,
     OPT_HELP,
@@ -54,6 +58,7 @@ static const struct option long_options[] = {
     {"listen", required_argument, NULL, OPT_LISTEN},
     {"store", required_argument, NULL, OPT_STORE},
     {"endpoint-grace", required_argument, NULL, OPT_GRACE},
+    {"restore-grace", required_argument, NULL, OPT_RESTORE_GRACE},
     {"debounce", required_argument, NULL, OPT_DEBOUNCE},
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
     {"help", no_argument, NULL, OPT_HELP},
@@ -141,6 +146,15 @@ int main(int argc, char **argv)
             if ((rc = parse_duration_flag("--endpoint-grace", optarg, 3600000, &opt.grace_ms)))
                 return rc;
             break;
+        case OPT_RESTORE_GRACE:
+            if ((rc = parse_duration_flag("--restore-grace", optarg, 3600000,
+                                          &opt.restore_grace_ms)))
+                return rc;
+            /* The core reads 0 as "the default" and raises anything shorter than the endpoint
+             * grace to it; 1 ms asks for exactly that floor. */
+            if (opt.restore_grace_ms == 0)
+                opt.restore_grace_ms = 1;
+            break;
         case OPT_DEBOUNCE:
             if ((rc = parse_duration_flag("--debounce", optarg, 60000, &opt.debounce_ms)))
                 return rc;
@@ -194,11 +208,15 @@ int main(int argc, char **argv)
         return 1;
     }
     const char *colon = strrchr(listen, ':');
+    uint64_t restore_ms =
+        opt.restore_grace_ms ? opt.restore_grace_ms : RM_CONTROL_DEFAULT_RESTORE_GRACE_MS;
+    if (restore_ms < opt.grace_ms)
+        restore_ms = opt.grace_ms; /* as the core does (controlplane/core/registrations.c) */
     rm_log_info(PROG " %s listening on %.*s:%d; store %s at version %llu; debounce %llums, "
-                     "endpoint grace %llums",
+                     "endpoint grace %llums, restore grace %llums",
                 REMORA_VERSION, (int)(colon - listen), listen, rm_server_port(srv), store_uri,
                 (unsigned long long)ctl->version, (unsigned long long)opt.debounce_ms,
-                (unsigned long long)opt.grace_ms);
+                (unsigned long long)opt.grace_ms, (unsigned long long)restore_ms);
     rm_server_run(srv, &stop_flag);
     rm_server_free(srv);
     rm_control_close(ctl);

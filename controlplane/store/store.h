@@ -207,6 +207,13 @@ typedef struct rm__etcd_watch {
 /* Parses a packed etcdserverpb.WatchResponse (borrowed) into *out. 0, or -EINVAL when it does
  * not unpack. For the watcher and the fuzz driver; any thread. */
 int rm__store_etcd_watch_parse(const uint8_t *data, size_t len, rm__etcd_watch_t *out);
+/* store_etcd.c: a packed LeaseKeepAliveResponse (keepalive 1) or LeaseGrantResponse (0) —
+ * `data`, len bytes, borrowed — into the lease's *id and *ttl (seconds). 0 when it names a live
+ * lease; -ENOENT when it names none (ID 0, TTL <= 0 as etcd answers for a lease it no longer
+ * has, or a grant's error set); -EINVAL when it does not unpack. For the store and the fuzz
+ * driver; any thread. */
+int rm__store_etcd_lease_parse(const uint8_t *data, size_t len, int keepalive, int64_t *id,
+                               int64_t *ttl);
 /* store.c: the value format of a registration (etcd): "RME1\n" then pod, namespace, service,
  * version, address, draining ("0"/"1") and owner, each ending in '\n'. Deterministic, so etcd
  * can compare a stored value with what we wrote. Returns a malloc'd string or NULL (no memory).

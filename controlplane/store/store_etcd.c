@@ -209,36 +209,48 @@ static void status_text(grpc_slice details, char *out, size_t n)
 }
 
 /*
- * Sends `req` to `method` ("/etcdserverpb.KV/Range") and unpacks the reply with `desc` into
- * *resp (caller frees with protobuf_c_message_free_unpacked). Returns 0; -EHOSTUNREACH when
- * etcd cannot be reached or did not answer in time; -EIO for any other failure; each with the
- * reason in store->error.
+ * Sends `req` to `method` ("/etcdserverpb.KV/Range") with a deadline of timeout_ms and fills
+ * *res: the reply unpacked with `desc`, or its raw bytes when desc is NULL (for a reply that a
+ * parser shared with the fuzz driver unpacks). Also right for a bidirectional stream used one
+ * message each way (LeaseKeepAlive: etcd answers each request and ends the stream once ours is
+ * half-closed), since the one batch sends, half-closes and reads one reply. Returns 0;
+ * -EHOSTUNREACH when etcd cannot be reached or did not answer in time; -EIO for any other
+ * failure; each with the reason in store->error. The caller frees *res (rm_unary_result_free)
+ * either way. Owner thread, st->cq.
  */
+static int call(etcd_store_t *st, const char *method, const ProtobufCMessage *req,
+                const ProtobufCMessageDescriptor *desc, uint64_t timeout_ms, rm_unary_result_t *res)
+{
+    switch (rm_unary_call(st->ch, st->cq, method, req, desc, timeout_ms, res)) {
+    case 0:
+        return 0;
+    case RM_UNARY_ESTATUS:
+        if (res->status == GRPC_STATUS_UNAVAILABLE ||
+            res->status == GRPC_STATUS_DEADLINE_EXCEEDED) {
+            rm__store_fail(&st->base, "etcd %s unavailable: %.200s", st->target,
+                           *res->details ? res->details : "no answer in time");
+            return -EHOSTUNREACH;
+        }
+        rm__store_fail(&st->base, "etcd %s: %s failed: %.200s (gRPC status %d)", st->target, method,
+                       *res->details ? res->details : "no details", (int)res->status);
+        return -EIO;
+    default: /* could not start; no reply, or one that does not unpack */
+        rm__store_fail(&st->base, "etcd %s: %s: %s", st->target, method, res->details);
+        return -EIO;
+    }
+}
+
+/* call() with the reply unpacked into *resp (caller frees with protobuf_c_message_free_unpacked;
+ * NULL on failure) and the default deadline, RM_ETCD_CALL_MS. */
 static int unary(etcd_store_t *st, const char *method, const ProtobufCMessage *req,
                  const ProtobufCMessageDescriptor *desc, ProtobufCMessage **resp)
 {
     rm_unary_result_t res;
-    int rc = -EIO;
+    int rc = call(st, method, req, desc, RM_ETCD_CALL_MS, &res);
     *resp = NULL;
-    switch (rm_unary_call(st->ch, st->cq, method, req, desc, RM_ETCD_CALL_MS, &res)) {
-    case 0:
+    if (rc == 0) {
         *resp = res.reply;
         res.reply = NULL; /* the caller's now */
-        rc = 0;
-        break;
-    case RM_UNARY_ESTATUS:
-        if (res.status == GRPC_STATUS_UNAVAILABLE || res.status == GRPC_STATUS_DEADLINE_EXCEEDED) {
-            rm__store_fail(&st->base, "etcd %s unavailable: %.200s", st->target,
-                           *res.details ? res.details : "no answer in time");
-            rc = -EHOSTUNREACH;
-        } else {
-            rm__store_fail(&st->base, "etcd %s: %s failed: %.200s (gRPC status %d)", st->target,
-                           method, *res.details ? res.details : "no details", (int)res.status);
-        }
-        break;
-    default: /* could not start; no reply, or one that does not unpack */
-        rm__store_fail(&st->base, "etcd %s: %s: %s", st->target, method, res.details);
-        break;
     }
     rm_unary_result_free(&res);
     return rc;
@@ -704,189 +716,9 @@ static void et_close(rm_store_t *s)
  * registration every few seconds. When the replica dies, etcd deletes all its keys when the
  * lease runs out (RM_STORE_LEASE_TTL_S); no other replica has to decide that it is dead.
  *
- * The Lease service and DeleteRange are not in //proto/etcd's hand-written subset, so those
- * messages are encoded here by hand (a few varint and length-delimited fields) and sent with a
- * raw-bytes call; replies that protobuf-c can read (TxnResponse) are unpacked with it. */
-
-/* A protobuf writer over a caller's buffer; `ok` drops to 0 when it would overflow. */
-typedef struct pbw {
-    uint8_t *p;
-    size_t n, cap;
-    int ok;
-} pbw_t;
-
-static void pb_varint(pbw_t *w, uint64_t v)
-{
-    do {
-        if (w->n >= w->cap) {
-            w->ok = 0;
-            return;
-        }
-        uint8_t b = v & 0x7f;
-        v >>= 7;
-        w->p[w->n++] = (uint8_t)(b | (v ? 0x80 : 0));
-    } while (v);
-}
-
-static void pb_bytes(pbw_t *w, int field, const void *data, size_t len)
-{
-    pb_varint(w, (uint64_t)field << 3 | 2);
-    pb_varint(w, len);
-    if (!w->ok || w->cap - w->n < len) {
-        w->ok = 0;
-        return;
-    }
-    memcpy(w->p + w->n, data, len);
-    w->n += len;
-}
-
-static void pb_int(pbw_t *w, int field, uint64_t v)
-{
-    pb_varint(w, (uint64_t)field << 3);
-    pb_varint(w, v);
-}
-
-/* Reads varint fields `f1` and `f2` of a message (others skipped). 0, or -EINVAL. */
-static int pb_read_ints(const uint8_t *p, size_t len, int f1, int64_t *v1, int f2, int64_t *v2)
-{
-    size_t i = 0;
-    *v1 = *v2 = 0;
-    while (i < len) {
-        uint64_t key = 0, v = 0;
-        for (int sh = 0;; sh += 7) {
-            if (i >= len || sh > 63)
-                return -EINVAL;
-            key |= (uint64_t)(p[i] & 0x7f) << sh;
-            if (!(p[i++] & 0x80))
-                break;
-        }
-        switch (key & 7) {
-        case 0:
-            for (int sh = 0;; sh += 7) {
-                if (i >= len || sh > 63)
-                    return -EINVAL;
-                v |= (uint64_t)(p[i] & 0x7f) << sh;
-                if (!(p[i++] & 0x80))
-                    break;
-            }
-            if ((int)(key >> 3) == f1)
-                *v1 = (int64_t)v;
-            else if ((int)(key >> 3) == f2)
-                *v2 = (int64_t)v;
-            break;
-        case 1:
-            if (len - i < 8)
-                return -EINVAL;
-            i += 8;
-            break;
-        case 2:
-            for (int sh = 0;; sh += 7) {
-                if (i >= len || sh > 63)
-                    return -EINVAL;
-                v |= (uint64_t)(p[i] & 0x7f) << sh;
-                if (!(p[i++] & 0x80))
-                    break;
-            }
-            if (v > len - i)
-                return -EINVAL;
-            i += v;
-            break;
-        case 5:
-            if (len - i < 4)
-                return -EINVAL;
-            i += 4;
-            break;
-        default:
-            return -EINVAL;
-        }
-    }
-    return 0;
-}
-
-/*
- * One call with a raw request (`req`, len bytes) and one raw reply (*out, malloc'd, *out_len):
- * also right for a bidirectional stream used one message each way (LeaseKeepAlive: etcd answers
- * each request, then ends the stream when ours is half-closed). Owner thread, st->cq. Returns 0,
- * -EHOSTUNREACH (etcd unavailable or too slow) or -EIO, with the reason in store->error.
- */
-static int raw_call(etcd_store_t *st, const char *method, const uint8_t *req, size_t len,
-                    uint8_t **out, size_t *out_len, int64_t timeout_ms)
-{
-    grpc_slice s = grpc_slice_from_copied_buffer((const char *)req, len);
-    grpc_byte_buffer *send = grpc_raw_byte_buffer_create(&s, 1);
-    grpc_slice_unref(s);
-    grpc_call *call = grpc_channel_create_call(st->ch, NULL, GRPC_PROPAGATE_DEFAULTS, st->cq,
-                                               grpc_slice_from_static_string(method), NULL,
-                                               deadline_in(timeout_ms), NULL);
-    grpc_metadata_array md_in, trailers;
-    grpc_metadata_array_init(&md_in);
-    grpc_metadata_array_init(&trailers);
-    grpc_byte_buffer *recv = NULL;
-    grpc_status_code status = GRPC_STATUS_UNKNOWN;
-    grpc_slice details = grpc_empty_slice();
-    grpc_op ops[6];
-    memset(ops, 0, sizeof(ops));
-    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-    ops[1].op = GRPC_OP_SEND_MESSAGE;
-    ops[1].data.send_message.send_message = send;
-    ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
-    ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
-    ops[3].data.recv_initial_metadata.recv_initial_metadata = &md_in;
-    ops[4].op = GRPC_OP_RECV_MESSAGE;
-    ops[4].data.recv_message.recv_message = &recv;
-    ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-    ops[5].data.recv_status_on_client.trailing_metadata = &trailers;
-    ops[5].data.recv_status_on_client.status = &status;
-    ops[5].data.recv_status_on_client.status_details = &details;
-    int rc = -EIO;
-    *out = NULL;
-    *out_len = 0;
-    if (grpc_call_start_batch(call, ops, 6, call, NULL) != GRPC_CALL_OK) {
-        rm__store_fail(&st->base, "etcd %s: %s: cannot start the call", st->target, method);
-        goto out;
-    }
-    grpc_completion_queue_pluck(st->cq, call, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
-    if (status != GRPC_STATUS_OK) {
-        char why[200];
-        status_text(details, why, sizeof(why));
-        rc = status == GRPC_STATUS_UNAVAILABLE || status == GRPC_STATUS_DEADLINE_EXCEEDED
-                 ? -EHOSTUNREACH
-                 : -EIO;
-        rm__store_fail(&st->base, "etcd %s: %s: %s (gRPC status %d)", st->target, method,
-                       *why ? why : "failed", (int)status);
-        goto out;
-    }
-    if (recv == NULL) {
-        rm__store_fail(&st->base, "etcd %s: %s: no reply", st->target, method);
-        goto out;
-    }
-    grpc_byte_buffer_reader r;
-    if (!grpc_byte_buffer_reader_init(&r, recv)) {
-        rm__store_fail(&st->base, "etcd %s: %s: unreadable reply", st->target, method);
-        goto out;
-    }
-    grpc_slice all = grpc_byte_buffer_reader_readall(&r);
-    grpc_byte_buffer_reader_destroy(&r);
-    *out_len = GRPC_SLICE_LENGTH(all);
-    *out = malloc(*out_len ? *out_len : 1);
-    if (*out == NULL) {
-        rm__store_fail(&st->base, "out of memory");
-        rc = -ENOMEM;
-    } else {
-        memcpy(*out, GRPC_SLICE_START_PTR(all), *out_len);
-        rc = 0;
-    }
-    grpc_slice_unref(all);
-out:
-    if (recv != NULL)
-        grpc_byte_buffer_destroy(recv);
-    grpc_byte_buffer_destroy(send);
-    grpc_metadata_array_destroy(&md_in);
-    grpc_metadata_array_destroy(&trailers);
-    grpc_slice_unref(details);
-    grpc_call_unref(call);
-    return rc;
-}
+ * Every message is a //proto/etcd type packed and unpacked by protobuf-c, like the rest of this
+ * file; lease replies arrive as bytes and are read by rm__store_etcd_lease_parse, which the fuzz
+ * driver calls too. */
 
 /* How long a lease call may take: short, because it runs on the server's loop. */
 #define RM_ETCD_LEASE_CALL_MS 1000
@@ -898,24 +730,52 @@ static uint64_t mono_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-/* LeaseGrant {TTL = 1} -> {ID = 2, TTL = 3}. */
+int rm__store_etcd_lease_parse(const uint8_t *data, size_t len, int keepalive, int64_t *id,
+                               int64_t *ttl)
+{
+    int rc = 0;
+    *id = *ttl = 0;
+    if (keepalive) {
+        Etcdserverpb__LeaseKeepAliveResponse *r =
+            etcdserverpb__lease_keep_alive_response__unpack(NULL, len, data);
+        if (r == NULL)
+            return -EINVAL;
+        *id = r->id;
+        *ttl = r->ttl;
+        etcdserverpb__lease_keep_alive_response__free_unpacked(r, NULL);
+    } else {
+        Etcdserverpb__LeaseGrantResponse *r =
+            etcdserverpb__lease_grant_response__unpack(NULL, len, data);
+        if (r == NULL)
+            return -EINVAL;
+        *id = r->id;
+        *ttl = r->ttl;
+        if (r->error != NULL && *r->error != '\0')
+            rc = -ENOENT; /* etcd says why it granted none */
+        etcdserverpb__lease_grant_response__free_unpacked(r, NULL);
+    }
+    /* etcd answers a keepalive for a lease it no longer has with TTL 0 (or -1). */
+    if (*id == 0 || *ttl <= 0)
+        rc = -ENOENT;
+    return rc;
+}
+
+/* LeaseGrant {TTL} -> {ID, TTL}: this replica's lease, kept alive from now on. */
 static int lease_grant(etcd_store_t *st)
 {
-    uint8_t buf[32], *reply = NULL;
-    size_t rlen = 0;
-    pbw_t w = {buf, 0, sizeof(buf), 1};
-    pb_int(&w, 1, RM_STORE_LEASE_TTL_S);
-    int rc = raw_call(st, "/etcdserverpb.Lease/LeaseGrant", buf, w.n, &reply, &rlen,
-                      RM_ETCD_LEASE_CALL_MS);
+    Etcdserverpb__LeaseGrantRequest req = ETCDSERVERPB__LEASE_GRANT_REQUEST__INIT;
+    req.ttl = RM_STORE_LEASE_TTL_S;
+    rm_unary_result_t res;
+    int64_t id = 0, ttl = 0;
+    int rc =
+        call(st, "/etcdserverpb.Lease/LeaseGrant", &req.base, NULL, RM_ETCD_LEASE_CALL_MS, &res);
+    if (rc == 0 && rm__store_etcd_lease_parse(res.bytes, res.len, 0, &id, &ttl) < 0) {
+        rm__store_fail(&st->base, "etcd %s: LeaseGrant gave no lease", st->target);
+        rc = -EIO;
+    }
+    rm_unary_result_free(&res);
     if (rc < 0)
         return rc;
-    int64_t id = 0, ttl = 0;
-    if (pb_read_ints(reply, rlen, 2, &id, 3, &ttl) < 0 || id == 0 || ttl <= 0) {
-        rm__store_fail(&st->base, "etcd %s: LeaseGrant gave no lease", st->target);
-        free(reply);
-        return -EIO;
-    }
-    free(reply);
     st->lease = id;
     st->keepalive_at = mono_ms() + (uint64_t)ttl * 1000 / 3;
     rm_log_debug("etcd %s: lease %" PRIx64 " (%" PRId64 " s) for this replica's registrations",
@@ -930,24 +790,26 @@ static int et_ep_keepalive(rm_store_t *s, uint64_t now_ms)
     uint64_t now = mono_ms();
     if (st->lease == 0 || now < st->keepalive_at)
         return 0;
-    uint8_t buf[32], *reply = NULL;
-    size_t rlen = 0;
-    pbw_t w = {buf, 0, sizeof(buf), 1};
-    pb_int(&w, 1, (uint64_t)st->lease);
-    int rc = raw_call(st, "/etcdserverpb.Lease/LeaseKeepAlive", buf, w.n, &reply, &rlen,
-                      RM_ETCD_LEASE_CALL_MS);
-    if (rc < 0) {
-        st->keepalive_at = now + 1000; /* etcd away: try again soon, the lease may still live */
-        return rc;
-    }
+    Etcdserverpb__LeaseKeepAliveRequest req = ETCDSERVERPB__LEASE_KEEP_ALIVE_REQUEST__INIT;
+    req.id = st->lease;
+    rm_unary_result_t res;
     int64_t id = 0, ttl = 0;
-    rc = pb_read_ints(reply, rlen, 2, &id, 3, &ttl);
-    free(reply);
-    if (rc < 0 || ttl <= 0) {
+    int rc = call(st, "/etcdserverpb.Lease/LeaseKeepAlive", &req.base, NULL, RM_ETCD_LEASE_CALL_MS,
+                  &res);
+    if (rc == 0)
+        rc = rm__store_etcd_lease_parse(res.bytes, res.len, 1, &id, &ttl);
+    rm_unary_result_free(&res);
+    if (rc == -ENOENT || rc == -EINVAL) {
+        /* A reply that does not unpack is treated like one without the lease, as before: a new
+         * lease and every registration put again is safe, keeping a lease we cannot see is not. */
         rm_log_warn("etcd %s: this replica's lease expired; registering its sidecars again",
                     st->target);
         st->lease = 0;
         return 1;
+    }
+    if (rc < 0) {
+        st->keepalive_at = now + 1000; /* etcd away: try again soon, the lease may still live */
+        return rc;
     }
     st->keepalive_at = now + (uint64_t)ttl * 1000 / 3;
     return 0;
@@ -1074,49 +936,41 @@ nomem:
     return -ENOMEM;
 }
 
-/* Txn { compare: value(key) == ours } success: [DeleteRange {key}]. The Compare is packed by
- * protobuf-c; TxnRequest and RequestOp by hand, for DeleteRange (RequestOp field 3). */
+/* Txn { compare: value(key) == ours } success: [DeleteRange {key}]. Not succeeded means the key
+ * holds someone else's record now (or nothing), which is what we want to keep. */
 static int et_ep_remove(rm_store_t *s, const rm_store_endpoint_t *e)
 {
     etcd_store_t *st = (etcd_store_t *)s;
     char key[KEY_MAX + RM_STORE_EP_KEY_MAX];
     char *val = rm__store_ep_encode(e);
-    uint8_t cmpbuf[4096], del[2048], op[2048], txn[8192];
-    int rc = -ENOMEM;
-    if (val == NULL)
-        goto nomem;
+    if (val == NULL) {
+        rm__store_fail(s, "out of memory");
+        return -ENOMEM;
+    }
     ep_key(st, e, key, sizeof(key));
     Etcdserverpb__Compare cmp = ETCDSERVERPB__COMPARE__INIT;
+    Etcdserverpb__Compare *cmps[1] = {&cmp};
     cmp.result = ETCDSERVERPB__COMPARE__COMPARE_RESULT__EQUAL;
     cmp.target = ETCDSERVERPB__COMPARE__COMPARE_TARGET__VALUE;
     cmp.key = bin(key);
     cmp.target_union_case = ETCDSERVERPB__COMPARE__TARGET_UNION_VALUE;
     cmp.value = bin(val);
-    size_t clen = etcdserverpb__compare__get_packed_size(&cmp);
-    if (clen > sizeof(cmpbuf)) {
-        rm__store_fail(s, "registration too large");
-        rc = -EINVAL;
-        goto out;
-    }
-    etcdserverpb__compare__pack(&cmp, cmpbuf);
-    pbw_t wd = {del, 0, sizeof(del), 1}, wo = {op, 0, sizeof(op), 1}, wt = {txn, 0, sizeof(txn), 1};
-    pb_bytes(&wd, 1, key, strlen(key)); /* DeleteRangeRequest.key */
-    pb_bytes(&wo, 3, del, wd.n);        /* RequestOp.request_delete_range */
-    pb_bytes(&wt, 1, cmpbuf, clen);     /* TxnRequest.compare */
-    pb_bytes(&wt, 2, op, wo.n);         /* TxnRequest.success */
-    if (!wd.ok || !wo.ok || !wt.ok) {
-        rm__store_fail(s, "registration too large");
-        rc = -EINVAL;
-        goto out;
-    }
-    uint8_t *reply = NULL;
-    size_t rlen = 0;
-    rc = raw_call(st, "/etcdserverpb.KV/Txn", txn, wt.n, &reply, &rlen, RM_ETCD_CALL_MS);
-    free(reply); /* not succeeded = someone else's record now, which is what we want to keep */
-    goto out;
-nomem:
-    rm__store_fail(s, "out of memory");
-out:
+    Etcdserverpb__DeleteRangeRequest del = ETCDSERVERPB__DELETE_RANGE_REQUEST__INIT;
+    del.key = bin(key);
+    Etcdserverpb__RequestOp op = ETCDSERVERPB__REQUEST_OP__INIT;
+    Etcdserverpb__RequestOp *ops[1] = {&op};
+    op.request_case = ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_DELETE_RANGE;
+    op.request_delete_range = &del;
+    Etcdserverpb__TxnRequest txn = ETCDSERVERPB__TXN_REQUEST__INIT;
+    txn.compare = cmps;
+    txn.n_compare = 1;
+    txn.success = ops;
+    txn.n_success = 1;
+    Etcdserverpb__TxnResponse *resp = NULL;
+    int rc = unary(st, "/etcdserverpb.KV/Txn", &txn.base, &etcdserverpb__txn_response__descriptor,
+                   (ProtobufCMessage **)&resp);
+    if (rc == 0)
+        etcdserverpb__txn_response__free_unpacked(resp, NULL);
     free(val);
     return rc;
 }

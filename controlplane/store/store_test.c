@@ -25,6 +25,7 @@
 #include <sqlite3.h>
 
 #include "controlplane/store/store.h"
+#include "etcdpb/rpc.pb-c.h"
 
 static char tmpdir[PATH_MAX];
 
@@ -356,6 +357,41 @@ static void test_summary_is_cut(void **state)
 }
 
 /* The etcd value format, decoded from bytes built here by hand (the encoder's mirror). */
+/* Lease replies as etcd packs them: a live lease, one etcd no longer has, a refused grant, and
+ * bytes that are no reply at all. */
+static void test_etcd_lease_parse(void **state)
+{
+    (void)state;
+    uint8_t buf[64];
+    int64_t id, ttl;
+    Etcdserverpb__LeaseGrantResponse g = ETCDSERVERPB__LEASE_GRANT_RESPONSE__INIT;
+    g.id = 0x694d8e3b1c2a0004;
+    g.ttl = 10;
+    size_t n = etcdserverpb__lease_grant_response__pack(&g, buf);
+    assert_int_equal(rm__store_etcd_lease_parse(buf, n, 0, &id, &ttl), 0);
+    assert_true(id == 0x694d8e3b1c2a0004 && ttl == 10);
+    g.error = "etcdserver: too many requests";
+    n = etcdserverpb__lease_grant_response__pack(&g, buf);
+    assert_int_equal(rm__store_etcd_lease_parse(buf, n, 0, &id, &ttl), -ENOENT);
+
+    Etcdserverpb__LeaseKeepAliveResponse k = ETCDSERVERPB__LEASE_KEEP_ALIVE_RESPONSE__INIT;
+    k.id = 7;
+    k.ttl = 9;
+    n = etcdserverpb__lease_keep_alive_response__pack(&k, buf);
+    assert_int_equal(rm__store_etcd_lease_parse(buf, n, 1, &id, &ttl), 0);
+    assert_true(id == 7 && ttl == 9);
+    k.ttl = 0; /* etcd's answer for an expired or revoked lease */
+    n = etcdserverpb__lease_keep_alive_response__pack(&k, buf);
+    assert_int_equal(rm__store_etcd_lease_parse(buf, n, 1, &id, &ttl), -ENOENT);
+    k.ttl = -1;
+    n = etcdserverpb__lease_keep_alive_response__pack(&k, buf);
+    assert_int_equal(rm__store_etcd_lease_parse(buf, n, 1, &id, &ttl), -ENOENT);
+    /* Field 2 (ID) with a length-delimited wire type: not this message. */
+    static const uint8_t bad[] = {0x12, 0x05, 'x'};
+    assert_int_equal(rm__store_etcd_lease_parse(bad, sizeof(bad), 1, &id, &ttl), -EINVAL);
+    assert_int_equal(rm__store_etcd_lease_parse(bad, sizeof(bad), 0, &id, &ttl), -EINVAL);
+}
+
 static void test_etcd_decode(void **state)
 {
     (void)state;
@@ -520,6 +556,17 @@ static void test_etcd_contract_watch_and_outage(void **state)
     assert_string_equal(eps[0].service, "ratings");
     rm_store_endpoints_free(eps, n);
     assert_int_equal(rm_store_ep_keepalive(s, 0), 0); /* not due yet, or renewed: never lost */
+    /* Past TTL/3 a keepalive is due and really sent: etcd renews the lease (1 would mean the
+     * reply named no lease), and a put on that lease still succeeds. */
+    sleep_ms(RM_STORE_LEASE_TTL_S * 1000 / 3 + 300);
+    assert_int_equal(rm_store_ep_keepalive(s, 0), 0);
+    rm_store_endpoint_t again = {.pod = "p2",
+                                 .namespace_ = "ns",
+                                 .service = "ratings",
+                                 .address = "10.0.0.9:80",
+                                 .owner = "boot-a"};
+    assert_int_equal(rm_store_ep_put(s, &again), 0);
+    assert_int_equal(rm_store_ep_remove(s, &again), 0);
     /* The store that wrote them closes without removing them: the lease (10 s) keeps them. */
 
     /* etcd gone: every call fails with the clear reason, in bounded time; close never hangs. */
@@ -547,6 +594,7 @@ int main(void)
         cmocka_unit_test(test_sqlite_unopenable),
         cmocka_unit_test(test_uris),
         cmocka_unit_test(test_summary_is_cut),
+        cmocka_unit_test(test_etcd_lease_parse),
         cmocka_unit_test(test_etcd_decode),
         cmocka_unit_test(test_etcd_contract_watch_and_outage),
     };

@@ -21,7 +21,8 @@ class CliTest(unittest.TestCase):
     def test_help_and_version(self):
         rc, out, _ = run("--help")
         self.assertEqual(rc, 0)
-        for flag in ("--listen", "--store", "--endpoint-grace", "--debounce", "--log-level"):
+        for flag in ("--listen", "--store", "--endpoint-grace", "--restore-grace", "--debounce",
+                     "--log-level"):
             self.assertIn(flag, out)
         rc, out, _ = run("--version")
         self.assertEqual(rc, 0)
@@ -37,6 +38,11 @@ class CliTest(unittest.TestCase):
             (["--store", "sqlite:"], "path"),
             (["--store", "etcd://nohostport"], "etcd://HOST:PORT"),
             (["--endpoint-grace", "2"], "--endpoint-grace"),
+            (["--restore-grace", "soon"], "--restore-grace"),
+            (["--restore-grace", "30"], "--restore-grace"),
+            (["--restore-grace", "-5s"], "--restore-grace"),
+            (["--restore-grace", "2h"], "at most"),
+            (["--restore-grace"], "--restore-grace"),
             (["--debounce", "fast"], "--debounce"),
             (["--debounce", "2h"], "at most"),
             (["--log-level", "loud"], "loud"),
@@ -49,6 +55,22 @@ class CliTest(unittest.TestCase):
             self.assertEqual(len(lines), 1, (args, err))
             self.assertIn(needle, lines[0], args)
             self.assertTrue(lines[0].startswith("remora-control: "), lines[0])
+
+    def test_restore_grace_is_used(self):
+        # The value reaches the control plane (its start-up line says which restore grace it
+        # uses), and one below --endpoint-grace is raised to it, as the core does.
+        for args, want in ((["--restore-grace", "45s"], "restore grace 45000ms"),
+                           (["--restore-grace", "0s", "--endpoint-grace", "3s"],
+                            "restore grace 3000ms"),
+                           ([], "restore grace 30000ms")):
+            with Harness() as h:
+                port = free_port()
+                p = h.start([runfile(BINARY), "--listen", "127.0.0.1:%d" % port, "--store",
+                             "sqlite:" + h.path("x.db")] + args)
+                wait_port(port, proc=p)
+                p.send_signal(signal.SIGTERM)
+                self.assertEqual(p.wait(timeout=20), 0)
+                self.assertIn(want, h.log_of(p), args)
 
     def test_default_store_is_remora_data(self):
         with Harness() as h:

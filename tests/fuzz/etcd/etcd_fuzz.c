@@ -1,11 +1,14 @@
-/* tests/fuzz/etcd/etcd_fuzz.c — libFuzzer driver for what remora-control reads from etcd: the
- * replies of Range (every key-value decoded as a config record, with and without the config) and
- * the messages of the Watch stream, as controlplane/store/store_etcd.c handles them. etcd is a
- * trusted peer, but a damaged value or a foreign writer under our prefix must be refused, never
- * read out of bounds.
+/* tests/fuzz/etcd/etcd_fuzz.c — libFuzzer driver for what remora-control reads from etcd, as
+ * controlplane/store/store_etcd.c handles it: Range replies (every key-value decoded as a config
+ * record, with and without the config, and as an endpoint registration), Watch stream messages,
+ * Txn replies (what a failed append and a conditional delete get back), LeaseGrant and
+ * LeaseKeepAlive replies, and raw registration values. etcd is a trusted peer, but a damaged
+ * value or a foreign writer under our prefix must be refused, never read out of bounds.
  *
- * Input: the first byte picks what the rest is: 0 a packed RangeResponse, 1 a packed
- * WatchResponse, 2 a raw record (the next byte is the key's length, then key, then value).
+ * Input: the first byte picks what the rest is (mod 7): 0 a packed RangeResponse, 1 a packed
+ * WatchResponse, 2 a raw config record (the next byte is the key's length, then key, then
+ * value), 3 a packed LeaseGrantResponse, 4 a packed LeaseKeepAliveResponse, 5 a raw
+ * registration value, 6 a packed TxnResponse.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -14,6 +17,33 @@
 
 #include "controlplane/store/store.h"
 #include "etcdpb/rpc.pb-c.h"
+
+/* A copy in an exact-size buffer, so ASan catches any read past either end. */
+static uint8_t *exact_copy(const uint8_t *p, size_t n)
+{
+    uint8_t *c = malloc(n ? n : 1);
+    if (c != NULL && n)
+        memcpy(c, p, n);
+    return c;
+}
+
+/* What et_ep_list does with a value; a value that decodes must encode back to the same bytes,
+ * since ep_remove deletes a key only while etcd holds exactly our encoding. */
+static void decode_ep(const uint8_t *val, size_t len)
+{
+    rm_store_endpoint_t e;
+    uint8_t *v = exact_copy(val, len);
+    if (v == NULL)
+        return;
+    if (rm__store_ep_decode(v, len, &e) == 0) {
+        char *again = rm__store_ep_encode(&e);
+        if (again != NULL && (strlen(again) != len || memcmp(again, v, len) != 0))
+            __builtin_trap();
+        free(again);
+    }
+    rm_store_endpoint_free(&e);
+    free(v);
+}
 
 static void decode_kvs(Mvccpb__KeyValue **kvs, size_t n)
 {
@@ -33,6 +63,7 @@ static void decode_kvs(Mvccpb__KeyValue **kvs, size_t n)
             }
             rm_store_record_free(&r);
         }
+        decode_ep(kvs[i]->value.data, kvs[i]->value.len);
     }
 }
 
@@ -40,7 +71,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1)
         return 0;
-    uint8_t mode = data[0] % 3;
+    uint8_t mode = data[0] % 7;
     data++;
     size--;
     if (mode == 0) {
@@ -55,24 +86,48 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             volatile size_t rl = strlen(w.reason);
             (void)rl;
         }
-    } else if (size >= 1) {
+    } else if (mode == 2 && size >= 1) {
         size_t klen = data[0];
         if (klen > size - 1)
             klen = size - 1;
-        /* Copies into exact-size buffers so ASan catches any read past either end. */
-        uint8_t *key = malloc(klen ? klen : 1);
-        uint8_t *val = malloc(size - 1 - klen ? size - 1 - klen : 1);
-        memcpy(key, data + 1, klen);
-        memcpy(val, data + 1 + klen, size - 1 - klen);
-        Mvccpb__KeyValue kv = MVCCPB__KEY_VALUE__INIT;
-        kv.key.data = key;
-        kv.key.len = klen;
-        kv.value.data = val;
-        kv.value.len = size - 1 - klen;
-        Mvccpb__KeyValue *kvs[1] = {&kv};
-        decode_kvs(kvs, 1);
+        uint8_t *key = exact_copy(data + 1, klen);
+        uint8_t *val = exact_copy(data + 1 + klen, size - 1 - klen);
+        if (key != NULL && val != NULL) {
+            Mvccpb__KeyValue kv = MVCCPB__KEY_VALUE__INIT;
+            kv.key.data = key;
+            kv.key.len = klen;
+            kv.value.data = val;
+            kv.value.len = size - 1 - klen;
+            Mvccpb__KeyValue *kvs[1] = {&kv};
+            decode_kvs(kvs, 1);
+        }
         free(key);
         free(val);
+    } else if (mode == 3 || mode == 4) {
+        int64_t id, ttl;
+        uint8_t *p = exact_copy(data, size);
+        if (p != NULL && rm__store_etcd_lease_parse(p, size, mode == 4, &id, &ttl) == 0 &&
+            (id == 0 || ttl <= 0))
+            __builtin_trap(); /* "a live lease" must mean one the store can keep alive */
+        free(p);
+    } else if (mode == 5) {
+        decode_ep(data, size);
+    } else if (mode == 6) {
+        Etcdserverpb__TxnResponse *t = etcdserverpb__txn_response__unpack(NULL, size, data);
+        if (t == NULL)
+            return 0;
+        for (size_t i = 0; i < t->n_responses; i++) {
+            const Etcdserverpb__ResponseOp *op = t->responses[i];
+            if (op->response_case == ETCDSERVERPB__RESPONSE_OP__RESPONSE_RESPONSE_RANGE &&
+                op->response_range != NULL)
+                decode_kvs(op->response_range->kvs, op->response_range->n_kvs);
+            else if (op->response_case ==
+                         ETCDSERVERPB__RESPONSE_OP__RESPONSE_RESPONSE_DELETE_RANGE &&
+                     op->response_delete_range != NULL)
+                decode_kvs(op->response_delete_range->prev_kvs,
+                           op->response_delete_range->n_prev_kvs);
+        }
+        etcdserverpb__txn_response__free_unpacked(t, NULL);
     }
     return 0;
 }
