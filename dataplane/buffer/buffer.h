@@ -75,7 +75,7 @@ void rm_buf_release(rm_buf_t *b);
 /* Frees the memory whatever it holds. */
 void rm_buf_free(rm_buf_t *b);
 
-/* Reads once from fd into the tail (at most the room left under the limit, at most `max`).
+/* Reads once from a socket fd into the tail (at most the room left under the limit, at most `max`).
  * Returns bytes read (>0), 0 on EOF, -EAGAIN when nothing is available, or another -errno.
  * RM_BUF_EFULL when the buffer is at its limit. */
 ssize_t rm_buf_read_fd(rm_buf_t *b, int fd, size_t max);

@@ -54,4 +54,13 @@ void rm_exchange_abort(rm_exchange_t *ex);
 /* Frees a finished exchange (called by the session). */
 void rm_exchange_free(rm_exchange_t *ex);
 
+/* How many reaped exchanges a worker keeps for reuse. */
+#define RM_EXCHANGE_KEEP 64
+
+/* The reaper's end of an exchange's life: its memory is kept for the next request (up to
+ * RM_EXCHANGE_KEEP) or freed. Worker thread only. */
+void rm_exchange_recycle(rm_worker_t *w, rm_exchange_t *ex);
+/* Frees the exchanges a worker keeps; call before the worker's thread exits. */
+void rm_exchange_free_recycled(rm_worker_t *w);
+
 #endif

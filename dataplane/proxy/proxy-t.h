@@ -236,6 +236,8 @@ typedef struct rm_worker {
     rm_list_t sessions;       /* open sessions */
     rm_list_t dead;           /* sessions closed this iteration, freed by the reaper */
     rm_list_t dead_exchanges; /* exchanges retired this iteration, freed by the reaper */
+    rm_list_t free_exchanges; /* reaped exchanges kept for reuse (at most RM_EXCHANGE_KEEP) */
+    int nfree_exchanges;
     int nsessions;
     rm_http1_header_t headers[128];     /* scratch for parsing one head at a time (loop thread) */
     rm_header_view_t header_views[128]; /* the same headers as routing reads them */

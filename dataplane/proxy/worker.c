@@ -18,6 +18,7 @@
 #include "common/log/log.h"
 #include "dataplane/buffer/buffer.h"
 #include "dataplane/proxy/config_source.h"
+#include "dataplane/proxy/exchange.h"
 #include "dataplane/proxy/list.h"
 #include "dataplane/proxy/metrics.h"
 #include "dataplane/proxy/session.h"
@@ -228,7 +229,7 @@ static void reaper_cb(struct ev_loop *loop, ev_prepare *pr, int revents)
     while (!rm_list_empty(&w->dead_exchanges)) {
         rm_exchange_t *ex = container_of(w->dead_exchanges.next, rm_exchange_t, link);
         rm_list_remove(&ex->link);
-        free(ex);
+        rm_exchange_recycle(w, ex);
     }
     while (!rm_list_empty(&w->dead)) {
         rm_session_t *s = container_of(w->dead.next, rm_session_t, link);
@@ -261,6 +262,7 @@ int rm_worker_init(rm_worker_t *w, rm_proxy_t *p, int id)
     rm_list_init(&w->sessions);
     rm_list_init(&w->dead);
     rm_list_init(&w->dead_exchanges);
+    rm_list_init(&w->free_exchanges);
     w->rng = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32) ^ ((uint64_t)id << 48) ^
              0x9E3779B97F4A7C15ULL;
     int rc;
@@ -289,6 +291,7 @@ static void *worker_main(void *arg)
     ev_run(w->loop, 0);
     rm_metrics_worker_free(w); /* its handle cache is thread-local: free it on this thread */
     rm_buf_thread_cache_free();
+    rm_exchange_free_recycled(w);
     rm_proxy_source_worker_exited(w->proxy);
     return NULL;
 }
