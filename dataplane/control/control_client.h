@@ -23,8 +23,9 @@ typedef struct rm_control_options {
     const char *target; /* "host:port"; borrowed for the client's life */
     const char *pod, *namespace_, *service, *version, *address, *proxy_version; /* borrowed */
     /* The services this sidecar calls, comma-separated ("reviews,ratings.shop"): the control
-     * plane then sends only their config and endpoints. NULL: $REMORA_EGRESS (which
-     * remora-proxy --egress sets); empty or unset: everything. Copied at start. */
+     * plane then sends only their config and endpoints. Empty: everything. NULL: read
+     * $REMORA_EGRESS (remora-proxy passes its --egress / $REMORA_EGRESS value itself). Copied
+     * at start. */
     const char *egress;
     rm_stats_registry_t *stats; /* reported periodically; borrowed; may be NULL */
     uint64_t stats_interval_ms; /* default 5000 */
