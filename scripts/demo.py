@@ -226,6 +226,7 @@ def netns_story():
     mesh exists (transparent interception). Needs root; otherwise says so and skips."""
     step(14, "Pods as network namespaces: transparent interception, a v1 -> v2 rolling update")
     sys.path.insert(0, os.path.join(TOP, "tests", "pods"))
+    from pod_load import start_load, stop_load  # noqa: E402
     from pod_runner import PodRunner, available  # noqa: E402
     if not available():
         print("   skipped: needs root, iproute2, iptables, setpriv and curl (the loopback run above "
@@ -239,19 +240,16 @@ def netns_story():
         time.sleep(1.0)
         print("   node namespace with a bridge and remora-control; 3 pods of reviews v1 and a "
               "client pod, each its own namespace")
-        load = client.popen(["/usr/bin/python3", os.path.join(TOP, "tests/pods/load_client.py"),
-                             "--target", "10.96.0.10:9080", "--authority", "reviews", "--rate",
-                             "200", "--max-seconds", "60"],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-        if load.stdout.readline().strip() != "started":
-            print("   the load client did not start: %s" % load.communicate(timeout=10)[1])
+        try:
+            load = start_load(client, "10.96.0.10:9080", 200, authority="reviews", seconds=60,
+                              connections=8, tally=True)
+        except RuntimeError as e:
+            print("   %s" % e)
             return
         time.sleep(1.0)
         new, codes = r.rolling_update("reviews", pods, "v2", max_surge=1, max_unavailable=0)
         time.sleep(1.0)
-        out, _ = load.communicate("stop\n", timeout=60)
-        summary = json.loads(out.strip().splitlines()[-1])
+        summary = stop_load(load)
         versions = ", ".join("%s %d" % kv for kv in sorted(summary["versions"].items()))
         print("   the client app called http://10.96.0.10:9080/ (GET and POST, 200 req/s); "
               "iptables sent it through its sidecar")

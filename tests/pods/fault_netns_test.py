@@ -33,11 +33,11 @@ Needs root, iproute2, iptables, setpriv and curl; skipped otherwise.
 import json
 import os
 import signal
-import subprocess
 import threading
 import time
 import unittest
 
+from pod_load import instances_reached, start_load, stop_load
 from pod_runner import PodRunner, available, metric_sum
 from remora_harness import runfile
 
@@ -104,34 +104,19 @@ class FaultNetnsTest(unittest.TestCase):
 
     def wait_client_sees(self, pods, timeout=10):
         """Until requests through the vip from the client pod reach every one of pods."""
-        probe = ("import json,sys,time,urllib.request\nseen=set()\nend=time.time()+%f\n"
-                 "while time.time()<end and not set(sys.argv[1:])<=seen:\n"
-                 " try:\n  r=urllib.request.urlopen('http://%s:9080/probe',timeout=2)\n"
-                 "  seen.add(json.loads(r.read())['instance'])\n"
-                 " except Exception: time.sleep(0.1)\n"
-                 "print(' '.join(sorted(seen)))\n" % (timeout, VIP))
-        out = self.client.exec("/usr/bin/python3", "-c", probe, *[p.name for p in pods]).stdout
-        self.assertEqual(set(out.split()), {p.name for p in pods}, "instances reached via the vip")
+        names = [p.name for p in pods]
+        self.assertEqual(instances_reached(self.client, "%s:9080" % VIP, names, timeout),
+                         set(names), "instances reached via the vip")
 
     def start_load(self, rate=RATE):
         self.records_path = self.runner.h.path("records.json")
-        p = self.client.popen(["/usr/bin/python3", runfile("tests/pods/open_loop.py"),
-                               "--target", "%s:9080" % VIP, "--authority", "reviews",
-                               "--rate", str(rate), "--seconds", "120", "--connections", "64",
-                               "--methods", "GET,POST", "--timeout", "10", "--stdin-stop",
-                               "--records", self.records_path],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)
+        p = start_load(self.client, "%s:9080" % VIP, rate, authority="reviews",
+                       records=self.records_path)
         self.addCleanup(lambda: p.poll() is None and (p.kill(), p.wait()))
-        if p.stdout.readline().strip() != "started":
-            self.fail("load generator did not start: %s" % p.communicate(timeout=10)[1])
         return p
 
     def stop_load(self, p):
-        out, err = p.communicate("stop\n", timeout=60)
-        lines = out.strip().splitlines()
-        self.assertTrue(lines, "load generator printed nothing; stderr:\n%s" % err)
-        summary = json.loads(lines[-1])
+        summary = stop_load(p)
         with open(self.records_path) as f:
             self.records = json.load(f)
         self.t0 = summary["t0_monotonic"]

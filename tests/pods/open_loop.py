@@ -18,6 +18,13 @@ successes (status 200), failures with samples, latency percentiles in millisecon
 --records FILE every request as [scheduled, done, method, status or "error", ms] (times in
 seconds since the start; the start is "t0_monotonic" in the summary, CLOCK_MONOTONIC, which all
 network namespaces share) so a test can look at a time window.
+
+With --tally it also asks the test backend to echo the request headers it saw
+(`x-backend-echo-headers: 1`) and reads each 200's JSON body: the summary then counts the
+versions and instances that answered, and "with_attempt", the answers whose backend saw
+x-remora-attempt (the header a client sidecar adds to every attempt) — proof a request went
+through the mesh. A 200 whose body is not that JSON is a failure ("bad body"). Without --tally no
+body is parsed (the benchmark's hot loop stays as cheap as it was).
 """
 import argparse
 import collections
@@ -58,7 +65,12 @@ class OpenLoop:
         self.timeout = args.timeout
         self.methods = args.methods.split(",")
         self.path = args.path
-        self.extra = "".join("%s\r\n" % h for h in args.header)
+        self.tally = args.tally
+        headers = list(args.header) + (["x-backend-echo-headers: 1"] if self.tally else [])
+        self.extra = "".join("%s\r\n" % h for h in headers)
+        self.versions = collections.Counter()
+        self.instances = collections.Counter()
+        self.with_attempt = 0
         self.sel = selectors.DefaultSelector()
         self.idle = []
         self.conns = set()
@@ -206,12 +218,27 @@ class OpenLoop:
         if len(rest) < n:
             return
         detail = "" if status == 200 else rest[:n].decode("latin-1")
+        if self.tally and status == 200 and not self.count_body(rest[:n]):
+            status, detail = "error", "bad body %r" % rest[:80]
         self.finish(c, status, detail)
         if hdrs.get("connection", "").lower() == "close" or len(rest) > n:
             self.close_conn(c)
         else:
             c.buf = b""
             self.idle.append(c)
+
+    def count_body(self, body):
+        """--tally: counts who answered (the test backend's JSON body); False if it is not one."""
+        try:
+            doc = json.loads(body)
+            version, instance = doc.get("version", "?"), doc.get("instance", "?")
+            saw_attempt = "x-remora-attempt" in doc.get("headers", {})
+        except (ValueError, AttributeError):
+            return False
+        self.versions[version] += 1
+        self.instances[instance] += 1
+        self.with_attempt += saw_attempt
+        return True
 
     def expire(self, now):
         """A request in flight past --timeout is a failure (its connection is closed)."""
@@ -256,15 +283,19 @@ class OpenLoop:
     def summary(self):
         lat = sorted(r[4] for r in self.records if r[3] == 200)
         total = sum(self.sent.values())
-        return {"sent": dict(self.sent), "ok": dict(self.ok), "total": total,
-                "failures": len(self.failures), "failure_samples": self.failures[:30],
-                "failed_by_method": dict(collections.Counter(f[1] for f in self.failures)),
-                "duration_s": round(self.duration, 3), "rate": self.rate,
-                "achieved_rps": round(total / self.duration, 1) if self.duration else 0,
-                "p50_ms": percentile(lat, 50), "p90_ms": percentile(lat, 90),
-                "p99_ms": percentile(lat, 99), "p999_ms": percentile(lat, 99.9),
-                "max_ms": lat[-1] if lat else float("nan"), "connections": self.max_conns,
-                "t0_monotonic": self.t0}
+        summary = {"sent": dict(self.sent), "ok": dict(self.ok), "total": total,
+                   "failures": len(self.failures), "failure_samples": self.failures[:30],
+                   "failed_by_method": dict(collections.Counter(f[1] for f in self.failures)),
+                   "duration_s": round(self.duration, 3), "rate": self.rate,
+                   "achieved_rps": round(total / self.duration, 1) if self.duration else 0,
+                   "p50_ms": percentile(lat, 50), "p90_ms": percentile(lat, 90),
+                   "p99_ms": percentile(lat, 99), "p999_ms": percentile(lat, 99.9),
+                   "max_ms": lat[-1] if lat else float("nan"), "connections": self.max_conns,
+                   "t0_monotonic": self.t0}
+        if self.tally:
+            summary.update(versions=dict(self.versions), instances=dict(self.instances),
+                           with_attempt=self.with_attempt)
+        return summary
 
 
 def main():
@@ -279,6 +310,8 @@ def main():
     ap.add_argument("--header", action="append", default=[], help="extra 'Name: value'")
     ap.add_argument("--timeout", type=float, default=10, help="per request, from its schedule")
     ap.add_argument("--records", default=None, help="write every request here (JSON)")
+    ap.add_argument("--tally", action="store_true",
+                    help="count answering versions, instances and x-remora-attempt")
     ap.add_argument("--stdin-stop", action="store_true", help="a line or EOF on stdin stops")
     args = ap.parse_args()
     load = OpenLoop(args)

@@ -6,7 +6,7 @@ other end on the node's bridge), address 10.89.0.N/24 and a default route via th
 starts as an injected pod does: remora-init installs the real iptables rules (the init
 container), remora-proxy starts as uid 1337 (a native sidecar: before the app), then the app (the
 test backend on 0.0.0.0:8080). Readiness is the sidecar's GET :15000/ready probed from the node,
-as the kubelet does. A client pod has no app of its own; the test runs its app (load_client.py)
+as the kubelet does. A client pod has no app of its own; the test runs its app (open_loop.py)
 inside the pod's namespace as root, so its traffic is intercepted.
 
 PodRunner cleans up every namespace (and so every veth and the bridge) and every process it made,

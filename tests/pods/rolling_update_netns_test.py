@@ -2,22 +2,22 @@
 
 Three pods of reviews v1, each its own network namespace with remora-init's iptables rules, a
 test backend and remora-proxy as uid 1337, behind a Service vip (10.96.0.10:9080) applied with
-meshctl. A client pod's app (load_client.py, run inside the client pod's namespace as root) calls
-the vip at 200 requests/s, GET and POST alternating over keep-alive connections; the only way its
-requests reach a backend is transparent interception by its sidecar. The pods are replaced one by
-one (maxSurge 1, maxUnavailable 0) by pods of v2: no request may fail. The test also checks that
+meshctl. A client pod's app (open_loop.py --tally, run inside the client pod's namespace as root)
+calls the vip at 200 requests/s, GET and POST alternating over keep-alive connections, counting
+who answered and whether the backend saw x-remora-attempt; the only way its requests reach a
+backend is transparent interception by its sidecar. The pods are replaced one by one (maxSurge 1,
+maxUnavailable 0) by pods of v2: no request may fail. The test also checks that
 traffic really went through the sidecars: the backends saw x-remora-attempt, the client sidecar's
 /stats (read inside the client pod) counted the requests, each server sidecar's inbound counted
 its share, and both versions answered.
 Needs root, iproute2, iptables, setpriv and curl; skipped otherwise.
 """
 import json
-import subprocess
 import time
 import unittest
 
+from pod_load import instances_reached, start_load, stop_load
 from pod_runner import PodRunner, available, metric_sum
-from remora_harness import runfile
 
 VIP = "10.96.0.10"
 
@@ -53,31 +53,16 @@ class RollingUpdateNetnsTest(unittest.TestCase):
     def wait_client_sees(self, pods, timeout=10):
         """Until requests through the vip from the client pod reach every one of pods (the client
         sidecar's snapshot lists their endpoints)."""
-        probe = ("import json,sys,time,urllib.request\nseen=set()\nend=time.time()+%f\n"
-                 "while time.time()<end and not set(sys.argv[1:])<=seen:\n"
-                 " try:\n  r=urllib.request.urlopen('http://%s:9080/probe',timeout=2)\n"
-                 "  seen.add(json.loads(r.read())['instance'])\n"
-                 " except Exception: time.sleep(0.1)\n"
-                 "print(' '.join(sorted(seen)))\n" % (timeout, VIP))
-        out = self.client.exec("/usr/bin/python3", "-c", probe, *[p.name for p in pods]).stdout
-        self.assertEqual(set(out.split()), {p.name for p in pods}, "instances reached via the vip")
+        names = [p.name for p in pods]
+        self.assertEqual(instances_reached(self.client, "%s:9080" % VIP, names, timeout),
+                         set(names), "instances reached via the vip")
 
     def start_load(self, rate=200):
-        p = self.client.popen(["/usr/bin/python3", runfile("tests/pods/load_client.py"),
-                               "--target", "%s:9080" % VIP, "--authority", "reviews",
-                               "--rate", str(rate), "--max-seconds", "120"],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)
+        # 200 req/s in total over up to 8 keep-alive connections, as the README's figures
+        p = start_load(self.client, "%s:9080" % VIP, rate, authority="reviews", connections=8,
+                       tally=True)
         self.addCleanup(lambda: p.poll() is None and (p.kill(), p.wait()))
-        if p.stdout.readline().strip() != "started":
-            self.fail("load client did not start: %s" % p.communicate(timeout=10)[1])
         return p
-
-    def stop_load(self, p):
-        out, err = p.communicate("stop\n", timeout=60)
-        lines = out.strip().splitlines()
-        self.assertTrue(lines, "load client printed nothing; stderr:\n%s" % err)
-        return json.loads(lines[-1])
 
     def rollout(self, config, new_version, expect_versions, **update_args):
         """Applies config, starts 3 reviews v1 pods and the client pod, runs the load through the
@@ -98,7 +83,7 @@ class RollingUpdateNetnsTest(unittest.TestCase):
         # the new pods' inbound counters, read before the load stops (all pods still up)
         server_stats = {p.name: p.admin("/stats") for p in new}
         app_stats = {p.name: json.loads(p.app_stats()) for p in new}
-        summary = self.stop_load(load)
+        summary = stop_load(load)
         after = self.client.admin("/stats")
         timeline = "\n".join("%6.2fs %s" % e for e in r.events) + "\nclient sidecar:\n" + "\n".join(
             line for line in after.splitlines()
