@@ -1,21 +1,51 @@
-/* dataplane/proxy/limits.c — per-worker circuit-breaker counters (see limits.h). */
+/* dataplane/proxy/limits.c — process-wide circuit-breaker counters (see limits.h). */
 #include "dataplane/proxy/limits.h"
 
-#include <stdio.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "dataplane/proxy/upstream.h"
 #include "dataplane/snapshot/hash.h"
 
 #define LIMITS_TABLE 256
+#define CONN_TABLE   4096
 
+/* Shared by every worker, so the thresholds hold for the whole sidecar whatever --workers says.
+ * A slot is claimed by the first key that finds it idle; a collision only shares counters (the
+ * limits then bind a little early, never late). */
 typedef struct limit_slot {
-    uint64_t key;
-    int requests; /* in flight */
-    int pending;  /* waiting for a new connection */
+    _Atomic uint64_t key;
+    atomic_int requests; /* in flight */
+    atomic_int pending;  /* waiting for a new connection */
 } limit_slot_t;
 
-static __thread limit_slot_t slots[LIMITS_TABLE];
+static limit_slot_t slots[LIMITS_TABLE];
+
+/* Open upstream connections per endpoint (by endpoint key), over every worker's pool. */
+static atomic_int endpoint_connections[CONN_TABLE];
+
+void rm_limits_connection_opened(uint64_t endpoint_key)
+{
+    atomic_fetch_add_explicit(&endpoint_connections[endpoint_key % CONN_TABLE], 1,
+                              memory_order_relaxed);
+}
+
+void rm_limits_connection_closed(uint64_t endpoint_key)
+{
+    atomic_fetch_sub_explicit(&endpoint_connections[endpoint_key % CONN_TABLE], 1,
+                              memory_order_relaxed);
+}
+
+/* Takes a place in counter `c` unless that would pass `max` (max < 0: no limit). */
+static bool take_place(atomic_int *c, long max)
+{
+    int before = atomic_fetch_add(c, 1);
+    if (max >= 0 && before >= max) {
+        atomic_fetch_sub(c, 1);
+        return false;
+    }
+    return true;
+}
 
 /* The counters a request's CircuitBreaker applies to: its version's when a CircuitBreaker names
  * the version, else the service's. Collisions in the table only share counters. */
@@ -37,8 +67,9 @@ static limit_slot_t *slot_for(const rm_exchange_t *ex, const rm_circuit_breaker_
     }
     h = rm_hash_mix64(h) | 1;
     limit_slot_t *s = &slots[h % LIMITS_TABLE];
-    if (s->key != h && s->requests == 0 && s->pending == 0)
-        s->key = h;
+    uint64_t k = atomic_load(&s->key);
+    if (k != h && atomic_load(&s->requests) == 0 && atomic_load(&s->pending) == 0)
+        atomic_compare_exchange_strong(&s->key, &k, h);
     *cb_out = cb;
     return s;
 }
@@ -49,25 +80,22 @@ const char *rm_limits_admit(rm_exchange_t *ex)
         return NULL;
     const rm_circuit_breaker_t *cb;
     limit_slot_t *s = slot_for(ex, &cb);
-    if (cb != NULL && s->requests >= (int)cb->max_requests)
+    if (!take_place(&s->requests, cb != NULL ? (long)cb->max_requests : -1))
         return "max_requests";
-    s->requests++;
     ex->limits_slot = s;
     return NULL;
 }
 
-static int version_connections(rm_worker_t *w, const rm_exchange_t *ex)
+static int version_connections(const rm_exchange_t *ex)
 {
     const rm_service_t *svc = ex->svc;
     if (ex->decision.version_index >= svc->nversions)
         return 0;
     const rm_version_t *v = &svc->versions[ex->decision.version_index];
     int n = 0;
-    for (size_t i = 0; i < v->nendpoints; i++) {
-        rm_upstream_t *u = rm_upstream_find(w, v->endpoints[i].key);
-        if (u != NULL)
-            n += u->connections;
-    }
+    for (size_t i = 0; i < v->nendpoints; i++)
+        n += atomic_load_explicit(&endpoint_connections[v->endpoints[i].key % CONN_TABLE],
+                                  memory_order_relaxed);
     return n;
 }
 
@@ -79,11 +107,10 @@ const char *rm_limits_connect(rm_exchange_t *ex)
     limit_slot_t *s = slot_for(ex, &cb);
     if (cb == NULL)
         return NULL;
-    if (version_connections(ex->session->worker, ex) >= (int)cb->max_connections)
+    if (version_connections(ex) >= (int)cb->max_connections)
         return "max_connections";
-    if (s->pending >= (int)cb->max_pending_requests)
+    if (!take_place(&s->pending, (long)cb->max_pending_requests))
         return "max_pending_requests";
-    s->pending++;
     ex->limits_pending = true;
     return NULL;
 }
@@ -92,7 +119,7 @@ void rm_limits_connected(rm_exchange_t *ex)
 {
     limit_slot_t *s = ex->limits_slot;
     if (s != NULL && ex->limits_pending) {
-        s->pending--;
+        atomic_fetch_sub(&s->pending, 1);
         ex->limits_pending = false;
     }
 }
@@ -103,6 +130,6 @@ void rm_limits_release(rm_exchange_t *ex)
     if (s == NULL)
         return;
     rm_limits_connected(ex);
-    s->requests--;
+    atomic_fetch_sub(&s->requests, 1);
     ex->limits_slot = NULL;
 }

@@ -1,9 +1,9 @@
 /* dataplane/proxy/limits.h — circuit breaking: the CircuitBreaker limits of SPEC.md.
  *
  * Past a limit a request fails at once with 503 and `x-remora-overloaded: true`, and the refusal
- * is counted in remora_overflow_total{limit}. Limits are kept per worker (each worker enforces
- * the configured numbers on its own share of the traffic; with --workers 1, the default, that is
- * the whole sidecar). Keyed by service and version, so they survive config pushes.
+ * is counted in remora_overflow_total{limit}. The counters are shared by every worker (atomics),
+ * so the thresholds hold for the whole sidecar whatever --workers says. Keyed by service and
+ * version (and connections by endpoint), so they survive config pushes.
  *   maxRequests         requests in flight to the service (or version)
  *   maxPendingRequests  requests waiting for an upstream connection to open
  *   maxConnections      connections open to the version's endpoints
@@ -27,5 +27,9 @@ void rm_limits_connected(rm_exchange_t *ex);
 
 /* The request ended: gives every place it holds back. */
 void rm_limits_release(rm_exchange_t *ex);
+
+/* An upstream connection to the endpoint with this key opened / closed (any worker). */
+void rm_limits_connection_opened(uint64_t endpoint_key);
+void rm_limits_connection_closed(uint64_t endpoint_key);
 
 #endif

@@ -13,6 +13,7 @@
 
 #include "common/log/log.h"
 #include "dataplane/proxy/exchange.h"
+#include "dataplane/proxy/limits.h"
 #include "dataplane/proxy/list.h"
 #include "dataplane/proxy/metrics.h"
 #include "dataplane/proxy/shadow.h"
@@ -104,6 +105,7 @@ static void upconn_free(rm_upconn_t *c)
         close(c->fd);
     rm_list_remove(&c->link); /* harmless when not pooled: the link is self-linked */
     c->up->connections--;
+    rm_limits_connection_closed(c->up->key);
     rm_metrics_upstream_connections(w, -1);
     rm_buf_free(&c->in);
     rm_buf_free(&c->out);
@@ -229,6 +231,7 @@ rm_upconn_t *rm_upconn_connect(rm_worker_t *w, rm_upstream_t *up, rm_exchange_t 
     ev_io_init(&c->io, busy_io_cb, fd, EV_WRITE);
     ev_timer_init(&c->timer, busy_timer_cb, 0, 0);
     up->connections++;
+    rm_limits_connection_opened(up->key);
     rm_metrics_upstream_connections(w, 1);
     attach(c, ex);
     if (!c->connected) {

@@ -56,6 +56,17 @@ class CircuitTest(unittest.TestCase):
         self.assertTrue(all(r[1] == "true" and r[2] < 0.3 for r in over), res)
         self.assertEqual(metric(p.admin, "remora_overflow_total", limit="max_requests"), 3)
 
+    def test_limits_hold_across_workers(self):
+        """With two workers (SO_REUSEPORT spreads the 12 client connections over both), the
+        limits are the sidecar's, not each worker's: exactly maxRequests in flight."""
+        b = self.h.backend("svc", "v1")
+        p = self.h.proxy(service_yaml("svc", [("127.0.0.1:%d" % b.port, "v1")]) + NO_RETRY +
+                         self.breaker("{maxRequests: 3, maxConnections: 3}"),
+                         extra=["--workers", "2"])
+        res = concurrent(12, lambda: get(p.outbound, "/", headers={"x-backend-delay": "800ms"}))
+        self.assertEqual(sorted(r[0] for r in res), [200] * 3 + [503] * 9, res)
+        self.assertEqual(metric(p.admin, "remora_overflow_total"), 9)
+
     def test_max_connections(self):
         b = self.h.backend("svc", "v1")
         p = self.h.proxy(service_yaml("svc", [("127.0.0.1:%d" % b.port, "v1")]) + NO_RETRY +
