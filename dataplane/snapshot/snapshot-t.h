@@ -31,12 +31,7 @@ struct rm_service;
 typedef struct rm_endpoint_ref {
     const char *address; /* "10.0.0.5:15006" or "[fd00::5]:15006", as discovery gave it */
     struct sockaddr_storage addr;
-    /* The brief named this field `len`; the proxy was written against `addrlen`. Both names
-     * alias one member so neither side has to change. */
-    union {
-        socklen_t len;
-        socklen_t addrlen;
-    };
+    socklen_t addrlen;
     const char *version; /* "" for an endpoint without a version */
     const char *pod;     /* "" for a static endpoint */
     bool draining;       /* withdrawn: never picked for new requests */

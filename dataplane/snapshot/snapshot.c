@@ -387,7 +387,7 @@ static int build_versions(build_t *bd)
                 rm_endpoint_ref_t *dst = &eps[n++];
                 dst->address = src->address;
                 dst->addr = src->addr;
-                dst->len = src->len;
+                dst->addrlen = src->len;
                 dst->version = ver->name;
                 dst->pod = src->pod;
                 dst->draining = src->draining;

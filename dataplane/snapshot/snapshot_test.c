@@ -279,12 +279,12 @@ static void test_versions_and_endpoints(void **state)
     const struct sockaddr_in *in = (const struct sockaddr_in *)&v2->endpoints[0].addr;
     assert_int_equal(in->sin_family, AF_INET);
     assert_int_equal(ntohs(in->sin_port), 80);
-    assert_int_equal(v2->endpoints[0].len, sizeof(struct sockaddr_in));
+    assert_int_equal(v2->endpoints[0].addrlen, sizeof(struct sockaddr_in));
     assert_int_equal(v2->endpoints[0].addrlen, sizeof(struct sockaddr_in));
     const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&v2->endpoints[1].addr;
     assert_int_equal(in6->sin6_family, AF_INET6);
     assert_int_equal(ntohs(in6->sin6_port), 8080);
-    assert_int_equal(v2->endpoints[1].len, sizeof(struct sockaddr_in6));
+    assert_int_equal(v2->endpoints[1].addrlen, sizeof(struct sockaddr_in6));
     /* Mirror of a version of the same service. */
     const rm_mirror_t *m = svc->rules[0].mirror;
     assert_non_null(m);
