@@ -2,6 +2,7 @@
 #include "dataplane/proxy/retry.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "dataplane/proxy/metrics.h"
@@ -9,57 +10,65 @@
 #include "dataplane/snapshot/hash.h"
 
 /* The budget counts requests and retries over the last BUDGET_SLOTS seconds, per service, in a
- * small per-worker table (a collision only shares a budget between two services). */
+ * small table shared by every worker (atomics), so budgets and maxRetries hold for the whole
+ * sidecar whatever --workers says. A collision only shares a budget between two services. At a
+ * second's boundary two workers may race to reset a slot and lose an increment or two: a
+ * budget is a rate, and that error is far below its resolution. */
 #define BUDGET_SLOTS 10
 #define BUDGET_TABLE 64
 
 typedef struct budget {
-    uint64_t key;
-    int64_t second[BUDGET_SLOTS]; /* which second each slot counts */
-    uint32_t requests[BUDGET_SLOTS];
-    uint32_t retries[BUDGET_SLOTS];
-    int active_retries; /* retries in flight: bounded by the circuit breaker's maxRetries */
+    _Atomic uint64_t key;
+    _Atomic int64_t second[BUDGET_SLOTS]; /* which second each slot counts */
+    atomic_uint requests[BUDGET_SLOTS];
+    atomic_uint retries[BUDGET_SLOTS];
+    atomic_int active_retries; /* retries in flight: bounded by the circuit breaker's maxRetries */
 } budget_t;
 
-static __thread budget_t budgets[BUDGET_TABLE];
+static budget_t budgets[BUDGET_TABLE];
 
 static budget_t *budget_for(const char *service)
 {
     uint64_t key = rm_hash64(service, strlen(service)) | 1;
     budget_t *b = &budgets[key % BUDGET_TABLE];
-    if (b->key != key) {
-        memset(b, 0, sizeof(*b));
-        b->key = key;
+    uint64_t had = atomic_load_explicit(&b->key, memory_order_relaxed);
+    if (had != key && atomic_compare_exchange_strong(&b->key, &had, key)) {
+        for (int i = 0; i < BUDGET_SLOTS; i++) {
+            atomic_store(&b->second[i], 0);
+            atomic_store(&b->requests[i], 0);
+            atomic_store(&b->retries[i], 0);
+        }
     }
     return b;
 }
 
-static uint32_t *slot(budget_t *b, uint32_t *arr, int64_t now_s)
+/* The slot counting second now_s (reset when it still counts an older second). */
+static int slot(budget_t *b, int64_t now_s)
 {
     int i = (int)(now_s % BUDGET_SLOTS);
-    if (b->second[i] != now_s) {
-        b->second[i] = now_s;
-        b->requests[i] = 0;
-        b->retries[i] = 0;
+    int64_t had = atomic_load_explicit(&b->second[i], memory_order_relaxed);
+    if (had != now_s && atomic_compare_exchange_strong(&b->second[i], &had, now_s)) {
+        atomic_store(&b->requests[i], 0);
+        atomic_store(&b->retries[i], 0);
     }
-    return &arr[i];
+    return i;
 }
 
 void rm_retry_budget_note_request(rm_worker_t *w, const char *service)
 {
     budget_t *b = budget_for(service);
     int64_t now = (int64_t)ev_now(w->loop);
-    (*slot(b, b->requests, now))++;
+    atomic_fetch_add_explicit(&b->requests[slot(b, now)], 1, memory_order_relaxed);
 }
 
 static bool budget_allows(budget_t *b, const rm_retry_policy_t *p, int64_t now)
 {
     uint64_t requests = 0, retries = 0;
-    slot(b, b->requests, now); /* rotate the current slot */
+    slot(b, now); /* rotate the current slot */
     for (int i = 0; i < BUDGET_SLOTS; i++) {
-        if (now - b->second[i] < BUDGET_SLOTS) {
-            requests += b->requests[i];
-            retries += b->retries[i];
+        if (now - atomic_load(&b->second[i]) < BUDGET_SLOTS) {
+            requests += atomic_load_explicit(&b->requests[i], memory_order_relaxed);
+            retries += atomic_load_explicit(&b->retries[i], memory_order_relaxed);
         }
     }
     double allowed = (double)requests * p->budget_percent / 100.0;
@@ -131,7 +140,7 @@ rm_retry_verdict_t rm_retry_decide(rm_exchange_t *ex, rm_retry_cause_t cause, in
         v.skip_reason = "body_too_large";
     } else if (!budget_allows(b, p, now)) {
         v.skip_reason = "budget";
-    } else if (cb != NULL && b->active_retries >= (int)cb->max_retries) {
+    } else if (cb != NULL && atomic_load(&b->active_retries) >= (int)cb->max_retries) {
         v.skip_reason = "limit";
     } else {
         /* Exponential backoff with full jitter: uniform in [0, min(max, base * 2^n)]. */
@@ -146,8 +155,8 @@ rm_retry_verdict_t rm_retry_decide(rm_exchange_t *ex, rm_retry_cause_t cause, in
             v.skip_reason = "deadline";
         } else {
             v.retry = true;
-            (*slot(b, b->retries, now))++;
-            b->active_retries++;
+            atomic_fetch_add_explicit(&b->retries[slot(b, now)], 1, memory_order_relaxed);
+            atomic_fetch_add(&b->active_retries, 1);
             ex->retry_reserved = true;
         }
     }
@@ -165,6 +174,7 @@ void rm_retry_done(rm_exchange_t *ex)
         return;
     ex->retry_reserved = false;
     budget_t *b = budget_for(ex->service_name);
-    if (b->active_retries > 0)
-        b->active_retries--;
+    int had = atomic_load(&b->active_retries);
+    while (had > 0 && !atomic_compare_exchange_weak(&b->active_retries, &had, had - 1))
+        ;
 }

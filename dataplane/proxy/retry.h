@@ -1,5 +1,5 @@
 /* dataplane/proxy/retry.h — when a failed attempt may be tried again (SPEC.md "Retries, safe by
- * default"), and the per-worker retry budget.
+ * default"), and the retry budget (shared by every worker).
  *
  * Safety: a request the upstream provably never processed (connect failure, or not one request
  * byte written) may be retried whatever its method. An ambiguous failure (reset after bytes went

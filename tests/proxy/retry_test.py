@@ -177,6 +177,21 @@ class RetryTest(unittest.TestCase):
         self.assertGreater(retries, 0)
         self.assertGreater(metric(p.admin, "remora_retries_skipped_total", reason="budget"), 0)
 
+    def test_budget_is_the_sidecars_not_each_workers(self):
+        """Two workers, twelve client connections (SO_REUSEPORT spreads them): the budget floor
+        of 1 retry/s over the 10 s window allows 10 retries for the sidecar, not 10 per worker."""
+        failing = self.h.backend("svc", "v1", extra=["--status", "503"])
+        cfg = service_yaml("svc", [("127.0.0.1:%d" % failing.port, "v1")]) + \
+            route("{attempts: 3, retryOn: [5xx], backoff: {base: 1ms, max: 1ms}, "
+                  "budget: {percent: 0, minPerSecond: 1}}")
+        p = self.h.proxy(cfg, extra=["--workers", "2"])
+        socks = [socket.create_connection(("127.0.0.1", p.outbound)) for _ in range(12)]
+        self.addCleanup(lambda: [s.close() for s in socks])
+        for _ in range(5):
+            for s in socks:
+                self.assertEqual(get(p.outbound, "/", sock=s).status, 503)
+        self.assertEqual(metric(p.admin, "remora_retries_total"), 10)
+
     def test_exhausted_is_counted(self):
         failing = self.h.backend("svc", "v1", extra=["--status", "503"])
         cfg = service_yaml("svc", [("127.0.0.1:%d" % failing.port, "v1")]) + \
