@@ -111,10 +111,11 @@ static uint8_t *record_encode(uint64_t created_ms, const char *summary, const ui
     uint8_t *v = malloc(n ? n : 1);
     if (v == NULL)
         return NULL;
-    memcpy(v, RECORD_MAGIC, 4);
+    /* A binary record: the magic and the summary go in without their NULs. */
+    memcpy(v, RECORD_MAGIC, 4); // NOLINT(bugprone-not-null-terminated-result)
     put_be(v + 4, created_ms, 8);
     put_be(v + 12, slen, 4);
-    memcpy(v + RECORD_HEADER, summary, slen);
+    memcpy(v + RECORD_HEADER, summary, slen); // NOLINT(bugprone-not-null-terminated-result)
     if (config != NULL && len > 0)
         memcpy(v + RECORD_HEADER + slen, config, len);
     *out_len = n;
@@ -248,9 +249,14 @@ static int unary(etcd_store_t *st, const char *method, const ProtobufCMessage *r
     rm_unary_result_t res;
     int rc = call(st, method, req, desc, RM_ETCD_CALL_MS, &res);
     *resp = NULL;
+    if (rc == 0 && res.reply == NULL) {
+        rm__store_fail(&st->base, "etcd %s: %s: an answer without a reply message", st->target,
+                       method);
+        rc = -EIO;
+    }
     if (rc == 0) {
         *resp = res.reply;
-        res.reply = NULL; /* the caller's now */
+        res.reply = NULL; /* the caller's now: never NULL on success */
     }
     rm_unary_result_free(&res);
     return rc;
@@ -384,7 +390,7 @@ static int et_append(rm_store_t *s, uint64_t expect_version, const uint8_t *conf
     Etcdserverpb__TxnResponse *resp = NULL;
     rc = unary(st, "/etcdserverpb.KV/Txn", &txn.base, &etcdserverpb__txn_response__descriptor,
                (ProtobufCMessage **)&resp);
-    if (rc < 0)
+    if (rc < 0 || resp == NULL) /* unary() gives a reply on success; the check is for the reader */
         goto out;
     if (!resp->succeeded) {
         uint64_t now = 0;
@@ -424,7 +430,7 @@ static int et_history(rm_store_t *s, uint32_t limit, rm_store_record_t **out, si
         return 0;
     make_range(st, "history", from, to, sizeof(from));
     int rc = range(st, from, to, limit, 1, &resp);
-    if (rc < 0)
+    if (rc < 0 || resp == NULL) /* range() gives a reply on success */
         return rc;
     if (resp->n_kvs == 0)
         goto out;

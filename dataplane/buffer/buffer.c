@@ -11,7 +11,7 @@
 
 /* First allocation: big enough for a typical request head, small enough that ten thousand
  * connections mid-request stay cheap. */
-#define RM_BUF_MIN_ALLOC 4096
+#define RM_BUF_MIN_ALLOC ((size_t)4096)
 
 /* Nearly every proxied request takes a first block for five buffers (client in/out, upstream
  * in/out, the upstream head) and gives them back when it ends, because idle connections hold no

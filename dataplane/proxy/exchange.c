@@ -102,8 +102,8 @@ static int build_upstream_head(rm_exchange_t *ex, rm_http1_request_t *req)
         size_t room = sizeof(xff) - peer_len - 3;
         xff_len = req->headers[i].value.len < room ? req->headers[i].value.len : room;
         memcpy(xff, req->headers[i].value.ptr, xff_len);
-        memcpy(xff + xff_len, ", ", 2);
-        xff_len += 2;
+        xff[xff_len++] = ',';
+        xff[xff_len++] = ' ';
     }
     memcpy(xff + xff_len, s->peer_ip, peer_len + 1);
     /* x-request-id passes untouched when the client sent one (whatever its length); otherwise
@@ -365,7 +365,8 @@ static int queue_head(rm_exchange_t *ex)
         digits[d++] = (char)('0' + v % 10);
     while (d > 0)
         tail[n++] = digits[--d];
-    memcpy(tail + n, "\r\n\r\n", 4);
+    for (size_t k = 0; k < 4; k++)
+        tail[n + k] = "\r\n\r\n"[k];
     int rc = rm_buf_append(&c->out, rm_buf_head(&ex->up_head), ex->up_head.len);
     if (rc == 0)
         rc = rm_buf_append(&c->out, tail, n + 4);
