@@ -87,7 +87,6 @@ typedef struct rm_upstream {
     socklen_t addrlen;
     char address[64]; /* printable, for logs and stats */
     int active;       /* requests in flight to it from this worker */
-    int connections;  /* open connections (idle + busy) */
     rm_list_t idle;   /* rm_upconn_t.link, most recently used first */
     int idle_count;
     int consecutive_5xx; /* outlier detection (resilience) */

@@ -104,7 +104,6 @@ static void upconn_free(rm_upconn_t *c)
     if (c->fd >= 0)
         close(c->fd);
     rm_list_remove(&c->link); /* harmless when not pooled: the link is self-linked */
-    c->up->connections--;
     rm_limits_connection_closed(c->up->key);
     rm_metrics_upstream_connections(w, -1);
     rm_buf_free(&c->in);
@@ -230,7 +229,6 @@ rm_upconn_t *rm_upconn_connect(rm_worker_t *w, rm_upstream_t *up, rm_exchange_t 
     rm_buf_init(&c->out, w->proxy->opt.buffer_limit);
     ev_io_init(&c->io, busy_io_cb, fd, EV_WRITE);
     ev_timer_init(&c->timer, busy_timer_cb, 0, 0);
-    up->connections++;
     rm_limits_connection_opened(up->key);
     rm_metrics_upstream_connections(w, 1);
     attach(c, ex);
