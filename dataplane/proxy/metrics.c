@@ -1,6 +1,7 @@
 /* dataplane/proxy/metrics.c — per-worker cached handles into the shared stats registry. */
 #include "dataplane/proxy/metrics.h"
 
+#include "dataplane/proxy/fmt.h"
 #include "dataplane/snapshot/hash.h"
 
 #include <stdbool.h>
@@ -64,21 +65,6 @@ static metrics_cache_t *cache_get(void)
     return tls_cache;
 }
 
-/* Writes an HTTP status code (0..999 in practice; anything else clamps) as decimal text. */
-static void format_code(char out[8], int code)
-{
-    unsigned v = code < 0 ? 0 : code > 9999999 ? 9999999 : (unsigned)code;
-    char d[8];
-    size_t n = 0;
-    do {
-        d[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v != 0);
-    for (size_t i = 0; i < n; i++)
-        out[i] = d[n - 1 - i];
-    out[n] = '\0';
-}
-
 /* The registry lookup behind the cache (a mutex and a short scan). Returns false when the
  * registry could not make the series. */
 static bool request_lookup(rm_worker_t *w, const char *service, const char *version,
@@ -96,8 +82,8 @@ void rm_metrics_request(rm_worker_t *w, const char *service, const char *version
                         int code, double seconds)
 {
     metrics_cache_t *c = cache_get();
-    char codes[8];
-    format_code(codes, code);
+    char codes[24];
+    *rm__fmt_uint(codes, code < 0 ? 0 : (uint64_t)code) = '\0';
     /* The key is built by hand: two snprintf calls per request were most of this function. Each
      * label gets a quarter of the key; a longer one (rare: names are short) skips the cache. */
     char key[512];
