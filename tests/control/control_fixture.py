@@ -8,6 +8,7 @@ Importing it first makes grpc importable (tests/harness/grpc_python.py: re-execu
 import grpc_python  # noqa: F401  (first: re-execs under /usr/bin/python3 for grpc)
 
 import queue
+import shutil
 import signal
 import subprocess
 import threading
@@ -15,7 +16,7 @@ import time
 
 import grpc
 
-from remora_harness import Harness, free_port, runfile, wait_port
+from remora_harness import Harness, free_port, http_request, runfile, wait_port
 from remora.v1 import admin_pb2, config_pb2, discovery_pb2, stats_pb2  # noqa: F401
 
 BINARY = "controlplane/remora-control"
@@ -246,6 +247,47 @@ class FakeSidecar:
 def endpoints(snap):
     """{(service, version, address): draining} of a snapshot."""
     return {(e.service, e.version, e.address): e.draining for e in snap.endpoints}
+
+
+ETCD = shutil.which("etcd") or "/usr/bin/etcd"  # Debian's etcd-server
+
+
+class Etcd:
+    """One etcd member on free loopback ports with a temp data dir; stop() and start() keep the
+    data and the ports, like an etcd restart."""
+
+    def __init__(self, h):
+        self.h = h
+        self.client, self.peer = free_port(), free_port()
+        self.data = h.path("etcd-data")
+        self.proc = None
+        self.start()
+
+    @property
+    def target(self):
+        return "127.0.0.1:%d" % self.client
+
+    def start(self):
+        c, p = "http://" + self.target, "http://127.0.0.1:%d" % self.peer
+        self.proc = self.h.start([ETCD, "--name", "t", "--data-dir", self.data,
+                                  "--listen-client-urls", c, "--advertise-client-urls", c,
+                                  "--listen-peer-urls", p, "--initial-advertise-peer-urls", p,
+                                  "--initial-cluster", "t=" + p, "--log-level", "warn"],
+                                 log_name="etcd")
+        wait_port(self.client, proc=self.proc, timeout=20)
+        # etcd accepts connections before its member is ready; /health says when it serves.
+        wait_until(self.healthy, timeout=20, what="etcd healthy")
+
+    def healthy(self):
+        try:
+            r = http_request(self.client, "/health", timeout=2)
+            return r.status == 200 and b'"true"' in r.body
+        except OSError:
+            return False
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=20)
 
 
 def wait_until(pred, timeout=10, what="condition"):

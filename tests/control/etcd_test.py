@@ -8,18 +8,15 @@ until etcd is back.
 import collections
 import os
 import re
-import shutil
-import signal
 import subprocess
 import threading
 import time
 import unittest
 
-from control_fixture import Control, wait_until  # first: re-execs under /usr/bin/python3
+from control_fixture import ETCD, Control, Etcd, wait_until  # first: re-execs under python3
 import grpc
 from remora_harness import Harness, free_port, http_request, runfile, wait_port
 
-ETCD = shutil.which("etcd") or "/usr/bin/etcd"
 MESHCTL = "controlplane/meshctl/meshctl"
 
 CONFIG = """kind: Service
@@ -35,44 +32,6 @@ service: reviews
 rules:
   - destinations: [{version: v1, weight: %d}, {version: v2, weight: %d}]
 """
-
-
-class Etcd:
-    """One etcd member on free loopback ports with a temp data dir; stop() and start() keep the
-    data and the ports, like an etcd restart."""
-
-    def __init__(self, h):
-        self.h = h
-        self.client, self.peer = free_port(), free_port()
-        self.data = h.path("etcd-data")
-        self.proc = None
-        self.start()
-
-    @property
-    def target(self):
-        return "127.0.0.1:%d" % self.client
-
-    def start(self):
-        c, p = "http://" + self.target, "http://127.0.0.1:%d" % self.peer
-        self.proc = self.h.start([ETCD, "--name", "t", "--data-dir", self.data,
-                                  "--listen-client-urls", c, "--advertise-client-urls", c,
-                                  "--listen-peer-urls", p, "--initial-advertise-peer-urls", p,
-                                  "--initial-cluster", "t=" + p, "--log-level", "warn"],
-                                 log_name="etcd")
-        wait_port(self.client, proc=self.proc, timeout=20)
-        # etcd accepts connections before its member is ready; /health says when it serves.
-        wait_until(self.healthy, timeout=20, what="etcd healthy")
-
-    def healthy(self):
-        try:
-            r = http_request(self.client, "/health", timeout=2)
-            return r.status == 200 and b'"true"' in r.body
-        except OSError:
-            return False
-
-    def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(timeout=20)
 
 
 def split(proxy, n=40):

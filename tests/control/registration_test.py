@@ -13,15 +13,13 @@
    its lease expires; they are not deleted while fresh.
 """
 import os
-import shutil
 import signal
 import time
 import unittest
 
-from control_fixture import Control, endpoints, wait_until  # first: re-execs under python3
+from control_fixture import ETCD, Control, Etcd, endpoints, wait_until  # first: re-execs
 from remora_harness import Harness, free_port, http_request, runfile, wait_port
 
-ETCD = shutil.which("etcd") or "/usr/bin/etcd"
 PROXY = "dataplane/proxy/remora-proxy"
 
 CONFIG = """kind: Service
@@ -50,28 +48,6 @@ def get(proxy):
     """One request for reviews through the proxy's outbound port: (status, backend version)."""
     r = http_request(proxy.outbound, "/", headers={"Host": "reviews"}, timeout=5)
     return r.status, r.header("x-backend-version")
-
-
-class Etcd:
-    """One etcd member on free loopback ports (as in etcd_test)."""
-
-    def __init__(self, h):
-        self.client, self.peer = free_port(), free_port()
-        c, p = "http://127.0.0.1:%d" % self.client, "http://127.0.0.1:%d" % self.peer
-        self.proc = h.start([ETCD, "--name", "t", "--data-dir", h.path("etcd-data"),
-                             "--listen-client-urls", c, "--advertise-client-urls", c,
-                             "--listen-peer-urls", p, "--initial-advertise-peer-urls", p,
-                             "--initial-cluster", "t=" + p, "--log-level", "warn"],
-                            log_name="etcd")
-        wait_port(self.client, proc=self.proc, timeout=20)
-        wait_until(self.healthy, timeout=20, what="etcd healthy")
-
-    def healthy(self):
-        try:
-            r = http_request(self.client, "/health", timeout=2)
-            return r.status == 200 and b'"true"' in r.body
-        except OSError:
-            return False
 
 
 class RestartTest(unittest.TestCase):
