@@ -29,6 +29,7 @@ TOP = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(TOP, "tests", "harness"))
 sys.path.insert(0, os.path.join(TOP, "tests", "pods"))
 from pod_runner import PodRunner, available  # noqa: E402
+from procstat import cpu_seconds, status_kb, with_children  # noqa: E402
 
 RATE = int(os.environ.get("BENCH_RATE", "1000"))
 SECONDS = float(os.environ.get("BENCH_SECONDS", "6"))
@@ -75,38 +76,6 @@ backend be
 
 def log(msg):
     print("e2e-bench: " + msg, file=sys.stderr, flush=True)
-
-
-def pids_of(pid):
-    """The process and its children (nginx's master and worker)."""
-    out = [pid]
-    try:
-        with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
-            out += [int(k) for k in f.read().split()]
-    except OSError:
-        pass
-    return out
-
-
-def cpu_seconds(pids):
-    tck = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    for pid in pids:
-        with open("/proc/%d/stat" % pid) as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        total += (int(fields[11]) + int(fields[12])) / tck
-    return total
-
-
-def mem_kb(pids):
-    got = {"VmRSS": 0, "RssAnon": 0}
-    for pid in pids:
-        with open("/proc/%d/status" % pid) as f:
-            for line in f:
-                k = line.split(":")[0]
-                if k in got:
-                    got[k] += int(line.split()[1])
-    return got
 
 
 def comm(pid):
@@ -167,10 +136,10 @@ class Bench:
             "direct": [],
             "remora": [("client sidecar", [self.cli_mesh.sidecar.pid]),
                        ("server sidecar", [self.srv_mesh.sidecar.pid])],
-            "nginx": [("client nginx", pids_of(ngx_out.pid)),
-                      ("server nginx", pids_of(ngx_in.pid))],
-            "haproxy": [("client haproxy", pids_of(hap_out.pid)),
-                        ("server haproxy", pids_of(hap_in.pid))],
+            "nginx": [("client nginx", with_children(ngx_out.pid)),
+                      ("server nginx", with_children(ngx_in.pid))],
+            "haproxy": [("client haproxy", with_children(hap_out.pid)),
+                        ("server haproxy", with_children(hap_in.pid))],
         }
         for path, hops in self.hops.items():
             for name, pids in hops:
@@ -193,7 +162,8 @@ class Bench:
         s = self.load(path, SECONDS)
         wall = time.monotonic() - t0
         cpu = [cpu_seconds(pids) - c0 for (_, pids), c0 in zip(hops, cpu0)]
-        mem = [mem_kb(pids) for _, pids in hops]
+        mem = [{k: sum(status_kb(p, k) for p in pids) for k in ("VmRSS", "RssAnon")}
+               for _, pids in hops]
         thousands = s["total"] / 1000.0
         out = {"p50_ms": s["p50_ms"], "p99_ms": s["p99_ms"], "p999_ms": s["p999_ms"],
                "max_ms": s["max_ms"], "requests": s["total"], "failures": s["failures"],

@@ -29,6 +29,8 @@ import sys
 import tempfile
 import time
 
+from procstat import cpu_seconds, status_kb, with_children
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(HERE)
 PROXY = os.environ.get("REMORA_PROXY", os.path.join(TOP, "bazel-bin/dataplane/proxy/remora-proxy"))
@@ -54,35 +56,6 @@ def wait_port(port, timeout=10):
         except OSError:
             time.sleep(0.05)
     raise RuntimeError("port %d never opened" % port)
-
-
-def proc_status(pid, key):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1])  # kB
-    return 0
-
-
-def cpu_seconds(pids):
-    tck = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for pid in pids:
-        with open("/proc/%d/stat" % pid) as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        total += (int(fields[11]) + int(fields[12])) / tck
-    return total
-
-
-def children_pids(pid):
-    """The process and its children (nginx master + worker)."""
-    out = [pid]
-    try:
-        kids = open("/proc/%d/task/%d/children" % (pid, pid)).read().split()
-        out += [int(k) for k in kids]
-    except OSError:
-        pass
-    return out
 
 
 def raise_fd_limit():
@@ -136,7 +109,7 @@ def idle_memory_per_conn(pids, port):
     """Private memory growth per idle keep-alive connection: N client connections, each used
     for one request (one at a time, so the upstream pool stays small), then left idle."""
     log("opening %d idle keep-alive connections to :%d" % (IDLE_CONNS, port))
-    base = sum(proc_status(p, "RssAnon") for p in pids)
+    base = sum(status_kb(p, "RssAnon") for p in pids)
     socks = []
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     n = min(IDLE_CONNS, hard - 500)
@@ -152,7 +125,7 @@ def idle_memory_per_conn(pids, port):
                 data += s.recv(4096)
             socks.append(s)
         time.sleep(1.0)
-        after = sum(proc_status(p, "RssAnon") for p in pids)
+        after = sum(status_kb(p, "RssAnon") for p in pids)
     finally:
         for s in socks:
             s.close()
@@ -224,13 +197,13 @@ backend be
         wait_port(ports["haproxy"])
         time.sleep(0.5)
 
-        pids = {"remora": [remora.pid], "nginx": children_pids(ngx.pid), "haproxy": [hap.pid]}
+        pids = {"remora": [remora.pid], "nginx": with_children(ngx.pid), "haproxy": [hap.pid]}
         for name in pids:
             pin_pids(PROXY_CPU, pids[name])
         results = {"workload": {"duration_s": DURATION, "connections": CONNS, "fixed_rate_rps": RATE,
                                 "body": "23 bytes", "backend": "nginx return 200"}}
-        idle = {name: {"rss_kb": sum(proc_status(p, "VmRSS") for p in pids[name]),
-                       "rss_anon_kb": sum(proc_status(p, "RssAnon") for p in pids[name])} for name in pids}
+        idle = {name: {"rss_kb": sum(status_kb(p, "VmRSS") for p in pids[name]),
+                       "rss_anon_kb": sum(status_kb(p, "RssAnon") for p in pids[name])} for name in pids}
 
         # Several rounds, interleaved (remora, nginx, haproxy, remora, ...), so slow drifts of a
         # shared machine hit all three alike; each figure is the median over the rounds.
