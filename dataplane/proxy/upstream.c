@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "common/log/log.h"
+#include "dataplane/proxy/deadline.h"
 #include "dataplane/proxy/exchange.h"
 #include "dataplane/proxy/limits.h"
 #include "dataplane/proxy/list.h"
@@ -128,11 +129,23 @@ static void idle_io_cb(struct ev_loop *loop, ev_io *io, int revents)
     rm_upconn_close(container_of(io, rm_upconn_t, io));
 }
 
+static ev_tstamp idle_deadline(const rm_upconn_t *c)
+{
+    return c->idle_since + (ev_tstamp)c->worker->proxy->opt.upstream_idle_timeout_ms / 1000.0;
+}
+
+/* The timer may be one armed in an earlier idle period (deadline.h): close only when this
+ * period's idle timeout has passed. */
 static void idle_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
-    (void)loop;
     (void)revents;
-    rm_upconn_close(container_of(t, rm_upconn_t, timer));
+    rm_upconn_t *c = container_of(t, rm_upconn_t, timer);
+    ev_tstamp due = idle_deadline(c);
+    if (!rm_deadline_passed(due, ev_now(loop))) {
+        rm_deadline_arm(loop, t, due, due - ev_now(loop));
+        return;
+    }
+    rm_upconn_close(c);
 }
 
 /* A pooled connection waits for READ while idle, so a server's close (EOF) or unsolicited bytes
@@ -160,13 +173,12 @@ static void busy_io_cb(struct ev_loop *loop, ev_io *io, int revents);
 static void busy_timer_cb(struct ev_loop *loop, ev_timer *t, int revents);
 
 /* Hands the connection to an exchange. The I/O watcher stays registered (a pooled connection
- * already waits for READ, which the exchange wants too): only its callback changes, so reuse costs
- * no epoll_ctl. */
+ * already waits for READ, which the exchange wants too) and so does the idle timer (its callback
+ * ignores a busy connection): only callbacks change, so reuse costs no epoll_ctl and no timer
+ * heap operation. */
 static void attach(rm_upconn_t *c, rm_exchange_t *ex)
 {
-    rm_worker_t *w = c->worker;
     c->ex = ex;
-    ev_timer_stop(w->loop, &c->timer);
     ev_set_cb(&c->io, busy_io_cb);
     ev_set_cb(&c->timer, busy_timer_cb);
 }
@@ -245,14 +257,12 @@ void rm_upconn_release(rm_upconn_t *c, bool reusable)
     rm_worker_t *w = c->worker;
     c->ex = NULL;
     c->requests++;
-    /* Keep at most this many idle connections per endpoint (nginx's `keepalive 64` default
-     * practice): a burst must not leave hundreds of idle sockets on both sides. */
+    /* Never pool past the bound (upstream.h): the idle timeout trims what load left behind. */
     if (!reusable || w->draining || c->in.len > 0 || c->out.len > 0 ||
         c->up->idle_count >= RM_UPSTREAM_MAX_IDLE) {
         upconn_free(c);
         return;
     }
-    ev_timer_stop(w->loop, &c->timer);
     rm_buf_release(&c->in);
     rm_buf_release(&c->out);
     ev_set_cb(&c->io, idle_io_cb);
@@ -262,9 +272,9 @@ void rm_upconn_release(rm_upconn_t *c, bool reusable)
         ev_io_start(w->loop, &c->io);
     }
     ev_set_cb(&c->timer, idle_timer_cb);
-    ev_timer_set(&c->timer, (double)w->proxy->opt.upstream_idle_timeout_ms / 1000.0, 0);
-    ev_timer_start(w->loop, &c->timer);
     c->idle_since = ev_now(w->loop);
+    ev_tstamp due = idle_deadline(c);
+    rm_deadline_arm(w->loop, &c->timer, due, due - c->idle_since); /* usually armed already */
     rm_list_push_front(&c->up->idle, &c->link);
     c->up->idle_count++;
 }
@@ -298,12 +308,13 @@ static void busy_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
     (void)loop;
     (void)revents;
     rm_upconn_t *c = container_of(t, rm_upconn_t, timer);
+    if (c->connected)
+        return; /* an idle timer left from the pool (attach): the exchange keeps its own */
     if (c->shadow != NULL) {
         rm_shadow_on_error(c->shadow);
         return;
     }
-    rm_exchange_on_upstream_error(
-        c->ex, c->connected ? RM_UPSTREAM_TIMEOUT : RM_UPSTREAM_CONNECT_FAILED, -ETIMEDOUT);
+    rm_exchange_on_upstream_error(c->ex, RM_UPSTREAM_CONNECT_FAILED, -ETIMEDOUT);
 }
 
 void rm_upconn_update_events(rm_upconn_t *c)

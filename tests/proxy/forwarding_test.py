@@ -1,5 +1,7 @@
 """tests/proxy/forwarding_test.py — pooling, streaming, framing and headers through remora-proxy."""
+import re
 import socket
+import subprocess
 import unittest
 
 from proxy_fixture import ProxyHarness, get, metric, service_yaml
@@ -28,6 +30,18 @@ class ForwardingTest(unittest.TestCase):
         after = self.backend_stats()["connections"]
         # the stats probe itself opens one connection per call
         self.assertLessEqual(after - before, 2, "upstream connections were not reused")
+
+    def test_pool_keeps_up_with_high_concurrency(self):
+        # 150 keep-alive clients at once, well past the 64 idle connections the pool once kept:
+        # the pool must grow to the load instead of opening a connection for each request past it.
+        before = self.backend_stats()["connections"]
+        out = subprocess.run(["wrk", "-t1", "-c150", "-d2s", "-H", "Host: svc",
+                              "http://127.0.0.1:%d/" % self.proxy.outbound],
+                             capture_output=True, text=True, timeout=30).stdout
+        requests = int(re.search(r"(\d+) requests in", out).group(1))
+        self.assertGreater(requests, 1000, out)
+        opened = self.backend_stats()["connections"] - before
+        self.assertLessEqual(opened, 150 + 2, "%d upstream connections for %d requests" % (opened, requests))
 
     def test_client_keepalive_and_pipelining(self):
         s = socket.create_connection(("127.0.0.1", self.proxy.outbound))
