@@ -198,7 +198,6 @@ rm_exchange_t *rm_exchange_new(rm_session_t *s, rm_http1_request_t *req, size_t 
     ex->upgrade = (req->flags & RM_HTTP1_F_UPGRADE) && (req->flags & RM_HTTP1_F_CONN_UPGRADE);
     rm_buf_init(&ex->up_head, w->proxy->opt.max_head_bytes + 4096);
     rm_buf_init(&ex->replay, w->proxy->opt.retry_body_limit);
-    ev_timer_init(&ex->timer, NULL, 0, 0);
     ev_timer_init(&ex->try_timer, try_timer_cb, 0, 0);
 
     /* The id for logs and shadows; an over-long client id is truncated here only (the
@@ -231,7 +230,6 @@ static void retire(rm_exchange_t *ex)
 {
     rm_worker_t *w = ex->session->worker;
     ex->finished = true;
-    ev_timer_stop(w->loop, &ex->timer);
     ev_timer_stop(w->loop, &ex->try_timer);
     rm_retry_done(ex);
     rm_limits_release(ex);
@@ -270,7 +268,6 @@ rm_exchange_t *rm_exchange_new_tunnel(rm_session_t *s)
     ex->resp_started = true; /* no HTTP error reply is possible on a raw stream */
     rm_buf_init(&ex->up_head, 0);
     rm_buf_init(&ex->replay, 0);
-    ev_timer_init(&ex->timer, NULL, 0, 0);
     ev_timer_init(&ex->try_timer, NULL, 0, 0);
     snprintf(ex->route_name, sizeof(ex->route_name), "passthrough");
     return ex;
@@ -331,11 +328,8 @@ static void local_reply(rm_exchange_t *ex, int status, const char *reason, const
     finish(ex);
 }
 
-static void timeout_cb(struct ev_loop *loop, ev_timer *t, int revents)
+void rm_exchange_on_timeout(rm_exchange_t *ex)
 {
-    (void)loop;
-    (void)revents;
-    rm_exchange_t *ex = container_of(t, rm_exchange_t, timer);
     if (!ex->resp_started) {
         local_reply(ex, 504, "upstream request timeout", NULL);
         return;
@@ -497,9 +491,8 @@ void rm_exchange_start(rm_exchange_t *ex)
         rm_shadow_launch(ex); /* no body to wait for: the copy goes out with the primary */
     if (!ex->raw_tcp) {       /* a raw tunnel lives as long as both sides keep it open */
         uint64_t ms = ex->timeout_ms ? ex->timeout_ms : w->proxy->opt.request_timeout_ms;
-        ev_set_cb(&ex->timer, timeout_cb);
-        ev_timer_set(&ex->timer, (double)ms / 1000.0, 0);
-        ev_timer_start(w->loop, &ex->timer);
+        ex->deadline = ev_now(w->loop) + (ev_tstamp)ms / 1000.0;
+        rm_session_arm_timer(ex->session); /* the session's timer keeps this deadline */
     }
     connect_upstream(ex);
 }
@@ -790,7 +783,7 @@ static void finish(rm_exchange_t *ex)
     rm_worker_t *w = s->worker;
     if (ex->finished)
         return;
-    ev_timer_stop(w->loop, &ex->timer);
+    ex->deadline = 0;
     if (ex->conn != NULL) {
         /* Reuse needs both messages complete, no stray bytes, and no close announced. */
         bool reusable = ex->req_done && ex->resp_done && !ex->resp_close &&

@@ -48,6 +48,9 @@ void rm_exchange_note_sent(rm_exchange_t *ex, size_t n);
 /* True when the client connection may carry another request after this one. */
 bool rm_exchange_keepalive(const rm_exchange_t *ex);
 
+/* The request timeout passed (the session's timer keeps ex->deadline): 504, or a cut response. */
+void rm_exchange_on_timeout(rm_exchange_t *ex);
+
 /* The session is closing under the exchange: release everything without replying. */
 void rm_exchange_abort(rm_exchange_t *ex);
 

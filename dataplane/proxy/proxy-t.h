@@ -128,11 +128,11 @@ typedef struct rm_exchange {
     const rm_service_t *svc; /* borrowed from snap; NULL for passthrough/local */
     rm_route_decision_t decision;
     rm_exchange_phase_t phase;
-    ev_timer timer;    /* request timeout (route timeout) */
-    rm_list_t link;    /* in worker->dead_exchanges once retired */
-    bool finished;     /* retired: freed by the reaper, must not be driven any more */
-    bool client_close; /* the client half-closed after its request */
-    int local_status;  /* routing answered locally (404, 503...) with local_reason */
+    ev_tstamp deadline; /* request timeout (route timeout), kept by the session's timer; 0: none */
+    rm_list_t link;     /* in worker->dead_exchanges once retired */
+    bool finished;      /* retired: freed by the reaper, must not be driven any more */
+    bool client_close;  /* the client half-closed after its request */
+    int local_status;   /* routing answered locally (404, 503...) with local_reason */
     const char *local_reason;
     uint64_t timeout_ms;    /* the rule's timeout, 0 for the proxy default */
     size_t bytes_sent;      /* request bytes written to the current upstream connection */
@@ -192,9 +192,15 @@ typedef struct rm_exchange {
     ev_tstamp start;
 } rm_exchange_t;
 
+/* Between exchanges a connection waits for a request (idle timeout) or for the rest of a head
+ * that has begun (header timeout); during one, the exchange's deadline applies. */
+enum { RM_WAIT_EXCHANGE = 0, RM_WAIT_IDLE, RM_WAIT_HEAD };
+
 typedef struct rm_session {
     ev_io io;
-    ev_timer timer; /* header timeout, then keep-alive idle timeout */
+    ev_timer timer;       /* fires by the deadline of what the connection waits for (deadline.h) */
+    ev_tstamp wait_since; /* when the current wait (idle or partial head) began */
+    uint8_t waiting;      /* RM_WAIT_*: what the connection waits for between exchanges */
     int fd;
     rm_listener_kind_t kind;
     rm_worker_t *worker; /* borrowed */
@@ -230,6 +236,8 @@ typedef struct rm_worker {
     ev_async wakeup;   /* new snapshot or drain: re-check shared state */
     ev_prepare reaper; /* frees closed sessions before the loop sleeps */
     ev_timer drain_timer;
+    ev_tstamp
+        timer_slice; /* the shortest routine timeout: how far ahead deadlines arm (deadline.h) */
     rm_snapshot_t *snap; /* one reference to the current snapshot */
     uint64_t snap_generation;
     rm_list_t sessions;       /* open sessions */

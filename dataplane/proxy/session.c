@@ -19,6 +19,7 @@
 
 #include "common/log/log.h"
 #include "dataplane/proxy/admin.h"
+#include "dataplane/proxy/deadline.h"
 #include "dataplane/proxy/exchange.h"
 #include "dataplane/proxy/list.h"
 #include "dataplane/proxy/metrics.h"
@@ -178,19 +179,33 @@ void rm_session_update_events(rm_session_t *s)
             ev_io_start(w->loop, &s->io);
         }
     }
-    /* Timers: none while an exchange runs (it has its own); header timeout while a head is
-     * partially received; idle timeout otherwise. */
-    if (s->ex != NULL) {
-        ev_timer_stop(w->loop, &s->timer);
-        return;
+    rm_session_arm_timer(s);
+}
+
+/* The deadline of what the session waits for now: the exchange's, or the header or idle timeout
+ * from the moment the wait began. 0 when there is none (a tunnel). */
+static ev_tstamp session_deadline(const rm_session_t *s)
+{
+    const rm_proxy_options_t *o = &s->worker->proxy->opt;
+    switch (s->waiting) {
+    case RM_WAIT_EXCHANGE:
+        return s->ex != NULL ? s->ex->deadline : 0;
+    case RM_WAIT_HEAD:
+        return s->wait_since + (ev_tstamp)o->header_timeout_ms / 1000.0;
+    default:
+        return s->wait_since + (ev_tstamp)o->idle_timeout_ms / 1000.0;
     }
-    uint64_t ms = s->in.len > 0 ? w->proxy->opt.header_timeout_ms : w->proxy->opt.idle_timeout_ms;
-    double after = (double)ms / 1000.0;
-    if (!ev_is_active(&s->timer) || s->timer.repeat != after) {
-        ev_timer_stop(w->loop, &s->timer);
-        ev_timer_set(&s->timer, after, after);
-        ev_timer_start(w->loop, &s->timer);
+}
+
+void rm_session_arm_timer(rm_session_t *s)
+{
+    rm_worker_t *w = s->worker;
+    int waiting = s->ex != NULL ? RM_WAIT_EXCHANGE : s->in.len > 0 ? RM_WAIT_HEAD : RM_WAIT_IDLE;
+    if (waiting != s->waiting) {
+        s->waiting = (uint8_t)waiting;
+        s->wait_since = ev_now(w->loop);
     }
+    rm_deadline_arm(w->loop, &s->timer, session_deadline(s), w->timer_slice);
 }
 
 void rm_session_reply(rm_session_t *s, int status, const char *extra_headers,
@@ -396,13 +411,18 @@ static void session_io_cb(struct ev_loop *loop, ev_io *io, int revents)
 
 static void session_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
-    (void)loop;
     (void)revents;
     rm_session_t *s = container_of(t, rm_session_t, timer);
-    if (s->ex != NULL)
+    ev_tstamp due = session_deadline(s);
+    if (!rm_deadline_passed(due, ev_now(loop))) {
+        rm_deadline_arm(loop, t, due, s->worker->timer_slice); /* woke early: the rest */
         return;
-    if (s->in.len > 0 && !s->close_after) {
-        ev_timer_stop(s->worker->loop, &s->timer);
+    }
+    if (s->ex != NULL) {
+        rm_exchange_on_timeout(s->ex);
+        return;
+    }
+    if (s->waiting == RM_WAIT_HEAD && !s->close_after) {
         reject_head(s, 408, "request head not received in time");
         rm_session_update_events(s);
         return;

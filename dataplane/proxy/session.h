@@ -18,6 +18,9 @@ void rm_session_free(rm_session_t *s);
 /* Recomputes the I/O events the session waits for, from its state. */
 void rm_session_update_events(rm_session_t *s);
 
+/* Sets the session's timer by what it waits for now (an exchange, a head, the next request). */
+void rm_session_arm_timer(rm_session_t *s);
+
 /* The exchange finished (response fully queued in s->out): start the next request or close. */
 void rm_session_exchange_done(rm_session_t *s);
 

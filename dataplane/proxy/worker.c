@@ -263,6 +263,14 @@ int rm_worker_init(rm_worker_t *w, rm_proxy_t *p, int id)
     rm_list_init(&w->dead);
     rm_list_init(&w->dead_exchanges);
     rm_list_init(&w->free_exchanges);
+    /* Sessions and pooled connections arm their timers at most this far ahead (deadline.h): the
+     * shortest of the timeouts they start on every request, so those never re-arm. */
+    uint64_t slice_ms = p->opt.header_timeout_ms;
+    if (p->opt.request_timeout_ms < slice_ms)
+        slice_ms = p->opt.request_timeout_ms;
+    if (p->opt.idle_timeout_ms < slice_ms)
+        slice_ms = p->opt.idle_timeout_ms;
+    w->timer_slice = slice_ms > 0 ? (ev_tstamp)slice_ms / 1000.0 : 1.0;
     w->rng = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32) ^ ((uint64_t)id << 48) ^
              0x9E3779B97F4A7C15ULL;
     int rc;

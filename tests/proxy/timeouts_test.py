@@ -1,4 +1,5 @@
 """tests/proxy/timeouts_test.py — connect, route, header and idle timeouts; upstream faults."""
+import json
 import socket
 import time
 import unittest
@@ -78,6 +79,57 @@ rules:
         self.assertEqual(s.recv(1), b"")  # closed by the proxy after the idle timeout
         self.assertGreater(time.time() - t, 0.3)
         s.close()
+
+    # The deadlines below move with every request on a kept-alive connection without restarting a
+    # timer (dataplane/proxy/deadline.h): each must count from the latest request, not the first.
+
+    def test_idle_timeout_counts_from_the_last_request(self):
+        s = socket.create_connection(("127.0.0.1", self.proxy.outbound))
+        for _ in range(5):  # 5 x 0.3 s: past 500 ms from the first request, never from the last
+            s.sendall(b"GET / HTTP/1.1\r\nHost: svc\r\n\r\n")
+            r, _ = read_response(s, timeout=3)
+            self.assertEqual(r.status, 200)
+            time.sleep(0.3)
+        t = time.time()
+        s.settimeout(3)
+        self.assertEqual(s.recv(1), b"")
+        waited = time.time() - t + 0.3
+        self.assertGreater(waited, 0.45)
+        self.assertLess(waited, 1.5)
+        s.close()
+
+    def test_route_timeout_counts_from_its_request_on_a_reused_connection(self):
+        s = socket.create_connection(("127.0.0.1", self.proxy.outbound))
+        for _ in range(3):
+            s.sendall(b"GET / HTTP/1.1\r\nHost: svc\r\n\r\n")
+            self.assertEqual(read_response(s, timeout=3)[0].status, 200)
+            time.sleep(0.2)
+        t = time.time()
+        s.sendall(b"GET / HTTP/1.1\r\nHost: svc\r\nx-backend-delay: 2s\r\n\r\n")
+        r, _ = read_response(s, timeout=3)
+        self.assertEqual(r.status, 504)
+        self.assertGreater(time.time() - t, 0.25)  # not cut short by an earlier deadline
+        self.assertLess(time.time() - t, 1.0)
+        s.close()
+
+    def test_pooled_upstream_idle_timeout_counts_from_its_last_use(self):
+        backend = self.h.backend("pool", "v1")
+        proxy = self.h.proxy(service_yaml("pool", [("127.0.0.1:%d" % backend.port, "v1")]),
+                             extra=["--upstream-idle-timeout", "400ms"])
+
+        def backend_stats():
+            return json.loads(get(backend.port, "/__backend/stats", host="pool").body)
+
+        before = backend_stats()["connections"]  # the harness's port check counts too
+        for _ in range(6):  # one request every 0.25 s for 1.5 s: the pooled connection is reused
+            self.assertEqual(get(proxy.outbound, "/", host="pool").status, 200)
+            time.sleep(0.25)
+        st = backend_stats()
+        self.assertEqual(st["connections"] - before, 2,  # the pooled one, and this stats request's
+                         "the pool closed its connection while in use or idle < 400 ms: %r" % st)
+        time.sleep(0.8)
+        st = backend_stats()
+        self.assertEqual(st["active"], 1, "only this stats request's own connection is left")
 
     def test_upstream_reset_before_response_is_502(self):
         self.assertEqual(get(self.proxy.outbound, "/", headers={"x-backend-fault": "reset"}).status, 502)
