@@ -33,10 +33,16 @@ static __thread block_stack_t tls_stacks[3] = {
 
 static block_stack_t *stack_for(size_t size)
 {
-    for (size_t i = 0; i < sizeof(tls_stacks) / sizeof(tls_stacks[0]); i++)
-        if (tls_stacks[i].size == size)
-            return &tls_stacks[i];
-    return NULL;
+    switch (size) {
+    case RM_BUF_MIN_ALLOC:
+        return &tls_stacks[0];
+    case RM_BUF_MIN_ALLOC * 2:
+        return &tls_stacks[1];
+    case RM_BUF_MIN_ALLOC * 4:
+        return &tls_stacks[2];
+    default:
+        return NULL;
+    }
 }
 
 static char *block_alloc(size_t size)

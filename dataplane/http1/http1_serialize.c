@@ -15,10 +15,11 @@ typedef struct writer {
     int overflow;
 } writer_t;
 
-static void put(writer_t *w, const char *s, size_t n)
+static inline void put(writer_t *w, const char *s, size_t n)
 {
-    if (w->overflow || n > w->cap - w->len) {
+    if (__builtin_expect(n > w->cap - w->len, 0)) {
         w->overflow = 1;
+        w->cap = w->len; /* nothing more fits: every later put of a byte overflows too */
         return;
     }
     if (n != 0)
@@ -141,8 +142,9 @@ static int adds_valid(const rm_http1_edit_t *edit)
         const rm_http1_header_t *h = &edit->add[i];
         if (!rm__http1_is_token(h->name.ptr, h->name.len))
             return 0;
-        for (size_t j = 0; j < h->value.len; j++) {
-            if (!rm__http1_vchar[RM__U8(h->value.ptr)[j]])
+        const unsigned char *v = RM__U8(h->value.ptr), *end = v + h->value.len;
+        for (v = rm__http1_skip_value16(v, end); v < end; v++) {
+            if (!rm__http1_vchar[*v])
                 return 0;
         }
     }

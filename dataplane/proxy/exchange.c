@@ -220,7 +220,7 @@ rm_exchange_t *rm_exchange_new(rm_session_t *s, rm_http1_request_t *req, size_t 
     }
     rm_buf_consume(&s->in, head_len);
     if (ex->svc != NULL)
-        rm_retry_budget_note_request(w, ex->service_name);
+        rm_retry_budget_note_request(w, ex->svc);
     return ex;
 }
 

@@ -56,16 +56,7 @@ static limit_slot_t *slot_for(const rm_exchange_t *ex, const rm_circuit_breaker_
                                 ? &svc->versions[ex->decision.version_index]
                                 : NULL;
     const rm_circuit_breaker_t *cb = v != NULL && v->cb != NULL ? v->cb : svc->cb;
-    /* The hash of "namespace/service/version", computed over the parts in place (a per-request
-     * snprintf into a key buffer cost more than the rest of this function). */
-    const char *parts[] = {svc->namespace_, svc->name, cb != svc->cb && v != NULL ? v->name : ""};
-    uint64_t h = RM_HASH_FNV64_OFFSET;
-    for (size_t p = 0; p < 3; p++) {
-        if (p > 0)
-            h = rm_hash_fnv1a64_update(h, "/", 1);
-        h = rm_hash_fnv1a64_update(h, parts[p], strlen(parts[p]));
-    }
-    h = rm_hash_mix64(h) | 1;
+    uint64_t h = cb != svc->cb && v != NULL ? v->limits_key : svc->limits_key; /* in the snapshot */
     limit_slot_t *s = &slots[h % LIMITS_TABLE];
     uint64_t k = atomic_load(&s->key);
     if (k != h && atomic_load(&s->requests) == 0 && atomic_load(&s->pending) == 0)

@@ -27,9 +27,9 @@ typedef struct budget {
 
 static budget_t budgets[BUDGET_TABLE];
 
-static budget_t *budget_for(const char *service)
+static budget_t *budget_for(const rm_service_t *svc)
 {
-    uint64_t key = rm_hash64(service, strlen(service)) | 1;
+    uint64_t key = svc->key; /* hashed once, in the snapshot */
     budget_t *b = &budgets[key % BUDGET_TABLE];
     uint64_t had = atomic_load_explicit(&b->key, memory_order_relaxed);
     if (had != key && atomic_compare_exchange_strong(&b->key, &had, key)) {
@@ -54,9 +54,9 @@ static int slot(budget_t *b, int64_t now_s)
     return i;
 }
 
-void rm_retry_budget_note_request(rm_worker_t *w, const char *service)
+void rm_retry_budget_note_request(rm_worker_t *w, const rm_service_t *svc)
 {
-    budget_t *b = budget_for(service);
+    budget_t *b = budget_for(svc);
     int64_t now = (int64_t)ev_now(w->loop);
     atomic_fetch_add_explicit(&b->requests[slot(b, now)], 1, memory_order_relaxed);
 }
@@ -129,7 +129,7 @@ rm_retry_verdict_t rm_retry_decide(rm_exchange_t *ex, rm_retry_cause_t cause, in
     }
 
     /* A condition matched: from here on, a refusal is counted with its reason. */
-    budget_t *b = budget_for(ex->service_name);
+    budget_t *b = budget_for(ex->svc);
     int64_t now = (int64_t)ev_now(w->loop);
     const rm_circuit_breaker_t *cb = ex->svc->cb;
     if (ex->retries >= (int)p->attempts) {
@@ -173,7 +173,7 @@ void rm_retry_done(rm_exchange_t *ex)
     if (!ex->retry_reserved)
         return;
     ex->retry_reserved = false;
-    budget_t *b = budget_for(ex->service_name);
+    budget_t *b = budget_for(ex->svc);
     int had = atomic_load(&b->active_retries);
     while (had > 0 && !atomic_compare_exchange_weak(&b->active_retries, &had, had - 1))
         ;

@@ -35,7 +35,7 @@ rm_retry_verdict_t rm_retry_decide(rm_exchange_t *ex, rm_retry_cause_t cause, in
 void rm_retry_done(rm_exchange_t *ex);
 
 /* Counts a request for the retry budget of its service (once per request). Loop thread. */
-void rm_retry_budget_note_request(rm_worker_t *w, const char *service);
+void rm_retry_budget_note_request(rm_worker_t *w, const rm_service_t *svc);
 
 /* True when status is one the rule's policy retries (5xx, gateway-error, listed codes). */
 bool rm_retry_status_matches(const rm_retry_policy_t *p, int status);

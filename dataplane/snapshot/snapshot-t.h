@@ -64,6 +64,7 @@ typedef struct rm_version {
     size_t nendpoints;
     size_t nready;                  /* endpoints not draining */
     const rm_circuit_breaker_t *cb; /* this version's CircuitBreaker, else the service's */
+    uint64_t limits_key; /* rm_snapshot_limits_key(namespace, service, name): its own counters */
 } rm_version_t;
 
 /* A compiled PCRE2 pattern with the limits it runs under. */
@@ -204,6 +205,10 @@ typedef struct rm_service {
     const rm_endpoint_ref_t *endpoints; /* all, grouped by version */
     size_t nendpoints;
     const rm_circuit_breaker_t *cb; /* the service-wide CircuitBreaker, or defaults */
+    /* Keys of the data path's process-wide per-service tables, computed once here instead of
+     * hashing the names on every request: */
+    uint64_t key;        /* rm_hash64(name) | 1: retry budgets */
+    uint64_t limits_key; /* rm_snapshot_limits_key(namespace, name, ""): service-wide limits */
 } rm_service_t;
 
 #endif /* REMORA_DATAPLANE_SNAPSHOT_SNAPSHOT_T_H */

@@ -240,6 +240,8 @@ static int build_services(build_t *bd)
             return fail(bd, "service %s/%s: port %u out of range 1..65535", ns, p->name, p->port);
         svc->name = p->name;
         svc->namespace_ = ns;
+        svc->key = rm_hash64(p->name, strlen(p->name)) | 1;
+        svc->limits_key = rm_snapshot_limits_key(ns, p->name, "");
         svc->index = i;
         svc->port = p->has_port ? (uint16_t)p->port : 0;
         svc->proto = p;
@@ -380,6 +382,7 @@ static int build_versions(build_t *bd)
             ver->index = v;
             ver->endpoints = &eps[n];
             ver->cb = svc->cb;
+            ver->limits_key = rm_snapshot_limits_key(svc->namespace_, svc->name, ver->name);
             for (size_t k = 0; k < b->neps; k++) {
                 const bep_t *src = &b->eps[k];
                 if (strcmp(src->version, ver->name) != 0)
@@ -403,6 +406,18 @@ static int build_versions(build_t *bd)
         svc->nendpoints = n;
     }
     return 0;
+}
+
+uint64_t rm_snapshot_limits_key(const char *namespace_, const char *service, const char *version)
+{
+    const char *parts[] = {namespace_, service, version};
+    uint64_t h = RM_HASH_FNV64_OFFSET;
+    for (size_t p = 0; p < 3; p++) {
+        if (p > 0)
+            h = rm_hash_fnv1a64_update(h, "/", 1);
+        h = rm_hash_fnv1a64_update(h, parts[p], strlen(parts[p]));
+    }
+    return rm_hash_mix64(h) | 1;
 }
 
 static uint64_t duration_ms(const Remora__V1__Duration *d, uint64_t dflt)
