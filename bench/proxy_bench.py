@@ -3,7 +3,10 @@
 
 Same backend for all three: nginx from Debian answering a small body on loopback. Each proxy
 runs one worker/thread with upstream keep-alive. Measured, per proxy, in one run:
-  - throughput: wrk, keep-alive, fixed connections, fixed duration;
+  - throughput at a CPU budget: each proxy capped at the same fraction of a core (a cgroup CPU
+    quota, bench/cpubudget.py), so the proxy is the bottleneck and wrk's req/s is its throughput;
+    at the usual 50 connections and at 200 (past where a small upstream pool churns);
+  - throughput: wrk, keep-alive, fixed connections, fixed duration, uncapped;
   - latency at a fixed moderate rate: hey -q (requests/s per worker) — p50/p99 added over direct;
   - CPU time per request: utime+stime of the proxy process over the throughput run / requests,
     and from it the proxy's capacity: requests per second of proxy CPU (1e6 / CPU µs per request);
@@ -29,6 +32,7 @@ import sys
 import tempfile
 import time
 
+import cpubudget
 from procstat import cpu_seconds, status_kb, with_children
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -38,7 +42,9 @@ DURATION = int(os.environ.get("BENCH_SECONDS", "5"))
 CONNS = int(os.environ.get("BENCH_CONNECTIONS", "50"))
 RATE = int(os.environ.get("BENCH_RATE", "1000"))  # fixed rate for the latency run
 IDLE_CONNS = int(os.environ.get("BENCH_IDLE_CONNECTIONS", "5000"))
-ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "7"))
+CONNS_HIGH = int(os.environ.get("BENCH_CONNECTIONS_HIGH", "200"))
+BUDGET = float(os.environ.get("BENCH_CPU_BUDGET", "0.5"))  # fraction of one core per proxy
 
 
 def free_port():
@@ -83,9 +89,9 @@ def log(msg):
     print("bench: " + msg, file=sys.stderr, flush=True)
 
 
-def wrk(port, host):
-    log("wrk against :%d" % port)
-    out = subprocess.run(pinned(CLIENT_CPU, ["wrk", "-t1", "-c%d" % CONNS, "-d%ds" % DURATION, "-H", "Host: %s" % host,
+def wrk(port, host, conns=CONNS):
+    log("wrk -c%d against :%d" % (conns, port))
+    out = subprocess.run(pinned(CLIENT_CPU, ["wrk", "-t1", "-c%d" % conns, "-d%ds" % DURATION, "-H", "Host: %s" % host,
                           "http://127.0.0.1:%d/" % port]), capture_output=True, text=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     total = int(re.search(r"(\d+) requests in", out).group(1))
@@ -135,6 +141,7 @@ def idle_memory_per_conn(pids, port):
 def main():
     tmp = tempfile.mkdtemp(prefix="remora-bench-")
     procs = []
+    budget = None
     backend_port = free_port()
     ports = {"remora": free_port(), "nginx": free_port(), "haproxy": free_port()}
     try:
@@ -160,13 +167,14 @@ http { access_log off; keepalive_requests 1000000;
         procs.append(remora)
         wait_port(ports["remora"])
 
-        # --- nginx as a reverse proxy with upstream keep-alive ---
+        # --- nginx as a reverse proxy with upstream keep-alive (1024 idle connections kept:
+        #     its customary 64 would churn connections at 200 clients and understate it) ---
         with open(os.path.join(tmp, "proxy.conf"), "w") as f:
             f.write("""worker_processes 1; daemon off; pid %s/proxy.pid; error_log stderr error;
 worker_rlimit_nofile 19000;
 events { worker_connections 9000; }
 http { access_log off; keepalive_requests 1000000;
-  upstream be { server 127.0.0.1:%d; keepalive 64; }
+  upstream be { server 127.0.0.1:%d; keepalive 1024; }
   server { listen 127.0.0.1:%d; location / { proxy_pass http://be; proxy_http_version 1.1;
            proxy_set_header Connection ""; } } }
 """ % (tmp, backend_port, ports["nginx"]))
@@ -205,68 +213,130 @@ backend be
         idle = {name: {"rss_kb": sum(status_kb(p, "VmRSS") for p in pids[name]),
                        "rss_anon_kb": sum(status_kb(p, "RssAnon") for p in pids[name])} for name in pids}
 
+        # Memory per idle connection first, on fresh processes: after the load rounds each heap
+        # holds freed memory that new connections reuse, which would understate the figure.
+        for name in ("remora", "nginx", "haproxy"):
+            idle[name]["per_conn"] = idle_memory_per_conn(pids[name], ports[name])
+            time.sleep(1.5)  # let the closed connections go before the next proxy
+
+        if cpubudget.available():
+            budget = cpubudget.CpuBudget("remora-bench-%d" % os.getpid())
+            for name in pids:
+                for pid in pids[name]:
+                    budget.add(pid)
+        else:
+            log("no cgroup CPU controller here (root needed): throughput at a CPU budget skipped")
+
         # Several rounds, interleaved (remora, nginx, haproxy, remora, ...), so slow drifts of a
-        # shared machine hit all three alike; each figure is the median over the rounds.
+        # shared machine hit all three alike; each figure is the median over the rounds, and the
+        # ratios are taken round by round (each against the peers measured next to it).
         samples = {name: [] for name in ("direct", "remora", "nginx", "haproxy")}
         for rnd in range(ROUNDS):
             samples["direct"].append(hey(backend_port, "bench"))
             for name in ("remora", "nginx", "haproxy"):
+                capped, capped_high = float("nan"), float("nan")
+                if budget is not None:
+                    budget.set(BUDGET)
+                    capped = wrk(ports[name], "bench")[0]
+                    capped_high = wrk(ports[name], "bench", CONNS_HIGH)[0]
+                    budget.set(None)
                 cpu0 = cpu_seconds(pids[name])
                 rps, total, errors = wrk(ports[name], "bench")
                 cpu = cpu_seconds(pids[name]) - cpu0
                 p50, p99 = hey(ports[name], "bench")
-                samples[name].append((rps, total, errors, cpu / max(total, 1) * 1e6, p50, p99))
+                samples[name].append((rps, total, errors, cpu / max(total, 1) * 1e6, p50, p99,
+                                      capped, capped_high))
         direct_p50 = statistics.median(x[0] for x in samples["direct"])
         direct_p99 = statistics.median(x[1] for x in samples["direct"])
         results["direct"] = {"p50_ms": direct_p50, "p99_ms": direct_p99}
         results["rounds"] = ROUNDS
+        results["cpu_budget"] = BUDGET if budget is not None else None
         for name in ("remora", "nginx", "haproxy"):
             col = list(zip(*samples[name]))
             med = [statistics.median(c) for c in col]
             results[name] = {"rps": med[0], "rps_all": list(col[0]), "requests": int(sum(col[1])),
                              "non_2xx": int(sum(col[2])), "cpu_us_per_request": med[3],
+                             "cpu_us_all": list(col[3]),
                              "capacity_rps_per_cpu": 1e6 / med[3] if med[3] > 0 else float("nan"),
                              "p50_ms": med[4], "p99_ms": med[5], "p99_all": list(col[5]),
+                             "budget_rps": med[6], "budget_rps_all": list(col[6]),
+                             "budget_rps_high": med[7], "budget_rps_high_all": list(col[7]),
                              "added_p50_ms": med[4] - direct_p50, "added_p99_ms": med[5] - direct_p99,
                              "idle_rss_kb": idle[name]["rss_kb"], "idle_rss_anon_kb": idle[name]["rss_anon_kb"]}
+
+        def per_round(key, higher_is_better=True):
+            """remora / the better peer, round by round, and the median of those ratios."""
+            out = []
+            for r in range(ROUNDS):
+                mine = results["remora"][key][r]
+                peers = [results[n][key][r] for n in ("nginx", "haproxy")]
+                out.append(mine / max(peers) if higher_is_better else min(peers) / mine)
+            return out
         for name in ("remora", "nginx", "haproxy"):
-            n, per_conn = idle_memory_per_conn(pids[name], ports[name])
-            results[name]["idle_connections"] = n
-            results[name]["bytes_per_idle_connection"] = per_conn
-            time.sleep(1.5)  # let the closed connections go before the next proxy
+            results[name]["idle_connections"], results[name]["bytes_per_idle_connection"] = idle[name]["per_conn"]
         best = max(results["nginx"]["rps"], results["haproxy"]["rps"])
         best_capacity = max(results["nginx"]["capacity_rps_per_cpu"], results["haproxy"]["capacity_rps_per_cpu"])
         results["pinned"] = PIN
+        capacity_rounds = per_round("cpu_us_all", higher_is_better=False)
         results["ratios"] = {
             "capacity_vs_best_peer": results["remora"]["capacity_rps_per_cpu"] / best_capacity,
+            "capacity_vs_best_peer_by_round": capacity_rounds,
+            "capacity_vs_best_peer_median_of_rounds": statistics.median(capacity_rounds),
             "throughput_vs_best_peer": results["remora"]["rps"] / best,
             "throughput_vs_nginx": results["remora"]["rps"] / results["nginx"]["rps"],
             "throughput_vs_haproxy": results["remora"]["rps"] / results["haproxy"]["rps"],
             "cpu_per_request_vs_nginx": results["remora"]["cpu_us_per_request"] / results["nginx"]["cpu_us_per_request"],
             "cpu_per_request_vs_haproxy": results["remora"]["cpu_us_per_request"] / results["haproxy"]["cpu_us_per_request"],
         }
+        if budget is not None:
+            for key, conns in (("budget_rps_all", CONNS), ("budget_rps_high_all", CONNS_HIGH)):
+                rounds = per_round(key)
+                results["ratios"]["budget_throughput_c%d_by_round" % conns] = rounds
+                results["ratios"]["budget_throughput_c%d_vs_best_peer" % conns] = statistics.median(rounds)
         results["measured_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
         with open(os.path.join(HERE, "results", "proxy.json"), "w") as f:
             json.dump(results, f, indent=2)
         with open(os.path.join(HERE, "results", "proxy.md"), "w") as f:
             f.write("# remora-proxy vs nginx vs HAProxy (one run, %s)\n\n" % results["measured_at"])
-            f.write("Keep-alive, %d connections, %ds, one worker each; latency at %d req/s fixed. "
-                    "Medians of %d interleaved rounds (all rounds in proxy.json).\n\n" % (CONNS, DURATION, RATE, ROUNDS))
+            f.write("Keep-alive, one worker each, %ds per run; latency at %d req/s fixed. Medians of %d "
+                    "interleaved rounds; ratios are remora / the better peer, taken round by round "
+                    "(all rounds in proxy.json).\n\n" % (DURATION, RATE, ROUNDS))
             if PIN:
                 f.write("Each proxy pinned to CPU %s; wrk, hey and the backend pinned to CPU %s.\n\n" % (PROXY_CPU, CLIENT_CPU))
+            ratios = results["ratios"]
+            if budget is not None:
+                f.write("## Throughput at a CPU budget (the proxy is the bottleneck)\n\n"
+                        "Each proxy capped at %.0f%% of a core (cgroup CPU quota, bench/cpubudget.py); "
+                        "wrk's req/s.\n\n| proxy | req/s, %d connections | req/s, %d connections |\n|---|---|---|\n"
+                        % (BUDGET * 100, CONNS, CONNS_HIGH))
+                for name in ("remora", "nginx", "haproxy"):
+                    r = results[name]
+                    f.write("| %s | %.0f | %.0f |\n" % (name, r["budget_rps"], r["budget_rps_high"]))
+                for conns in (CONNS, CONNS_HIGH):
+                    rounds = ratios["budget_throughput_c%d_by_round" % conns]
+                    f.write("\nRemora / better peer, %d connections: **%.2fx** (median of rounds; rounds: %s; "
+                            "%d of %d at or above 1.2x).\n" % (conns, ratios["budget_throughput_c%d_vs_best_peer" % conns],
+                            ", ".join("%.2f" % x for x in rounds), sum(1 for x in rounds if x >= 1.2), len(rounds)))
+                f.write("\n")
+            f.write("## Uncapped: capacity, latency, memory\n\n")
+            f.write("%d connections. Capacity = requests per second of the proxy's own CPU (1e6 / CPU µs per request).\n\n" % CONNS)
             f.write("| proxy | capacity req/s per CPU | CPU µs/req | wrk req/s | p50 ms | p99 ms | added p99 ms | idle RSS KB | idle private KB | bytes per idle conn |\n|---|---|---|---|---|---|---|---|---|---|\n")
             for name in ("remora", "nginx", "haproxy"):
                 r = results[name]
                 f.write("| %s | %.0f | %.1f | %.0f | %.3f | %.3f | %.3f | %d | %d | %.0f |\n" % (name, r["capacity_rps_per_cpu"], r["cpu_us_per_request"], r["rps"], r["p50_ms"], r["p99_ms"], r["added_p99_ms"], r["idle_rss_kb"], r["idle_rss_anon_kb"], r["bytes_per_idle_connection"]))
             f.write("\nDirect to the backend: p50 %.3f ms, p99 %.3f ms.\n\n" % (direct_p50, direct_p99))
-            f.write("Capacity ratio remora / best peer (requests per second of proxy CPU): **%.2fx**. "
-                    "wrk req/s ratio remora / best peer: %.2fx (the whole machine: with two cores "
-                    "the load generator and backend's core saturates before the proxy's). "
-                    "Idle connections measured: %d.\n" % (results["ratios"]["capacity_vs_best_peer"], results["ratios"]["throughput_vs_best_peer"], results["remora"]["idle_connections"]))
+            f.write("Capacity ratio remora / best peer: **%.2fx** (median of rounds; rounds: %s). "
+                    "wrk req/s ratio uncapped: %.2fx (the whole machine: with two cores the load "
+                    "generator and backend's core saturates before the proxy's). "
+                    "Idle connections measured: %d.\n" % (ratios["capacity_vs_best_peer_median_of_rounds"],
+                    ", ".join("%.2f" % x for x in ratios["capacity_vs_best_peer_by_round"]),
+                    ratios["throughput_vs_best_peer"], results["remora"]["idle_connections"]))
             f.write("RSS counts shared library pages (remora links libgrpc for its control-plane client); private (RssAnon) is what the process itself owns.\n")
         print(json.dumps(results, indent=2))
     finally:
+        if budget is not None:
+            budget.remove()
         for p in procs:  # each in its own session: kill the whole group (nginx workers too)
             try:
                 os.killpg(p.pid, signal.SIGKILL)

@@ -88,4 +88,12 @@ ssize_t rm_buf_write_fd(rm_buf_t *b, int fd);
  * that used buffers before the thread exits; buffers freed afterwards refill the cache. */
 void rm_buf_thread_cache_free(void);
 
+/* Frees the calling thread's cached blocks that went unused since the previous call, down to the
+ * cache's floor (see buffer.c). Call it periodically (a second apart) from a thread that uses
+ * buffers, so what a burst left behind goes back. */
+void rm_buf_thread_cache_trim(void);
+
+/* Blocks in the calling thread's cache (for tests and diagnostics). */
+size_t rm_buf_thread_cache_count(void);
+
 #endif

@@ -101,6 +101,35 @@ static void test_first_blocks_are_recycled(void **state)
     rm_buf_free(&a);
 }
 
+/* A burst's blocks stay cached (no malloc for the next burst), and what then goes unused for a
+ * whole trim interval is freed down to the floor: 32 blocks of 16 KiB. */
+static void test_cache_grows_with_load_and_trims_back(void **state)
+{
+    (void)state;
+    enum { BURST = 200 };
+    static rm_buf_t bufs[BURST];
+    rm_buf_thread_cache_free();
+    for (int i = 0; i < BURST; i++) {
+        rm_buf_init(&bufs[i], 1 << 20);
+        assert_non_null(rm_buf_reserve(&bufs[i], 16384, &(int){0}));
+    }
+    for (int i = 0; i < BURST; i++)
+        rm_buf_release(&bufs[i]);
+    assert_int_equal(rm_buf_thread_cache_count(), BURST); /* all kept, none freed */
+    rm_buf_thread_cache_trim(); /* the interval in which they were used: nothing unused yet */
+    assert_int_equal(rm_buf_thread_cache_count(), BURST);
+    for (int i = 0; i < 10; i++) /* a little load: 10 of them used again */
+        assert_non_null(rm_buf_reserve(&bufs[i], 16384, &(int){0}));
+    for (int i = 0; i < 10; i++)
+        rm_buf_release(&bufs[i]);
+    rm_buf_thread_cache_trim(); /* 190 sat unused through the interval: freed down to 32 */
+    assert_int_equal(rm_buf_thread_cache_count(), 32);
+    rm_buf_thread_cache_trim();
+    assert_int_equal(rm_buf_thread_cache_count(), 32);
+    rm_buf_thread_cache_free();
+    assert_int_equal(rm_buf_thread_cache_count(), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -109,6 +138,7 @@ int main(void)
         cmocka_unit_test(test_large_printf),
         cmocka_unit_test(test_fd_io),
         cmocka_unit_test(test_first_blocks_are_recycled),
+        cmocka_unit_test(test_cache_grows_with_load_and_trims_back),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

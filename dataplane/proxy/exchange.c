@@ -146,23 +146,40 @@ static int build_upstream_head(rm_exchange_t *ex, rm_http1_request_t *req)
  * malloc/free pair per request. Returns a zeroed exchange or NULL. Worker thread only. */
 static rm_exchange_t *exchange_alloc(rm_worker_t *w)
 {
-    if (rm_list_empty(&w->free_exchanges))
+    if (rm_list_empty(&w->free_exchanges)) {
+        w->free_exchanges_low = 0;
         return calloc(1, sizeof(rm_exchange_t));
+    }
     rm_exchange_t *ex = container_of(w->free_exchanges.next, rm_exchange_t, link);
     rm_list_remove(&ex->link);
     w->nfree_exchanges--;
+    if (w->nfree_exchanges < w->free_exchanges_low)
+        w->free_exchanges_low = w->nfree_exchanges;
     memset(ex, 0, sizeof(*ex));
     return ex;
 }
 
 void rm_exchange_recycle(rm_worker_t *w, rm_exchange_t *ex)
 {
-    if (w->nfree_exchanges >= RM_EXCHANGE_KEEP) {
+    if (w->nfree_exchanges >= RM_EXCHANGE_KEEP_MAX) {
         free(ex);
         return;
     }
     rm_list_push_front(&w->free_exchanges, &ex->link);
     w->nfree_exchanges++;
+}
+
+void rm_exchange_trim_recycled(rm_worker_t *w)
+{
+    int excess = w->nfree_exchanges - RM_EXCHANGE_KEEP;
+    for (int n = w->free_exchanges_low < excess ? w->free_exchanges_low : excess; n > 0; n--) {
+        /* the list is LIFO: its tail is what went unused longest */
+        rm_exchange_t *ex = container_of(w->free_exchanges.prev, rm_exchange_t, link);
+        rm_list_remove(&ex->link);
+        free(ex);
+        w->nfree_exchanges--;
+    }
+    w->free_exchanges_low = w->nfree_exchanges;
 }
 
 void rm_exchange_free_recycled(rm_worker_t *w)

@@ -57,12 +57,16 @@ void rm_exchange_abort(rm_exchange_t *ex);
 /* Frees a finished exchange (called by the session). */
 void rm_exchange_free(rm_exchange_t *ex);
 
-/* How many reaped exchanges a worker keeps for reuse. */
-#define RM_EXCHANGE_KEEP 64
+/* Reaped exchanges a worker keeps for reuse: up to RM_EXCHANGE_KEEP_MAX while load needs them,
+ * trimmed back towards RM_EXCHANGE_KEEP by rm_exchange_trim_recycled (as buffer blocks are). */
+#define RM_EXCHANGE_KEEP     64
+#define RM_EXCHANGE_KEEP_MAX 1024
 
-/* The reaper's end of an exchange's life: its memory is kept for the next request (up to
- * RM_EXCHANGE_KEEP) or freed. Worker thread only. */
+/* The reaper's end of an exchange's life: its memory is kept for the next request or freed.
+ * Worker thread only. */
 void rm_exchange_recycle(rm_worker_t *w, rm_exchange_t *ex);
+/* Frees kept exchanges that went unused since the previous call, down to RM_EXCHANGE_KEEP. */
+void rm_exchange_trim_recycled(rm_worker_t *w);
 /* Frees the exchanges a worker keeps; call before the worker's thread exits. */
 void rm_exchange_free_recycled(rm_worker_t *w);
 

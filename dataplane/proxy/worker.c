@@ -221,6 +221,16 @@ static void wakeup_cb(struct ev_loop *loop, ev_async *a, int revents)
     }
 }
 
+/* Caches sized by load (buffer blocks, exchanges) give back what went unused for a second. */
+static void housekeeping_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)loop;
+    (void)revents;
+    rm_worker_t *w = container_of(t, rm_worker_t, housekeeping);
+    rm_buf_thread_cache_trim();
+    rm_exchange_trim_recycled(w);
+}
+
 static void reaper_cb(struct ev_loop *loop, ev_prepare *pr, int revents)
 {
     (void)loop;
@@ -282,6 +292,9 @@ int rm_worker_init(rm_worker_t *w, rm_proxy_t *p, int id)
     ev_async_start(w->loop, &w->wakeup);
     ev_prepare_init(&w->reaper, reaper_cb);
     ev_prepare_start(w->loop, &w->reaper);
+    ev_timer_init(&w->housekeeping, housekeeping_cb, 1.0, 1.0);
+    ev_timer_start(w->loop, &w->housekeeping);
+    ev_unref(w->loop); /* housekeeping alone does not keep the loop running */
     for (int i = 0; i < w->nlisteners; i++)
         ev_io_start(w->loop, &w->listeners[i].io);
     refresh_snapshot(w);
