@@ -68,7 +68,7 @@ class RollingUpdateTest(unittest.TestCase):
         self.assertEqual(failed_gets, [], "idempotent requests failed after a SIGKILL")
         skipped = metric(self.client.admin, "remora_retries_skipped_total", reason="non_idempotent")
         # every POST the client saw fail is one the sidecar refused to replay, and says so
-        self.assertGreaterEqual(skipped, len(failed_posts))
+        self.assertGreaterEqual(skipped, len(failed_posts), "failed POSTs: %r" % failed_posts)
         print("sigkill: %d requests, failed POSTs %d (accounted: %d non_idempotent), retries %d" % (
             sum(load.sent.values()), len(failed_posts), skipped,
             metric(self.client.admin, "remora_retries_total")))

@@ -130,6 +130,13 @@ class FaultNetnsTest(unittest.TestCase):
     def client_stats(self):
         return self.client.admin("/stats")
 
+    def failure_events(self, summary, limit=12):
+        """The first failed requests as timeline events (the runner's clock), so a report shows
+        where in the rollout they fell and what the client saw."""
+        shift = (time.time() - time.monotonic()) + self.t0 - self.runner.t0  # load clock -> runner's
+        return [(round(f[0] + shift, 2), "  request failed: %s" % " ".join(str(x) for x in f[1:]))
+                for f in summary.get("failure_samples", [])[:limit]]
+
     def report(self, summary, extra):
         stats = self.client_stats()
         text = "\n%s: %s\n%s\n%s\nclient sidecar:\n%s" % (
@@ -137,7 +144,7 @@ class FaultNetnsTest(unittest.TestCase):
                 "total", "sent", "ok", "failures", "failed_by_method", "p50_ms", "p99_ms",
                 "max_ms")}),
             json.dumps(extra),
-            "\n".join("%6.2fs %s" % e for e in self.runner.events),
+            "\n".join("%6.2fs %s" % e for e in sorted(self.runner.events + self.failure_events(summary))),
             "\n".join(line for line in stats.splitlines() if line.startswith(
                 ("remora_retr", "remora_outlier", "remora_overflow"))))
         print(text)
