@@ -10,7 +10,8 @@
  * output: a row's success rates and percentiles are over all time exactly when its
  * requests_per_second is 0 with requests_total above 0 (the window saw none of its requests);
  * its observed share is over all time only when that holds for every version of its
- * service/route (the group saw nothing in the window), else over the window (0 for an idle row).
+ * service/route (the group saw nothing in the window), else of the window's request rates (0 for
+ * an idle row).
  * Since every sidecar that reports its uptime has a window from its first report (the start
  * digest, statsagg.h), all-time numbers no longer stand in for a young sidecar's window.
  */
@@ -309,19 +310,23 @@ void rm_statsagg_compute(rm_statsagg_history_t *const *hs, size_t n, const rm_st
         v->p50_seconds = rm_histogram_quantile(bs->buckets, 0.50);
         v->p99_seconds = rm_histogram_quantile(bs->buckets, 0.99);
 
-        /* Observed share among the versions of the same namespace/service/route, all from the
-         * window when the group saw requests in it, else all from totals. */
-        uint64_t gwin = 0, gtot = 0;
+        /* Observed share among the versions of the same namespace/service/route: of the
+         * group's request rate when the group saw requests in the window, else of its totals.
+         * Rates, not the window's request counts: each sidecar's window spans the time between
+         * its own reports, so spans differ (a young sidecar's is shorter), and summed counts
+         * would weigh each sidecar by how long its span is instead of by its traffic. */
+        double grps = 0;
+        uint64_t gtot = 0;
         for (size_t j = 0; j < set.n; j++) {
             const agg_t *o = &set.items[j];
             if (strcmp(o->ns, a->ns) == 0 && strcmp(o->service, a->service) == 0 &&
                 strcmp(o->route, a->route) == 0) {
-                gwin += o->window.requests;
+                grps += o->rps;
                 gtot += o->total.requests;
             }
         }
-        if (gwin > 0)
-            v->observed_share = (double)a->window.requests / (double)gwin;
+        if (grps > 0)
+            v->observed_share = a->rps / grps;
         else if (gtot > 0)
             v->observed_share = (double)a->total.requests / (double)gtot;
         v->configured_share =

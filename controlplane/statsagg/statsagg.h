@@ -29,8 +29,9 @@
  *
  * Which basis a row's numbers have (exact, and visible in the output): success rates and
  * percentiles are over the window unless its requests_per_second is 0 with requests_total above
- * 0, then over all time; the observed share is over the window unless every version of its
- * service/route has requests_per_second 0, then over all time (compute.c).
+ * 0, then over all time; the observed share is of the window's request rates (so sidecars
+ * whose windows span different lengths weigh by traffic, not by span) unless every version of
+ * its service/route has requests_per_second 0, then of all-time totals (compute.c).
  *
  * Which counters (SPEC.md, "Stat names"): remora_requests_total{service,version,route,code},
  * remora_request_duration_seconds (histogram over rm_histogram_bounds, cumulative counts per

@@ -277,6 +277,39 @@ static void test_start_digest_rates_from_first_report(void **state)
     rm_statsagg_history_free(hs[1]);
 }
 
+/* Two client sidecars at the same rate, one to v1, one to v2; the second is young, so its window
+ * spans 5 s where the first's spans 10 s. The share is of the rates (50/50), not of the window's
+ * counts (100 vs 50 would read 67/33 for the older sidecar's version). */
+static void test_share_is_of_rates_when_spans_differ(void **state)
+{
+    (void)state;
+    rm_statsagg_history_t *hs[2] = {NULL, NULL};
+    rep_t r;
+    for (uint64_t t = 0; t <= 20000; t += 5000) { /* 10 req/s to v1 since t=0 */
+        canary_report(&r, t / 100, 0, 0, 0);
+        r.msg.uptime_ms = t + 1;
+        rm_statsagg_record(&hs[0], &r.msg, NULL, t);
+        rep_free(&r);
+    }
+    canary_report(&r, 0, 0, 50, 0); /* 10 req/s to v2, started 5 s before its first report */
+    r.msg.uptime_ms = 5000;
+    rm_statsagg_record(&hs[1], &r.msg, NULL, 20000);
+    rep_free(&r);
+
+    Remora__V1__StatsResponse *resp = new_resp();
+    rm_statsagg_query_t q = {.now_ms = 20000, .window_ms = 10000};
+    rm_statsagg_compute(hs, 2, &q, resp);
+    const Remora__V1__VersionStats *v1 = row(resp, "v1");
+    const Remora__V1__VersionStats *v2 = row(resp, "v2");
+    assert_true(fabs(v1->requests_per_second - 10.0) < 1e-9);
+    assert_true(fabs(v2->requests_per_second - 10.0) < 1e-9);
+    assert_true(fabs(v1->observed_share - 0.5) < 1e-9);
+    assert_true(fabs(v2->observed_share - 0.5) < 1e-9);
+    protobuf_c_message_free_unpacked(&resp->base, NULL);
+    rm_statsagg_history_free(hs[0]);
+    rm_statsagg_history_free(hs[1]);
+}
+
 /* A sidecar that lived an hour reconnects to a restarted control plane: its counters are far
  * from zero, but its start lies an hour back, so the first rate is its lifetime average (10/s),
  * not its hour of counts over one interval; the next report gives the current rate. */
@@ -558,6 +591,7 @@ int main(void)
         cmocka_unit_test(test_single_report_uses_totals),
         cmocka_unit_test(test_counter_reset_counts_from_zero),
         cmocka_unit_test(test_start_digest_rates_from_first_report),
+        cmocka_unit_test(test_share_is_of_rates_when_spans_differ),
         cmocka_unit_test(test_reconnect_without_spike),
         cmocka_unit_test(test_uptime_down_restarts_history),
         cmocka_unit_test(test_idle_row_basis),
