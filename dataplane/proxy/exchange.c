@@ -758,6 +758,9 @@ static void pump_response(rm_exchange_t *ex)
             if (resp->status == 101) {
                 ex->phase = RM_EX_TUNNEL;
                 ex->req_keepalive = false;
+                /* The request timeout covered the handshake; the tunnel (a WebSocket) lives as
+                 * long as both ends keep it open, as Envoy's route timeout stops at the upgrade. */
+                ex->deadline = 0;
                 /* Bytes the client sent after the handshake belong to the new protocol. */
                 rm_exchange_on_downstream_data(ex);
                 if (s->closing)

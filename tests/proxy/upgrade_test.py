@@ -2,6 +2,7 @@
 and the bytes after the 101 flow both ways untouched."""
 import socket
 import threading
+import time
 import unittest
 
 from proxy_fixture import ProxyHarness, service_yaml
@@ -53,6 +54,44 @@ class UpgradeTest(unittest.TestCase):
             while len(got) < len(b"hello tunnel world"):
                 got += s.recv(4096)
             self.assertEqual(got, b"HELLO TUNNEL WORLD")
+            s.close()
+            t.join(5)
+            listener.close()
+
+
+    def test_tunnel_outlives_the_request_timeout(self):
+        # The request timeout covers the handshake; a WebSocket lives as long as both ends keep
+        # it open (as Envoy's route timeout stops at the upgrade): it was cut at the timeout.
+        with ProxyHarness() as h:
+            listener = socket.socket()
+            listener.bind(("127.0.0.1", 0))
+            listener.listen(1)
+            port = listener.getsockname()[1]
+            t = threading.Thread(target=echo_upgrade_server, args=(listener,), daemon=True)
+            t.start()
+            p = h.proxy(service_yaml("ws", [("127.0.0.1:%d" % port, "v1")]) + """---
+kind: Route
+name: ws
+service: ws
+rules:
+  - name: chat
+    timeout: 400ms
+    destinations: [{version: v1, weight: 1}]
+""")
+            s = socket.create_connection(("127.0.0.1", p.outbound))
+            s.sendall(b"GET /chat HTTP/1.1\r\nHost: ws\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n")
+            r, rest = read_response(s)
+            self.assertEqual(r.status, 101)
+            s.settimeout(5)
+            got = rest
+            for word in (b"before", b" after"):
+                s.sendall(word)
+                time.sleep(0.7)  # past the 400 ms request timeout each time
+            while len(got) < len(b"before after"):
+                chunk = s.recv(4096)
+                self.assertTrue(chunk, "the proxy cut the tunnel")
+                got += chunk
+            self.assertEqual(got, b"BEFORE AFTER")
             s.close()
             t.join(5)
             listener.close()
