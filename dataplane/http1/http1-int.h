@@ -84,56 +84,53 @@ static inline int rm__http1_is_token(const char *s, size_t n)
     return 1;
 }
 
-/* Sixteen bytes at a time over the bytes nearly every head is made of; each stops at the first
- * byte outside its fast class (or where fewer than 16 bytes remain before bound) and leaves the
- * exact decision to the caller's byte-class loop, so both only have to be conservative. Loads
- * stay below bound. Without SSE2 they skip nothing. A field line's value and name were ~40% of
- * the parser's instructions one byte-table lookup at a time. */
+/* Sixteen bytes at a time over the bytes nearly every head is made of: rm__http1_skip16 stops at
+ * the first byte outside the fast class (or where fewer than 16 bytes remain before bound) and
+ * leaves the exact decision to the caller's byte-class loop, so it only has to be conservative.
+ * Loads stay below bound. Without SSE2 it skips nothing. A field line's value and name were ~40%
+ * of the parser's instructions one byte-table lookup at a time. */
+typedef enum rm__http1_fast_class {
+    RM__FAST_VALUE, /* field-value bytes: HTAB, SP, VCHAR, obs-text (all but other controls, DEL) */
+    RM__FAST_NAME,  /* the letters, digits and '-' header names are made of (other tchars: slow) */
+} rm__http1_fast_class_t;
 
-/* Field-value bytes: HTAB, SP, VCHAR, obs-text (everything but other controls and DEL). */
-static inline const unsigned char *rm__http1_skip_value16(const unsigned char *p,
-                                                          const unsigned char *bound)
-{
 #ifdef __SSE2__
-    const __m128i sp = _mm_set1_epi8(0x20), del = _mm_set1_epi8(0x7f), tab = _mm_set1_epi8('\t');
-    while (bound - p >= 16) {
-        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+/* 0xff in each byte of v that is in the class. `cls` is a constant at every call: inlined, only
+ * its own branch remains. */
+static inline __m128i rm__http1_in_class16(__m128i v, rm__http1_fast_class_t cls)
+{
+    if (cls == RM__FAST_VALUE) {
+        const __m128i sp = _mm_set1_epi8(0x20), del = _mm_set1_epi8(0x7f),
+                      tab = _mm_set1_epi8('\t');
         __m128i ge_sp = _mm_cmpeq_epi8(_mm_max_epu8(v, sp), v); /* unsigned v >= SP */
-        __m128i ok =
-            _mm_andnot_si128(_mm_cmpeq_epi8(v, del), _mm_or_si128(ge_sp, _mm_cmpeq_epi8(v, tab)));
-        unsigned bad = ~(unsigned)_mm_movemask_epi8(ok) & 0xffffu;
-        if (bad != 0)
-            return p + __builtin_ctz(bad);
-        p += 16;
+        return _mm_andnot_si128(_mm_cmpeq_epi8(v, del),
+                                _mm_or_si128(ge_sp, _mm_cmpeq_epi8(v, tab)));
     }
-#else
-    (void)bound;
-#endif
-    return p;
-}
-
-/* The letters, digits and '-' that header names are made of (other tchars take the slow loop). */
-static inline const unsigned char *rm__http1_skip_name16(const unsigned char *p,
-                                                         const unsigned char *bound)
-{
-#ifdef __SSE2__
     const __m128i a = _mm_set1_epi8('a'), z = _mm_set1_epi8('z'), d0 = _mm_set1_epi8('0'),
                   d9 = _mm_set1_epi8('9'), dash = _mm_set1_epi8('-'), low = _mm_set1_epi8(0x20);
+    __m128i l = _mm_or_si128(v, low); /* ASCII letters to lowercase */
+    __m128i alpha =
+        _mm_and_si128(_mm_cmpeq_epi8(_mm_max_epu8(l, a), l), _mm_cmpeq_epi8(_mm_min_epu8(l, z), l));
+    __m128i digit = _mm_and_si128(_mm_cmpeq_epi8(_mm_max_epu8(v, d0), v),
+                                  _mm_cmpeq_epi8(_mm_min_epu8(v, d9), v));
+    return _mm_or_si128(_mm_or_si128(alpha, digit), _mm_cmpeq_epi8(v, dash));
+}
+#endif
+
+static inline const unsigned char *
+rm__http1_skip16(const unsigned char *p, const unsigned char *bound, rm__http1_fast_class_t cls)
+{
+#ifdef __SSE2__
     while (bound - p >= 16) {
         __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
-        __m128i l = _mm_or_si128(v, low); /* ASCII letters to lowercase */
-        __m128i alpha = _mm_and_si128(_mm_cmpeq_epi8(_mm_max_epu8(l, a), l),
-                                      _mm_cmpeq_epi8(_mm_min_epu8(l, z), l));
-        __m128i digit = _mm_and_si128(_mm_cmpeq_epi8(_mm_max_epu8(v, d0), v),
-                                      _mm_cmpeq_epi8(_mm_min_epu8(v, d9), v));
-        __m128i ok = _mm_or_si128(_mm_or_si128(alpha, digit), _mm_cmpeq_epi8(v, dash));
-        unsigned bad = ~(unsigned)_mm_movemask_epi8(ok) & 0xffffu;
+        unsigned bad = ~(unsigned)_mm_movemask_epi8(rm__http1_in_class16(v, cls)) & 0xffffu;
         if (bad != 0)
             return p + __builtin_ctz(bad);
         p += 16;
     }
 #else
     (void)bound;
+    (void)cls;
 #endif
     return p;
 }

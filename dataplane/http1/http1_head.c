@@ -386,7 +386,7 @@ static int parse_fields(fields_t *f, const char *p, const char *end)
         /* RFC 9112 5.2: obs-fold, and RFC 9112 2.2: whitespace before the first field line. */
         if (*s == ' ' || *s == '\t')
             FAIL(&f->reason, RM_HTTP1_E_OBS_FOLD, "obs-fold or whitespace-led field line");
-        s = rm__http1_skip_name16(s, bound);
+        s = rm__http1_skip16(s, bound, RM__FAST_NAME);
         while (rm__http1_tchar[*s])
             s++;
         if (*s != ':') {
@@ -405,7 +405,7 @@ static int parse_fields(fields_t *f, const char *p, const char *end)
         while (*s == ' ' || *s == '\t')
             s++;
         const unsigned char *v = s;
-        s = rm__http1_skip_value16(s, bound);
+        s = rm__http1_skip16(s, bound, RM__FAST_VALUE);
         s = skip_words(s, bound, 0x20, 0x7f, 1);
         while (rm__http1_vchar[*s])
             s++;

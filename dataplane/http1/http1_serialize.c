@@ -143,7 +143,7 @@ static int adds_valid(const rm_http1_edit_t *edit)
         if (!rm__http1_is_token(h->name.ptr, h->name.len))
             return 0;
         const unsigned char *v = RM__U8(h->value.ptr), *end = v + h->value.len;
-        for (v = rm__http1_skip_value16(v, end); v < end; v++) {
+        for (v = rm__http1_skip16(v, end, RM__FAST_VALUE); v < end; v++) {
             if (!rm__http1_vchar[*v])
                 return 0;
         }
