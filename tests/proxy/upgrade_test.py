@@ -32,23 +32,30 @@ def echo_upgrade_server(listener):
     conn.close()
 
 
+def open_tunnel(h, extra_config=""):
+    """Starts the echo server and a proxy for service "ws" in harness h, and sends the Upgrade
+    handshake through it. Returns (client socket, bytes after the head, server thread, listener)
+    once the 101 has been checked."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    port = listener.getsockname()[1]
+    t = threading.Thread(target=echo_upgrade_server, args=(listener,), daemon=True)
+    t.start()
+    p = h.proxy(service_yaml("ws", [("127.0.0.1:%d" % port, "v1")]) + extra_config)
+    s = socket.create_connection(("127.0.0.1", p.outbound))
+    s.sendall(b"GET /chat HTTP/1.1\r\nHost: ws\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n")
+    r, rest = read_response(s)
+    assert r.status == 101, r.status
+    assert r.header("upgrade") == "echo", r.header("upgrade")
+    s.settimeout(5)
+    return s, rest, t, listener
+
+
 class UpgradeTest(unittest.TestCase):
     def test_upgrade_tunnels_both_ways(self):
         with ProxyHarness() as h:
-            listener = socket.socket()
-            listener.bind(("127.0.0.1", 0))
-            listener.listen(1)
-            port = listener.getsockname()[1]
-            t = threading.Thread(target=echo_upgrade_server, args=(listener,), daemon=True)
-            t.start()
-            p = h.proxy(service_yaml("ws", [("127.0.0.1:%d" % port, "v1")]))
-            s = socket.create_connection(("127.0.0.1", p.outbound))
-            s.sendall(b"GET /chat HTTP/1.1\r\nHost: ws\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n")
-            r, rest = read_response(s)
-            self.assertEqual(r.status, 101)
-            self.assertEqual(r.header("upgrade"), "echo")
-            s.settimeout(5)
-            got = rest
+            s, got, t, listener = open_tunnel(h)
             for word in (b"hello", b" tunnel", b" world"):
                 s.sendall(word)
             while len(got) < len(b"hello tunnel world"):
@@ -58,18 +65,11 @@ class UpgradeTest(unittest.TestCase):
             t.join(5)
             listener.close()
 
-
     def test_tunnel_outlives_the_request_timeout(self):
         # The request timeout covers the handshake; a WebSocket lives as long as both ends keep
         # it open (as Envoy's route timeout stops at the upgrade): it was cut at the timeout.
         with ProxyHarness() as h:
-            listener = socket.socket()
-            listener.bind(("127.0.0.1", 0))
-            listener.listen(1)
-            port = listener.getsockname()[1]
-            t = threading.Thread(target=echo_upgrade_server, args=(listener,), daemon=True)
-            t.start()
-            p = h.proxy(service_yaml("ws", [("127.0.0.1:%d" % port, "v1")]) + """---
+            s, got, t, listener = open_tunnel(h, """---
 kind: Route
 name: ws
 service: ws
@@ -78,12 +78,6 @@ rules:
     timeout: 400ms
     destinations: [{version: v1, weight: 1}]
 """)
-            s = socket.create_connection(("127.0.0.1", p.outbound))
-            s.sendall(b"GET /chat HTTP/1.1\r\nHost: ws\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n")
-            r, rest = read_response(s)
-            self.assertEqual(r.status, 101)
-            s.settimeout(5)
-            got = rest
             for word in (b"before", b" after"):
                 s.sendall(word)
                 time.sleep(0.7)  # past the 400 ms request timeout each time
@@ -95,7 +89,6 @@ rules:
             s.close()
             t.join(5)
             listener.close()
-
 
 if __name__ == "__main__":
     unittest.main()
