@@ -1,5 +1,6 @@
 /* dataplane/buffer/buffer.c — growable capped byte buffers (see buffer.h). */
 #include "dataplane/buffer/buffer.h"
+#include "dataplane/buffer/cache_level.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -27,8 +28,8 @@
  * 64 x 4 + 16 x 8 + 32 x 16 KiB = 896 KiB per thread. */
 typedef struct block_stack {
     size_t size;
-    int count, max, keep;
-    int low; /* fewest blocks in the stack since the last trim: that many went unused */
+    int max, keep;
+    rm_cache_level_t level; /* level.count blocks in `blocks` */
     char *blocks[512];
 } block_stack_t;
 
@@ -55,22 +56,21 @@ static block_stack_t *stack_for(size_t size)
 static char *block_alloc(size_t size)
 {
     block_stack_t *st = stack_for(size);
-    if (st != NULL && st->count > 0) {
-        char *b = st->blocks[--st->count];
-        if (st->count < st->low)
-            st->low = st->count;
+    if (st != NULL && st->level.count > 0) {
+        char *b = st->blocks[--st->level.count];
+        rm_cache_level_took(&st->level);
         return b;
     }
     if (st != NULL)
-        st->low = 0;
+        rm_cache_level_missed(&st->level);
     return malloc(size);
 }
 
 static void block_free(char *p, size_t size)
 {
     block_stack_t *st = p != NULL ? stack_for(size) : NULL;
-    if (st != NULL && st->count < st->max) {
-        st->blocks[st->count++] = p;
+    if (st != NULL && st->level.count < st->max) {
+        st->blocks[st->level.count++] = p;
         return;
     }
     free(p);
@@ -80,10 +80,9 @@ void rm_buf_thread_cache_trim(void)
 {
     for (size_t i = 0; i < sizeof(tls_stacks) / sizeof(tls_stacks[0]); i++) {
         block_stack_t *st = &tls_stacks[i];
-        int unused = st->low, excess = st->count - st->keep;
-        for (int n = unused < excess ? unused : excess; n > 0; n--)
-            free(st->blocks[--st->count]);
-        st->low = st->count;
+        for (int n = rm_cache_level_excess(&st->level, st->keep); n > 0; n--)
+            free(st->blocks[--st->level.count]);
+        rm_cache_level_trimmed(&st->level);
     }
 }
 
@@ -91,16 +90,17 @@ size_t rm_buf_thread_cache_count(void)
 {
     size_t n = 0;
     for (size_t i = 0; i < sizeof(tls_stacks) / sizeof(tls_stacks[0]); i++)
-        n += (size_t)tls_stacks[i].count;
+        n += (size_t)tls_stacks[i].level.count;
     return n;
 }
 
 void rm_buf_thread_cache_free(void)
 {
     for (size_t i = 0; i < sizeof(tls_stacks) / sizeof(tls_stacks[0]); i++) {
-        while (tls_stacks[i].count > 0)
-            free(tls_stacks[i].blocks[--tls_stacks[i].count]);
-        tls_stacks[i].low = 0;
+        block_stack_t *st = &tls_stacks[i];
+        while (st->level.count > 0)
+            free(st->blocks[--st->level.count]);
+        rm_cache_level_trimmed(&st->level);
     }
 }
 

@@ -147,39 +147,38 @@ static int build_upstream_head(rm_exchange_t *ex, rm_http1_request_t *req)
 static rm_exchange_t *exchange_alloc(rm_worker_t *w)
 {
     if (rm_list_empty(&w->free_exchanges)) {
-        w->free_exchanges_low = 0;
+        rm_cache_level_missed(&w->free_exchanges_level);
         return calloc(1, sizeof(rm_exchange_t));
     }
     rm_exchange_t *ex = container_of(w->free_exchanges.next, rm_exchange_t, link);
     rm_list_remove(&ex->link);
-    w->nfree_exchanges--;
-    if (w->nfree_exchanges < w->free_exchanges_low)
-        w->free_exchanges_low = w->nfree_exchanges;
+    w->free_exchanges_level.count--;
+    rm_cache_level_took(&w->free_exchanges_level);
     memset(ex, 0, sizeof(*ex));
     return ex;
 }
 
 void rm_exchange_recycle(rm_worker_t *w, rm_exchange_t *ex)
 {
-    if (w->nfree_exchanges >= RM_EXCHANGE_KEEP_MAX) {
+    if (w->free_exchanges_level.count >= RM_EXCHANGE_KEEP_MAX) {
         free(ex);
         return;
     }
     rm_list_push_front(&w->free_exchanges, &ex->link);
-    w->nfree_exchanges++;
+    w->free_exchanges_level.count++;
 }
 
 void rm_exchange_trim_recycled(rm_worker_t *w)
 {
-    int excess = w->nfree_exchanges - RM_EXCHANGE_KEEP;
-    for (int n = w->free_exchanges_low < excess ? w->free_exchanges_low : excess; n > 0; n--) {
+    rm_cache_level_t *l = &w->free_exchanges_level;
+    for (int n = rm_cache_level_excess(l, RM_EXCHANGE_KEEP); n > 0; n--) {
         /* the list is LIFO: its tail is what went unused longest */
         rm_exchange_t *ex = container_of(w->free_exchanges.prev, rm_exchange_t, link);
         rm_list_remove(&ex->link);
         free(ex);
-        w->nfree_exchanges--;
+        l->count--;
     }
-    w->free_exchanges_low = w->nfree_exchanges;
+    rm_cache_level_trimmed(l);
 }
 
 void rm_exchange_free_recycled(rm_worker_t *w)
@@ -189,7 +188,7 @@ void rm_exchange_free_recycled(rm_worker_t *w)
         rm_list_remove(&ex->link);
         free(ex);
     }
-    w->nfree_exchanges = 0;
+    w->free_exchanges_level = (rm_cache_level_t){0};
 }
 
 rm_exchange_t *rm_exchange_new(rm_session_t *s, rm_http1_request_t *req, size_t head_len)

@@ -26,6 +26,7 @@
 
 #include "common/stats/stats.h"
 #include "dataplane/buffer/buffer.h"
+#include "dataplane/buffer/cache_level.h"
 #include "dataplane/http1/http1.h"
 #include "dataplane/route/route.h"
 #include "dataplane/snapshot/snapshot.h"
@@ -244,9 +245,8 @@ typedef struct rm_worker {
     rm_list_t dead;           /* sessions closed this iteration, freed by the reaper */
     rm_list_t dead_exchanges; /* exchanges retired this iteration, freed by the reaper */
     rm_list_t free_exchanges; /* reaped exchanges kept for reuse (at most RM_EXCHANGE_KEEP) */
-    int nfree_exchanges;
-    int free_exchanges_low; /* fewest kept since the last trim: that many went unused */
-    ev_timer housekeeping;  /* once a second: give back what a burst left in the caches */
+    rm_cache_level_t free_exchanges_level; /* how many are kept (dataplane/buffer/cache_level.h) */
+    ev_timer housekeeping; /* once a second: give back what a burst left in the caches */
     int nsessions;
     rm_http1_header_t headers[128];     /* scratch for parsing one head at a time (loop thread) */
     rm_header_view_t header_views[128]; /* the same headers as routing reads them */
