@@ -18,6 +18,7 @@
 #include "dataplane/proxy/list.h"
 #include "dataplane/proxy/metrics.h"
 #include "dataplane/proxy/shadow.h"
+#include "dataplane/proxy/tcp_tuning.h"
 #include "dataplane/snapshot/hash.h"
 
 /* Fixed bucket count with chaining: a sidecar talks to tens or hundreds of endpoints. */
@@ -217,6 +218,8 @@ rm_upconn_t *rm_upconn_connect(rm_worker_t *w, rm_upstream_t *up, rm_exchange_t 
     }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (rm_addr_is_loopback((struct sockaddr *)&up->addr))
+        rm_tcp_use_loopback_congestion(fd);
     int rc;
     do {
         rc = connect(fd, (struct sockaddr *)&up->addr, up->addrlen);

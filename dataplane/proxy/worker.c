@@ -22,9 +22,13 @@
 #include "dataplane/proxy/list.h"
 #include "dataplane/proxy/metrics.h"
 #include "dataplane/proxy/session.h"
+#include "dataplane/proxy/tcp_tuning.h"
 #include "dataplane/proxy/upstream.h"
 
-static int listen_on(const char *host, int port, int *out_fd)
+/* Opens a listening socket. local_only: every connection it accepts comes over the loopback
+ * device (the outbound listener serves the pod's own app; any listener bound to a loopback
+ * address), so they get the loopback congestion control (tcp_tuning.h). */
+static int listen_on(const char *host, int port, bool local_only, int *out_fd)
 {
     struct sockaddr_storage ss;
     socklen_t len;
@@ -48,6 +52,8 @@ static int listen_on(const char *host, int port, int *out_fd)
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+    if (local_only || rm_addr_is_loopback((struct sockaddr *)&ss))
+        rm_tcp_use_loopback_congestion(fd);
     if (bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, 4096) < 0) {
         int e = -errno;
         close(fd);
@@ -65,7 +71,7 @@ static int add_listener(rm_worker_t *w, rm_listener_kind_t kind, int port)
     if (port <= 0)
         return 0;
     rm_listener_t *l = &w->listeners[w->nlisteners];
-    int rc = listen_on(w->proxy->opt.listen_host, port, &l->fd);
+    int rc = listen_on(w->proxy->opt.listen_host, port, kind == RM_LISTENER_OUTBOUND, &l->fd);
     if (rc < 0) {
         rm_log_error("cannot listen on %s:%d (%s): %s", w->proxy->opt.listen_host, port,
                      names[kind], strerror(-rc));

@@ -201,13 +201,13 @@ class Harness:
         with open(proc.log_path, "rb") as f:
             return f.read().decode(errors="replace")
 
-    def backend(self, service="svc", version="v1", port=None, extra=()):
+    def backend(self, service="svc", version="v1", port=None, extra=(), host="127.0.0.1"):
         port = port or free_port()
         p = self.start([runfile("tests/backend/remora-test-backend"), "--listen",
-                        "127.0.0.1:%d" % port, "--service", service, "--version", version,
+                        "%s:%d" % (host, port), "--service", service, "--version", version,
                         "--instance", "%s-%s-%d" % (service, version, port), "--quiet"] + list(extra),
                        log_name="backend-%s-%s" % (service, version))
-        wait_port(port, proc=p)
+        wait_port(port, host=host, proc=p)
         p.port = port
         return p
 
