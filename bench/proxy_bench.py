@@ -7,7 +7,9 @@ runs one worker/thread with upstream keep-alive. Measured, per proxy, in one run
     quota, bench/cpubudget.py), so the proxy is the bottleneck and wrk's req/s is its throughput;
     at the usual 50 connections and at 200 (past where a small upstream pool churns);
   - throughput: wrk, keep-alive, fixed connections, fixed duration, uncapped;
-  - latency at a fixed moderate rate: hey -q (requests/s per worker) — p50/p99 added over direct;
+  - latency at a fixed moderate rate: wrk paced by a Lua delay (LATENCY_CONNS connections, each
+    waiting so that together they send RATE req/s), microsecond percentiles — p50/p99 added over
+    direct, per round, and remora against the better peer round by round;
   - CPU time per request: utime+stime of the proxy process over the throughput run / requests,
     and from it the proxy's capacity: requests per second of proxy CPU (1e6 / CPU µs per request);
   - pinning: on a machine with two or more CPUs each proxy runs on CPU 1 and the load generators
@@ -99,15 +101,33 @@ def wrk(port, host, conns=CONNS):
     return rps, total, int(errors.group(1)) if errors else 0
 
 
-def hey(port, host):
-    log("hey at %d req/s against :%d" % (RATE, port))
-    workers = 10
-    out = subprocess.run(pinned(CLIENT_CPU, ["hey", "-z", "%ds" % DURATION, "-c", str(workers), "-q", str(RATE // workers),
-                          "-host", host, "http://127.0.0.1:%d/" % port]),
+LATENCY_CONNS = 10
+
+
+def paced_script(tmp):
+    """A wrk script that makes each of LATENCY_CONNS connections wait between requests so that
+    together they send about RATE req/s (wrk's latency histogram has microsecond resolution;
+    hey, used before, printed 0.1 ms steps, coarser than the differences being compared)."""
+    path = os.path.join(tmp, "paced.lua")
+    with open(path, "w") as f:
+        f.write("function delay() return %d end\n" % max(1, round(LATENCY_CONNS * 1000 / RATE)))
+    return path
+
+
+def wrk_duration_ms(text):
+    value, unit = re.match(r"([\d.]+)(us|ms|s)$", text).groups()
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def paced_latency(port, host, script):
+    """(p50 ms, p99 ms) at about RATE req/s."""
+    log("wrk paced at ~%d req/s against :%d" % (RATE, port))
+    out = subprocess.run(pinned(CLIENT_CPU, ["wrk", "-t1", "-c%d" % LATENCY_CONNS, "-d%ds" % DURATION, "--latency",
+                          "-s", script, "-H", "Host: %s" % host, "http://127.0.0.1:%d/" % port]),
                          capture_output=True, text=True).stdout
     def pct(p):
-        m = re.search(r"%d%%+ in ([\d.]+) secs" % p, out)
-        return float(m.group(1)) * 1000 if m else float("nan")
+        m = re.search(r"^\s+%d%%\s+(\S+)" % p, out, re.M)
+        return wrk_duration_ms(m.group(1)) if m else float("nan")
     return pct(50), pct(99)
 
 
@@ -231,8 +251,9 @@ backend be
         # shared machine hit all three alike; each figure is the median over the rounds, and the
         # ratios are taken round by round (each against the peers measured next to it).
         samples = {name: [] for name in ("direct", "remora", "nginx", "haproxy")}
+        script = paced_script(tmp)
         for rnd in range(ROUNDS):
-            samples["direct"].append(hey(backend_port, "bench"))
+            samples["direct"].append(paced_latency(backend_port, "bench", script))
             for name in ("remora", "nginx", "haproxy"):
                 capped, capped_high = float("nan"), float("nan")
                 if budget is not None:
@@ -243,7 +264,7 @@ backend be
                 cpu0 = cpu_seconds(pids[name])
                 rps, total, errors = wrk(ports[name], "bench")
                 cpu = cpu_seconds(pids[name]) - cpu0
-                p50, p99 = hey(ports[name], "bench")
+                p50, p99 = paced_latency(ports[name], "bench", script)
                 samples[name].append((rps, total, errors, cpu / max(total, 1) * 1e6, p50, p99,
                                       capped, capped_high))
         direct_p50 = statistics.median(x[0] for x in samples["direct"])
@@ -262,6 +283,8 @@ backend be
                              "budget_rps": med[6], "budget_rps_all": list(col[6]),
                              "budget_rps_high": med[7], "budget_rps_high_all": list(col[7]),
                              "added_p50_ms": med[4] - direct_p50, "added_p99_ms": med[5] - direct_p99,
+                             # added over the direct path measured in the same round
+                             "added_p99_all": [p - d[1] for p, d in zip(col[5], samples["direct"])],
                              "idle_rss_kb": idle[name]["rss_kb"], "idle_rss_anon_kb": idle[name]["rss_anon_kb"]}
 
         def per_round(key, higher_is_better=True):
@@ -288,6 +311,11 @@ backend be
             "cpu_per_request_vs_nginx": results["remora"]["cpu_us_per_request"] / results["nginx"]["cpu_us_per_request"],
             "cpu_per_request_vs_haproxy": results["remora"]["cpu_us_per_request"] / results["haproxy"]["cpu_us_per_request"],
         }
+        # Added p99, remora minus the better (lower) peer, round by round: negative is better.
+        p99_gap = [results["remora"]["added_p99_all"][r] -
+                   min(results[n]["added_p99_all"][r] for n in ("nginx", "haproxy")) for r in range(ROUNDS)]
+        results["ratios"]["added_p99_minus_best_peer_ms_by_round"] = p99_gap
+        results["ratios"]["added_p99_minus_best_peer_ms"] = statistics.median(p99_gap)
         if budget is not None:
             for key, conns in (("budget_rps_all", CONNS), ("budget_rps_high_all", CONNS_HIGH)):
                 rounds = per_round(key)
@@ -303,7 +331,7 @@ backend be
                     "interleaved rounds; ratios are remora / the better peer, taken round by round "
                     "(all rounds in proxy.json).\n\n" % (DURATION, RATE, ROUNDS))
             if PIN:
-                f.write("Each proxy pinned to CPU %s; wrk, hey and the backend pinned to CPU %s.\n\n" % (PROXY_CPU, CLIENT_CPU))
+                f.write("Each proxy pinned to CPU %s; wrk and the backend pinned to CPU %s.\n\n" % (PROXY_CPU, CLIENT_CPU))
             ratios = results["ratios"]
             if budget is not None:
                 f.write("## Throughput at a CPU budget (the proxy is the bottleneck)\n\n"
@@ -326,6 +354,11 @@ backend be
                 r = results[name]
                 f.write("| %s | %.0f | %.1f | %.0f | %.3f | %.3f | %.3f | %d | %d | %.0f |\n" % (name, r["capacity_rps_per_cpu"], r["cpu_us_per_request"], r["rps"], r["p50_ms"], r["p99_ms"], r["added_p99_ms"], r["idle_rss_kb"], r["idle_rss_anon_kb"], r["bytes_per_idle_connection"]))
             f.write("\nDirect to the backend: p50 %.3f ms, p99 %.3f ms.\n\n" % (direct_p50, direct_p99))
+            gap = ratios["added_p99_minus_best_peer_ms_by_round"]
+            f.write("Added p99 at %d req/s, remora minus the better peer (each against the direct path of its "
+                    "round): **%+.3f ms** (median of rounds; rounds: %s; remora lowest in %d of %d).\n\n"
+                    % (RATE, ratios["added_p99_minus_best_peer_ms"], ", ".join("%+.3f" % x for x in gap),
+                       sum(1 for x in gap if x <= 0), len(gap)))
             f.write("Capacity ratio remora / best peer: **%.2fx** (median of rounds; rounds: %s). "
                     "wrk req/s ratio uncapped: %.2fx (the whole machine: with two cores the load "
                     "generator and backend's core saturates before the proxy's). "
