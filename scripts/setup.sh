@@ -12,7 +12,7 @@ PACKAGES=(
   protobuf-compiler libprotobuf-dev node-llhttp libnghttp2-dev libyaml-dev libjansson-dev
   libpcre2-dev libsqlite3-dev libcmocka-dev
   # tests, demo and peers for benchmarks
-  python3 python3-grpcio python3-protobuf curl iproute2 iptables procps nginx haproxy wrk hey nghttp2-client
+  python3 python3-grpcio python3-protobuf curl iproute2 iptables procps nginx haproxy wrk nghttp2-client
   etcd-server slowhttptest openssl
 )
 
