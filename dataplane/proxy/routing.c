@@ -109,28 +109,51 @@ static bool tried(const rm_exchange_t *ex, uint64_t key)
     return false;
 }
 
+static bool ejected(rm_worker_t *w, const rm_endpoint_ref_t *ep)
+{
+    return endpoint_load(w, ep) < 0;
+}
+
 /* A retry under the default spread (no Route rule chose the version): the version is not the
- * user's choice, so when the chosen one has no untried endpoint left (its last pod is draining
- * during a v1 -> v2 rollout), another version's endpoint serves the retry. */
+ * user's choice, so when the chosen one has no untried endpoint left that is not ejected (its
+ * last pod is draining during a v1 -> v2 rollout), another version's endpoint serves the retry.
+ * *out is the chosen version's pick (tried, ejected, or NULL); an untried endpoint of another
+ * version that is ejected only replaces a tried one or none. */
 static int pick_other_version(rm_exchange_t *ex, const rm_endpoint_ref_t **out)
 {
     rm_worker_t *w = ex->session->worker;
     const rm_service_t *svc = ex->svc;
+    bool keep_untried = *out != NULL && !tried(ex, (*out)->key);
+    const rm_endpoint_ref_t *fallback = NULL;
+    size_t fallback_version = 0;
     for (size_t v = 0; v < svc->nversions; v++) {
         if (v == ex->decision.version_index || svc->versions[v].nready == 0)
             continue;
         const rm_endpoint_ref_t *ep = NULL;
         if (rm_route_pick_endpoint(svc, v, rm_worker_random(w), endpoint_load, w, ex->tried_keys,
-                                   ex->ntried, &ep) == 0 &&
-            !tried(ex, ep->key)) {
-            ex->decision.version_index = v;
-            ex->decision.version = svc->versions[v].name;
-            set_name(ex->version_name, sizeof(ex->version_name), svc->versions[v].name);
-            *out = ep;
-            return 0;
+                                   ex->ntried, &ep) != 0 ||
+            tried(ex, ep->key))
+            continue;
+        if (ejected(w, ep)) {
+            if (fallback == NULL && !keep_untried) {
+                fallback = ep;
+                fallback_version = v;
+            }
+            continue;
         }
+        fallback = ep;
+        fallback_version = v;
+        break;
     }
-    return *out != NULL ? 0 : -1; /* nothing better: the original choice (tried again) */
+    if (fallback != NULL) {
+        size_t v = fallback_version;
+        ex->decision.version_index = v;
+        ex->decision.version = svc->versions[v].name;
+        set_name(ex->version_name, sizeof(ex->version_name), svc->versions[v].name);
+        *out = fallback;
+        return 0;
+    }
+    return *out != NULL ? 0 : -1; /* nothing better: the original choice */
 }
 
 rm_upstream_t *rm_routing_pick_upstream(rm_exchange_t *ex)
@@ -152,7 +175,7 @@ rm_upstream_t *rm_routing_pick_upstream(rm_exchange_t *ex)
         int rc = rm_route_pick_endpoint(ex->svc, ex->decision.version_index, rm_worker_random(w),
                                         endpoint_load, w, ex->tried_keys, ex->ntried, &ep);
         if (ex->ntried > 0 && ex->decision.rule != NULL && ex->decision.rule->spread &&
-            (rc != 0 || tried(ex, ep->key)))
+            (rc != 0 || tried(ex, ep->key) || ejected(w, ep)))
             rc = pick_other_version(ex, &ep);
         if (rc != 0)
             return NULL;

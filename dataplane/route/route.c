@@ -1,6 +1,7 @@
 /* dataplane/route/route.c — the routing decision (rule, weighted or sticky version, mirror
  * sampling) and power-of-two-choices endpoint picking. See route.h for the contract.
  */
+#include <limits.h>
 #include <string.h>
 
 #include "dataplane/route/route.h"
@@ -111,7 +112,9 @@ typedef struct pick {
     void *ctx;
     const uint64_t *exclude;
     size_t nexclude;
+    bool allow_ejected;    /* this pass may take an ejected endpoint (as the heaviest) */
     bool skipped_excluded; /* some endpoint was passed over only because it was excluded */
+    bool skipped_ejected;  /* ... only because it was ejected */
 } pick_t;
 
 /* The first usable endpoint at or after start (wrapping), other than skip; SIZE_MAX if none.
@@ -129,12 +132,27 @@ static size_t probe(pick_t *pk, size_t start, size_t skip, int *load_out)
             continue;
         }
         int l = pk->load != NULL ? pk->load(pk->ctx, ep) : 0;
-        if (l < 0)
-            continue; /* ejected */
+        if (l < 0) { /* ejected */
+            pk->skipped_ejected = true;
+            if (!pk->allow_ejected)
+                continue;
+            l = INT_MAX;
+        }
         *load_out = l;
         return i;
     }
     return SIZE_MAX;
+}
+
+/* One power-of-two-choices draw under pk's current rules; SIZE_MAX when nothing qualifies. */
+static size_t draw(pick_t *pk, size_t a, size_t b)
+{
+    int la = 0, lb = 0;
+    size_t ia = probe(pk, a, SIZE_MAX, &la);
+    if (ia == SIZE_MAX)
+        return SIZE_MAX;
+    size_t ib = probe(pk, b, ia, &lb);
+    return (ib != SIZE_MAX && lb < la) ? ib : ia;
 }
 
 int rm_route_pick_endpoint(const rm_service_t *svc, size_t version_index, uint64_t random64,
@@ -159,20 +177,25 @@ int rm_route_pick_endpoint(const rm_service_t *svc, size_t version_index, uint64
      * always two distinct candidates). The halves of random64 are independent bits. */
     size_t a = (size_t)((random64 & 0xffffffffu) % n);
     size_t b = n > 1 ? (a + 1 + (size_t)((random64 >> 32) % (n - 1))) % n : a;
-    for (int pass = 0; pass < 2; pass++) {
-        int la = 0, lb = 0;
-        size_t ia = probe(&pk, a, SIZE_MAX, &la);
-        if (ia != SIZE_MAX) {
-            size_t ib = probe(&pk, b, ia, &lb);
-            *out = &pk.v->endpoints[(ib != SIZE_MAX && lb < la) ? ib : ia];
-            return 0;
-        }
-        if (!pk.skipped_excluded)
-            break;
+    size_t i = draw(&pk, a, b);
+    if (i == SIZE_MAX && nexclude > 0 && pk.skipped_ejected) {
+        /* A retry whose untried endpoints are all ejected takes one of those before going back
+         * to one it tried: an ejection predicts failure from other requests' past, while the
+         * tried endpoints just failed this very request. During a rollout the ejected one is
+         * often a new pod ejected while its app was starting, the tried ones pods going away. */
+        pk.allow_ejected = true;
+        i = draw(&pk, a, b);
+        pk.allow_ejected = false;
+    }
+    if (i == SIZE_MAX && pk.skipped_excluded) {
         /* Everything usable was excluded: a retry may go back to an endpoint it tried. */
         pk.nexclude = 0;
+        i = draw(&pk, a, b);
     }
-    return RM_ROUTE_NO_ENDPOINT;
+    if (i == SIZE_MAX)
+        return RM_ROUTE_NO_ENDPOINT;
+    *out = &pk.v->endpoints[i];
+    return 0;
 }
 
 uint64_t rm_route_version_weight(const rm_rule_t *rule, size_t version_index)

@@ -64,10 +64,12 @@ int rm_route_decide(const rm_service_t *svc, const rm_request_view_t *req, uint6
  * Picks an endpoint of svc->versions[version_index] by power of two choices: two random
  * candidates, the one with the lower load() wins (the first on a tie).
  *
- * Never picks an endpoint that is draining, whose key is in exclude_keys, or for which load()
- * returns < 0 (ejected). Excluding is a preference: when every otherwise usable endpoint is
- * excluded (a retry with a single endpoint left), the excluded ones are allowed again. load may
- * be NULL (every endpoint counts as load 0 and none as ejected).
+ * Never picks an endpoint that is draining. Otherwise, in order of preference: one whose key is
+ * not in exclude_keys (the endpoints a retry already tried) and for which load() is >= 0; for a
+ * retry (nexclude > 0) whose untried endpoints are all ejected (load() < 0), one of those; one
+ * in exclude_keys that is not ejected (a retry with a single endpoint left). A first attempt
+ * never takes an ejected endpoint. load may be NULL (every endpoint counts as load 0 and none
+ * as ejected).
  *
  * Each candidate is found by starting at a random index and stepping forward past unusable
  * endpoints, so an endpoint right after an unusable one is slightly more likely to be a

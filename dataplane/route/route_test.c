@@ -1085,13 +1085,17 @@ static void test_pick_allows_excluded_when_nothing_else(void **state)
     memset(&l, 0, sizeof(l));
     l.by_last_octet[2] = -1;
     uint64_t excl[] = {key_of(1)};
-    /* 1 is excluded, 2 ejected, 3 draining: the retry goes back to 1. */
+    /* 1 is excluded, 2 ejected, 3 draining: the retry takes 2, untried though ejected. */
     const rm_endpoint_ref_t *ep = NULL;
     assert_int_equal(rm_route_pick_endpoint(svc, 0, 5, load_cb, &l, excl, 1, &ep), 0);
+    assert_int_equal(last_octet(ep), 2);
+    /* When it tried 2 as well, it goes back to 1, the one tried endpoint not ejected. */
+    uint64_t both[] = {key_of(1), key_of(2)};
+    assert_int_equal(rm_route_pick_endpoint(svc, 0, 5, load_cb, &l, both, 2, &ep), 0);
     assert_int_equal(last_octet(ep), 1);
-    /* But never to an ejected or draining one, even when everything else is excluded. */
+    /* Never to a draining one, nor to an ejected one it tried, nor on a first attempt. */
     l.by_last_octet[1] = -1;
-    assert_int_equal(rm_route_pick_endpoint(svc, 0, 5, load_cb, &l, excl, 1, &ep),
+    assert_int_equal(rm_route_pick_endpoint(svc, 0, 5, load_cb, &l, both, 2, &ep),
                      RM_ROUTE_NO_ENDPOINT);
     assert_int_equal(rm_route_pick_endpoint(svc, 0, 5, load_cb, &l, NULL, 0, &ep),
                      RM_ROUTE_NO_ENDPOINT);
@@ -1105,6 +1109,39 @@ static void test_pick_allows_excluded_when_nothing_else(void **state)
     assert_int_equal(
         rm_route_pick_endpoint(rm_snapshot_service_at(s, 0), 0, 9, NULL, NULL, only, 1, &ep), 0);
     assert_int_equal(last_octet(ep), 1);
+    rm_snapshot_unref(s);
+}
+
+static void test_pick_retry_prefers_untried_ejected_to_tried(void **state)
+{
+    (void)state;
+    /* A rollout seen by a client whose config is stale: 1 and 3 are pods going away (the retry
+     * tried both, both refused), 2 is a new pod ejected while its app was starting. */
+    rm_snapshot_t *s = pool(4, NULL, 0);
+    const rm_service_t *svc = rm_snapshot_service_at(s, 0);
+    loads_t l;
+    memset(&l, 0, sizeof(l));
+    l.by_last_octet[2] = -1;
+    l.by_last_octet[4] = -1;
+    uint64_t tried[] = {key_of(1), key_of(3)};
+    uint64_t rng = 7;
+    int counts[5] = {0};
+    for (int k = 0; k < 1000; k++) {
+        const rm_endpoint_ref_t *ep = NULL;
+        assert_int_equal(rm_route_pick_endpoint(svc, 0, tu_rand(&rng), load_cb, &l, tried, 2, &ep),
+                         0);
+        counts[last_octet(ep)]++;
+    }
+    assert_int_equal(counts[1] + counts[3], 0);
+    assert_true(counts[2] > 0 && counts[4] > 0);
+    /* An untried endpoint that is not ejected still comes first. */
+    l.by_last_octet[4] = 0;
+    for (int k = 0; k < 1000; k++) {
+        const rm_endpoint_ref_t *ep = NULL;
+        assert_int_equal(rm_route_pick_endpoint(svc, 0, tu_rand(&rng), load_cb, &l, tried, 2, &ep),
+                         0);
+        assert_int_equal(last_octet(ep), 4);
+    }
     rm_snapshot_unref(s);
 }
 
@@ -1251,6 +1288,7 @@ int main(void)
         cmocka_unit_test(test_default_spread_by_ready_endpoints),
         cmocka_unit_test(test_pick_skips_draining_excluded_ejected),
         cmocka_unit_test(test_pick_allows_excluded_when_nothing_else),
+        cmocka_unit_test(test_pick_retry_prefers_untried_ejected_to_tried),
         cmocka_unit_test(test_pick_prefers_lower_load),
         cmocka_unit_test(test_pick_uniform_without_load),
         cmocka_unit_test(test_empty_request_view),

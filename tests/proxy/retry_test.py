@@ -104,6 +104,31 @@ class RetryTest(unittest.TestCase):
         self.assertGreater(metric(p.admin, "remora_retries_total", reason="connect-failure"), 0)
         self.assertEqual(metric(p.admin, "remora_retries_skipped_total", reason="non_idempotent"), 0)
 
+    def test_retry_takes_an_untried_ejected_endpoint_before_a_tried_one(self):
+        """A rollout seen by a client with stale config: the endpoint not ejected is a pod gone
+        (refuses), the ejected one is a pod ejected while its app was starting and now up. A
+        retry must reach the up one rather than knock on the gone one again."""
+        ports = [free_port(), free_port()]
+        cfg = service_yaml("svc", [("127.0.0.1:%d" % port, "v1") for port in ports]) + \
+            route("{attempts: 3, retryOn: [connect-failure]}") + """---
+kind: CircuitBreaker
+name: cb
+service: svc
+outlierDetection: {consecutiveGatewayErrors: 3, interval: 1s, baseEjectionTime: 60s,
+                   maxEjectionPercent: 50}
+"""
+        p = self.h.proxy(cfg)
+        # Both down: one of them is ejected (at most half may be), the other stays listed.
+        for _ in range(10):
+            get(p.outbound, "/")
+        ejected = [port for port in ports if metric(p.admin, "remora_outlier_ejections_total",
+                                                    endpoint="127.0.0.1:%d" % port) > 0]
+        self.assertEqual(len(ejected), 1, "expected exactly one ejection")
+        self.h.backend("svc", "v1", port=ejected[0])  # the ejected pod's app comes up
+        statuses = [get(p.outbound, "/").status for _ in range(20)]
+        self.assertEqual(statuses, [200] * 20)
+        self.assertGreater(metric(p.admin, "remora_retry_success_total"), 0)
+
     def test_reset_retried_only_when_safe(self):
         good = self.h.backend("svc", "v1")
         bad = closing_server()
