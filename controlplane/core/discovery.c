@@ -77,6 +77,8 @@ static int on_endpoint(rm_control_t *c, rm_sidecar_t *sc, const Remora__V1__Endp
                     "EndpointChange REGISTER needs node.service and node.address in Hello");
     sc->last_seen_ms = now_ms;
     if (!sc->has_endpoint || sc->draining) {
+        rm_log_info("sidecar %s/%s registered %s%s", sc->namespace_, sc->pod, sc->address,
+                    sc->draining ? ": drain called off" : ": its app is up");
         sc->has_endpoint = 1;
         sc->draining = 0;
         rm_control_changed(c, now_ms, 0);

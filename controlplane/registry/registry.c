@@ -232,7 +232,10 @@ int rm_registry_hello(rm_registry_t *reg, rm_sidecar_t *sc, const Remora__V1__He
     sc->last_seen_ms = now_ms;
     if (hello->last_config_version <= current_version)
         sc->config_version = hello->last_config_version;
-    sc->has_endpoint = *sc->service != '\0' && *sc->address != '\0';
+    /* A pod whose app is still starting is listed once its REGISTER arrives; its address is
+     * still its own from now on, so an earlier life at that address goes below. */
+    int owns_address = *sc->service != '\0' && *sc->address != '\0';
+    sc->has_endpoint = owns_address && !hello->app_starting;
     changed = sc->has_endpoint;
 
     /* The same pod (or the same endpoint address) seen again is this sidecar's previous life:
@@ -245,7 +248,7 @@ int rm_registry_hello(rm_registry_t *reg, rm_sidecar_t *sc, const Remora__V1__He
         if (o != sc && o->hello &&
             ((*sc->pod && strcmp(o->pod, sc->pod) == 0 &&
               strcmp(o->namespace_, sc->namespace_) == 0) ||
-             (sc->has_endpoint && o->has_endpoint && strcmp(o->address, sc->address) == 0))) {
+             (owns_address && o->has_endpoint && strcmp(o->address, sc->address) == 0))) {
             changed |= o->has_endpoint;
             if (o->connected) {
                 o->has_endpoint = 0;

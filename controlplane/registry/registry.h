@@ -111,9 +111,10 @@ rm_sidecar_t *rm_registry_connect(rm_registry_t *reg, uint64_t now_ms);
  * Applies a Hello (borrowed) to `sc`. `current_version` is the store's current version (a
  * last_config_version above it is ignored). Fields are checked: printable ASCII without spaces,
  * at most RM_REGISTRY_NAME_MAX bytes (address RM_REGISTRY_ADDR_MAX, and host:port when given);
- * on a bad field returns -EINVAL and writes a one-line reason into err. Otherwise returns 1 when
- * the set of endpoints changed (an endpoint was registered or a stale entry of the same pod was
- * dropped), else 0.
+ * on a bad field returns -EINVAL and writes a one-line reason into err. The node's endpoint is
+ * registered unless hello->app_starting (then an EndpointChange REGISTER adds it later); either
+ * way an earlier entry of the same pod or address is dropped. Returns 1 when the set of
+ * endpoints changed (an endpoint was registered or a stale entry was dropped), else 0.
  */
 int rm_registry_hello(rm_registry_t *reg, rm_sidecar_t *sc, const Remora__V1__Hello *hello,
                       uint64_t current_version, uint64_t now_ms, char *err, size_t errlen);

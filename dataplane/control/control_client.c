@@ -45,6 +45,7 @@ struct rm_control_client {
     atomic_bool withdraw_requested;
     atomic_bool has_config;
     bool withdraw_sent;
+    bool register_pending; /* Hello said app_starting: REGISTER once the app is up */
     uint64_t good_version; /* the version in force (last ACKed) */
     double started_s;      /* when the counters were zero (process start), on now_s()'s clock */
     grpc_completion_queue *cq;
@@ -186,6 +187,10 @@ static void send_hello(rm_control_client_t *c)
     Remora__V1__Hello hello = REMORA__V1__HELLO__INIT;
     hello.node = &node;
     hello.last_config_version = c->good_version;
+    bool has_endpoint =
+        node.service != NULL && node.service[0] && node.address != NULL && node.address[0];
+    hello.app_starting = has_endpoint && c->opt.app_up != NULL && !atomic_load(c->opt.app_up);
+    c->register_pending = hello.app_starting;
     Remora__V1__DiscoveryRequest req = REMORA__V1__DISCOVERY_REQUEST__INIT;
     req.msg_case = REMORA__V1__DISCOVERY_REQUEST__MSG_HELLO;
     req.hello = &hello;
@@ -217,14 +222,19 @@ static void send_nack(rm_control_client_t *c, const char *nonce, const char *err
     queue_push(c, &req);
 }
 
-static void send_withdraw(rm_control_client_t *c)
+static void send_endpoint_change(rm_control_client_t *c, Remora__V1__EndpointChange__Kind kind)
 {
     Remora__V1__EndpointChange ch = REMORA__V1__ENDPOINT_CHANGE__INIT;
-    ch.kind = REMORA__V1__ENDPOINT_CHANGE__KIND__WITHDRAW;
+    ch.kind = kind;
     Remora__V1__DiscoveryRequest req = REMORA__V1__DISCOVERY_REQUEST__INIT;
     req.msg_case = REMORA__V1__DISCOVERY_REQUEST__MSG_ENDPOINT;
     req.endpoint = &ch;
     queue_push(c, &req);
+}
+
+static void send_withdraw(rm_control_client_t *c)
+{
+    send_endpoint_change(c, REMORA__V1__ENDPOINT_CHANGE__KIND__WITHDRAW);
     c->withdraw_sent = true;
 }
 
@@ -533,8 +543,14 @@ static bool run_stream(rm_control_client_t *c)
                 break;
             }
         }
-        if (atomic_load(&c->withdraw_requested) && !c->withdraw_sent)
+        if (atomic_load(&c->withdraw_requested) && !c->withdraw_sent) {
             send_withdraw(c);
+        } else if (c->register_pending && atomic_load(c->opt.app_up) &&
+                   !atomic_load(&c->withdraw_requested)) {
+            rm_log_info("control: the app is up: registering %s", c->opt.address);
+            send_endpoint_change(c, REMORA__V1__ENDPOINT_CHANGE__KIND__REGISTER);
+            c->register_pending = false;
+        }
         if (up && now_s() >= next_stats) {
             send_stats(c);
             next_stats = now_s() + (now_s() < warm_until ? fast : interval);

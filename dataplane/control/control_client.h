@@ -13,6 +13,7 @@
 #ifndef RM_CONTROL_CLIENT_H
 #define RM_CONTROL_CLIENT_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -28,6 +29,11 @@ typedef struct rm_control_options {
      * at start. */
     const char *egress;
     rm_stats_registry_t *stats; /* reported periodically; borrowed; may be NULL */
+    /* Whether the pod's app accepts connections (the proxy's app-port probe); borrowed, read
+     * from the client's thread. NULL: the endpoint is registered with Hello. Otherwise Hello
+     * says app_starting while it is false, and a REGISTER follows once it turns true, so other
+     * sidecars never send requests the app would refuse. */
+    const atomic_bool *app_up;
     uint64_t stats_interval_ms; /* default 5000 */
     /* Called on the client thread after a new snapshot was published. */
     void (*on_published)(void *arg, uint64_t version);

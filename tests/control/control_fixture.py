@@ -207,6 +207,15 @@ class FakeSidecar:
         except queue.Empty:
             raise AssertionError("%s: no snapshot within %ss" % (self.pod, timeout))
 
+    def drain_snapshots(self):
+        """Every snapshot received and not read yet, without waiting."""
+        out = []
+        while True:
+            try:
+                out.append(self.snapshots.get_nowait())
+            except queue.Empty:
+                return out
+
     def snapshot_where(self, pred, timeout=10):
         """Reads snapshots until pred(snapshot) holds; returns that snapshot."""
         deadline = time.time() + timeout

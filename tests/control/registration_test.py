@@ -9,7 +9,10 @@
 2. etcd, two replicas: a real pod sidecar registers on replica A, a real client sidecar on
    replica B routes to it (the Service has no static endpoints), and the pod's withdraw (SIGTERM:
    drain) reaches B's clients as draining, then the endpoint goes when A's grace ends.
-3. etcd: a replica that dies leaves its sidecars' registrations listed on the other replica until
+3. A pod whose app is not up yet is not listed: its sidecar says so in Hello and registers once
+   its probe of the app port succeeds (before, the endpoint was listed at Hello, other sidecars'
+   requests were refused by the pod's sidecar, and their outlier detection ejected the new pod).
+4. etcd: a replica that dies leaves its sidecars' registrations listed on the other replica until
    its lease expires; they are not deleted while fresh.
 """
 import os
@@ -107,6 +110,28 @@ class RestartTest(unittest.TestCase):
 
 
 @unittest.skipUnless(os.path.exists(ETCD), "etcd-server is not installed")
+class AppStartTest(unittest.TestCase):
+    def test_endpoint_is_listed_once_the_app_is_up(self):
+        h = Harness()
+        self.addCleanup(h.close)
+        control = Control(h)
+        control.apply(CONFIG)
+        app_port, inbound = free_port(), free_port()
+        address = "127.0.0.1:%d" % inbound
+        start_proxy(h, control, "reviews-1",
+                    ["--service", "reviews", "--version", "v1", "--pod-ip", "127.0.0.1",
+                     "--inbound-port", str(inbound), "--app-port", str(app_port)])
+        control.wait_connected("reviews-1")
+        watcher = control.sidecar(pod="watcher")
+        time.sleep(1.5)  # three probes of the app port: all refused
+        listed = [address in {a for (_, _, a) in endpoints(s)} for s in watcher.drain_snapshots()]
+        self.assertGreater(len(listed), 0, "the watcher got no snapshot")
+        self.assertFalse(any(listed), "listed before its app accepts connections")
+        h.backend("reviews", "v1", port=app_port)
+        snap = watcher.snapshot_where(lambda s: ("reviews", "v1", address) in endpoints(s))
+        self.assertFalse(endpoints(snap)[("reviews", "v1", address)], "listed as draining")
+
+
 class EtcdReplicasTest(unittest.TestCase):
     def setUp(self):
         self.h = Harness()
