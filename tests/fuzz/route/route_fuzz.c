@@ -8,6 +8,7 @@
  * from the input, and every header value also fed to the Host lookup. Invariants checked:
  * the decision is well-formed and the picked endpoint is usable.
  */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,6 +96,29 @@ static int load_from_input(void *ctx, const rm_endpoint_ref_t *ep)
     return b >= 0xf0 ? -1 : (int)b;
 }
 
+static bool in_keys(uint64_t key, const uint64_t *keys, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (keys[i] == key)
+            return true;
+    return false;
+}
+
+/* A retry takes an ejected endpoint only when it has not tried it and every endpoint it has not
+ * tried is ejected (or draining). */
+static bool retry_may_take_ejected(const rm_version_t *v, const rm_endpoint_ref_t *ep,
+                                   const uint64_t *tried, size_t ntried, load_ctx_t *l)
+{
+    if (in_keys(ep->key, tried, ntried))
+        return false;
+    for (size_t i = 0; i < v->nendpoints; i++) {
+        const rm_endpoint_ref_t *o = &v->endpoints[i];
+        if (!o->draining && !in_keys(o->key, tried, ntried) && load_from_input(l, o) >= 0)
+            return false;
+    }
+    return true;
+}
+
 /* The fuzz config builds UBSan in recover mode, where a finding only prints; make it fatal so
  * libFuzzer saves the input and the run fails. */
 const char *__ubsan_default_options(void);
@@ -162,7 +186,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         int prc = rm_route_pick_endpoint(svc, d.version_index, rm_hash_mix64(rnd), load_from_input,
                                          &l, excl, 2, &ep);
         if (rc == 0 || rc == RM_ROUTE_NO_RULE) {
-            if (prc == 0 && (ep == NULL || ep->draining || load_from_input(&l, ep) < 0))
+            if (prc == 0 && (ep == NULL || ep->draining))
+                abort();
+            if (prc == 0 && load_from_input(&l, ep) < 0 &&
+                !retry_may_take_ejected(&svc->versions[d.version_index], ep, excl, 2, &l))
                 abort();
         } else if (prc == 0) {
             abort(); /* NO_VERSION: nothing ready, so nothing may be picked */
