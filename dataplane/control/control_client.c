@@ -567,9 +567,9 @@ static void *client_main(void *arg)
 {
     rm_control_client_t *c = arg;
     /* Connects are paced by the channel (gRPC's connection backoff: 1 s initial, x1.6, +-20%
-     * jitter, 120 s cap), which a wait-for-ready stream waits on. This loop's own delay only
-     * guards against a control plane that accepts streams and ends them at once: it starts
-     * small, grows the same way, and resets once a snapshot arrived. */
+     * jitter, capped at RM_CONTROL_MAX_RECONNECT_MS), which a wait-for-ready stream waits on. This
+     * loop's own delay only guards against a control plane that accepts streams and ends them at
+     * once: it starts small, grows the same way, and resets once a snapshot arrived. */
     double backoff = RESTREAM_MIN_S;
     unsigned seed = (unsigned)time(NULL) ^ (unsigned)getpid();
     while (!atomic_load(&c->stop)) {
@@ -584,7 +584,8 @@ static void *client_main(void *arg)
         double until = now_s() + wait;
         while (!atomic_load(&c->stop) && now_s() < until)
             usleep(50000);
-        backoff = backoff * 1.6 > 120.0 ? 120.0 : backoff * 1.6;
+        double cap = RM_CONTROL_MAX_RECONNECT_MS / 1000.0;
+        backoff = backoff * 1.6 > cap ? cap : backoff * 1.6;
     }
     return NULL;
 }
@@ -731,7 +732,7 @@ rm_control_client_t *rm_control_client_start(const rm_control_options_t *opt)
     args[0].value.integer = (int)MAX_MESSAGE_BYTES;
     args[1].type = GRPC_ARG_INTEGER;
     args[1].key = GRPC_ARG_MAX_RECONNECT_BACKOFF_MS;
-    args[1].value.integer = 120000;
+    args[1].value.integer = RM_CONTROL_MAX_RECONNECT_MS;
     grpc_channel_args cargs = {2, args};
     c->channel = grpc_channel_create(c->opt.target, creds, &cargs);
     grpc_channel_credentials_release(creds);

@@ -4,11 +4,11 @@
  * /remora.v1.Discovery/Stream, Hello first, then every snapshot received is validated with
  * common/config, compiled into a dataplane snapshot, published (the caller's callback wakes the
  * workers) and ACKed — or NACKed with the validation errors, keeping the last good snapshot. The
- * stream is kept up with gRPC's connection backoff (1 s, x1.6, jitter 0.2, 120 s cap); while the
- * control plane is gone the sidecar keeps serving its last good config. Stats are reported as
- * cumulative counters with the process's uptime (StatsReport.uptime_ms: the counters were zero at
- * its start): one right after each Hello, then every second for RM_CONTROL_STATS_WARMUP_MS, then
- * every stats_interval_ms.
+ * stream is kept up with gRPC's connection backoff (1 s, x1.6, jitter 0.2,
+ * RM_CONTROL_MAX_RECONNECT_MS cap); while the control plane is gone the sidecar keeps serving its
+ * last good config. Stats are reported as cumulative counters with the process's uptime
+ * (StatsReport.uptime_ms: the counters were zero at its start): one right after each Hello, then
+ * every second for RM_CONTROL_STATS_WARMUP_MS, then every stats_interval_ms.
  */
 #ifndef RM_CONTROL_CLIENT_H
 #define RM_CONTROL_CLIENT_H
@@ -19,6 +19,12 @@
 
 #include "common/stats/stats.h"
 #include "dataplane/snapshot/snapshot.h"
+
+/* The longest wait between connection attempts while the control plane is gone. gRPC's default
+ * (120 s) left sidecars on stale config for up to 2 minutes after a long outage ended, while a
+ * rollout went on without them (pods gone still listed, new ones unknown). An attempt at a dead
+ * address costs a refused SYN, so even 10,000 sidecars retrying every 2 s are cheap. */
+#define RM_CONTROL_MAX_RECONNECT_MS 2000
 
 typedef struct rm_control_options {
     const char *target; /* "host:port"; borrowed for the client's life */
