@@ -33,6 +33,7 @@ enum { TAG_META = 1, TAG_SEND, TAG_RECV, TAG_STATUS };
 typedef struct send_item {
     uint8_t *data; /* owned packed DiscoveryRequest */
     size_t len;
+    bool withdraw; /* an EndpointChange WITHDRAW: its delivery is what a drain waits for */
 } send_item_t;
 
 struct rm_control_client {
@@ -45,9 +46,11 @@ struct rm_control_client {
     atomic_bool withdraw_requested;
     atomic_bool has_config;
     bool withdraw_sent;
-    bool register_pending; /* Hello said app_starting: REGISTER once the app is up */
-    uint64_t good_version; /* the version in force (last ACKed) */
-    double started_s;      /* when the counters were zero (process start), on now_s()'s clock */
+    bool sending_withdraw;          /* the send in flight carries the WITHDRAW */
+    atomic_bool withdraw_delivered; /* a WITHDRAW went out on an established stream */
+    bool register_pending;          /* Hello said app_starting: REGISTER once the app is up */
+    uint64_t good_version;          /* the version in force (last ACKed) */
+    double started_s; /* when the counters were zero (process start), on now_s()'s clock */
     grpc_completion_queue *cq;
     grpc_channel *channel;
     grpc_call *call;
@@ -115,19 +118,22 @@ static double process_start_s(double fallback)
     return start < fallback ? start : fallback;
 }
 
-static void queue_push(rm_control_client_t *c, const Remora__V1__DiscoveryRequest *req)
+/* Queues a message; returns the queued item, or NULL when it was dropped. */
+static send_item_t *queue_push(rm_control_client_t *c, const Remora__V1__DiscoveryRequest *req)
 {
     if (c->qlen == SEND_QUEUE_MAX) {
         rm_log_warn("control: send queue full; dropping a message");
-        return;
+        return NULL;
     }
     size_t len = remora__v1__discovery_request__get_packed_size(req);
     uint8_t *data = malloc(len ? len : 1);
     if (data == NULL)
-        return;
+        return NULL;
     remora__v1__discovery_request__pack(req, data);
-    c->queue[(c->qhead + c->qlen) % SEND_QUEUE_MAX] = (send_item_t){data, len};
+    send_item_t *it = &c->queue[(c->qhead + c->qlen) % SEND_QUEUE_MAX];
+    *it = (send_item_t){data, len, false};
     c->qlen++;
+    return it;
 }
 
 static void queue_clear(rm_control_client_t *c)
@@ -146,6 +152,7 @@ static void pump_send(rm_control_client_t *c)
     send_item_t it = c->queue[c->qhead];
     c->qhead = (c->qhead + 1) % SEND_QUEUE_MAX;
     c->qlen--;
+    c->sending_withdraw = it.withdraw;
     grpc_slice s = grpc_slice_from_copied_buffer((const char *)it.data, it.len);
     free(it.data);
     c->send_buf = grpc_raw_byte_buffer_create(&s, 1);
@@ -222,19 +229,22 @@ static void send_nack(rm_control_client_t *c, const char *nonce, const char *err
     queue_push(c, &req);
 }
 
-static void send_endpoint_change(rm_control_client_t *c, Remora__V1__EndpointChange__Kind kind)
+static send_item_t *send_endpoint_change(rm_control_client_t *c,
+                                         Remora__V1__EndpointChange__Kind kind)
 {
     Remora__V1__EndpointChange ch = REMORA__V1__ENDPOINT_CHANGE__INIT;
     ch.kind = kind;
     Remora__V1__DiscoveryRequest req = REMORA__V1__DISCOVERY_REQUEST__INIT;
     req.msg_case = REMORA__V1__DISCOVERY_REQUEST__MSG_ENDPOINT;
     req.endpoint = &ch;
-    queue_push(c, &req);
+    return queue_push(c, &req);
 }
 
 static void send_withdraw(rm_control_client_t *c)
 {
-    send_endpoint_change(c, REMORA__V1__ENDPOINT_CHANGE__KIND__WITHDRAW);
+    send_item_t *it = send_endpoint_change(c, REMORA__V1__ENDPOINT_CHANGE__KIND__WITHDRAW);
+    if (it != NULL)
+        it->withdraw = true;
     c->withdraw_sent = true;
 }
 
@@ -516,6 +526,9 @@ static bool run_stream(rm_control_client_t *c)
             }
             switch ((intptr_t)ev.tag) {
             case TAG_SEND:
+                if (ev.success && c->sending_withdraw)
+                    atomic_store(&c->withdraw_delivered, true);
+                c->sending_withdraw = false;
                 c->send_busy = false;
                 grpc_byte_buffer_destroy(c->send_buf);
                 c->send_buf = NULL;
@@ -751,6 +764,14 @@ void rm_control_client_withdraw(rm_control_client_t *c)
 {
     if (c != NULL)
         atomic_store(&c->withdraw_requested, true);
+}
+
+bool rm_control_client_withdraw_delivered(const rm_control_client_t *c)
+{
+    if (c == NULL || c->opt.address == NULL || c->opt.address[0] == '\0' ||
+        c->opt.service == NULL || c->opt.service[0] == '\0')
+        return true; /* no endpoint of ours is listed anywhere */
+    return atomic_load(&c->withdraw_delivered);
 }
 
 bool rm_control_client_has_config(const rm_control_client_t *c)

@@ -69,6 +69,13 @@ rm_control_client_t *rm_control_client_start(const rm_control_options_t *opt);
 /* Asks the control plane to withdraw this pod's endpoint now (drain). Any thread. */
 void rm_control_client_withdraw(rm_control_client_t *c);
 
+/* True once the WITHDRAW went out on an established stream (the control plane has it), or when
+ * there is nothing to withdraw (no client, or a node without an endpoint). A drain keeps its
+ * listeners open until then: while the control plane is unreachable, clients still list this
+ * pod, and a pod that vanished without withdrawing stays listed after the control plane
+ * returns (its stored registration is restored). Any thread. */
+bool rm_control_client_withdraw_delivered(const rm_control_client_t *c);
+
 /* Whether a snapshot was ever published by this client. Any thread. */
 bool rm_control_client_has_config(const rm_control_client_t *c);
 

@@ -276,6 +276,12 @@ void rm_proxy_source_begin_drain(rm_proxy_t *p)
     notify_workers(p);
 }
 
+bool rm_proxy_source_withdraw_delivered(const rm_proxy_t *p)
+{
+    (void)p;
+    return rm_control_client_withdraw_delivered(source.control);
+}
+
 void rm_proxy_source_worker_exited(rm_proxy_t *p)
 {
     atomic_fetch_sub(&p->running_workers, 1);

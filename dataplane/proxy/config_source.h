@@ -16,9 +16,14 @@
  * Returns 0, or -1 (reason logged) when the initial config is invalid. Main thread. */
 int rm_proxy_source_init(rm_proxy_t *p, struct ev_loop *main_loop);
 
-/* Starts the drain (SIGTERM and POST /drain): /ready fails, workers stop taking new work after
- * the grace period, and the process exits when idle or at the deadline. Any thread. */
+/* Starts the drain (SIGTERM and POST /drain): /ready fails, the withdrawal goes to the control
+ * plane, workers stop taking new work after the grace period once it was delivered, and the
+ * process exits when idle or at the deadline. Any thread. */
 void rm_proxy_source_begin_drain(rm_proxy_t *p);
+
+/* Whether the control plane has this pod's withdrawal (always true with a config file): a
+ * draining worker keeps its listeners until then, or until the drain deadline. Any thread. */
+bool rm_proxy_source_withdraw_delivered(const rm_proxy_t *p);
 
 /* A worker's loop ended; the main loop exits after the last one. Worker thread. */
 void rm_proxy_source_worker_exited(rm_proxy_t *p);

@@ -255,7 +255,8 @@ typedef struct rm_worker {
     uint64_t rng;
     bool draining;
     bool listeners_closed;
-    int shadows; /* shadow copies in flight */
+    bool waiting_withdraw_logged; /* the drain said once that it waits for the control plane */
+    int shadows;                  /* shadow copies in flight */
 } rm_worker_t;
 
 struct rm_proxy {

@@ -181,19 +181,28 @@ static bool worker_idle(rm_worker_t *w)
     return true;
 }
 
-/* While draining: close listeners after the grace period; exit the loop once nothing is in
- * flight (idle keep-alive sessions are closed then), or at the deadline whatever remains. */
+/* While draining: close listeners after the grace period, once the control plane has our
+ * withdrawal (while it is unreachable clients still send here, and a pod that vanished without
+ * withdrawing stays listed when it returns); exit the loop once nothing is in flight (idle
+ * keep-alive sessions are closed then), or at the deadline whatever remains. */
 static void drain_tick_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
     (void)revents;
     rm_worker_t *w = container_of(t, rm_worker_t, drain_timer);
     rm_proxy_t *p = w->proxy;
     ev_tstamp elapsed = ev_now(loop) - p->drain_started;
-    if (!w->listeners_closed && elapsed * 1000.0 >= (double)p->opt.drain_grace_ms) {
-        close_listeners(w, true);
-        w->listeners_closed = true;
-    }
     bool deadline = elapsed * 1000.0 >= (double)p->opt.drain_deadline_ms;
+    if (!w->listeners_closed && elapsed * 1000.0 >= (double)p->opt.drain_grace_ms) {
+        if (rm_proxy_source_withdraw_delivered(p) || deadline) {
+            close_listeners(w, true);
+            w->listeners_closed = true;
+        } else if (!w->waiting_withdraw_logged) {
+            w->waiting_withdraw_logged = true;
+            rm_log_warn("worker %d: draining: the control plane does not have our withdrawal "
+                        "yet; accepting until it does or the drain deadline",
+                        w->id);
+        }
+    }
     if ((w->listeners_closed && worker_idle(w)) || deadline) {
         if (deadline)
             rm_log_warn("worker %d: drain deadline reached with requests in flight", w->id);

@@ -12,7 +12,10 @@
 3. A pod whose app is not up yet is not listed: its sidecar says so in Hello and registers once
    its probe of the app port succeeds (before, the endpoint was listed at Hello, other sidecars'
    requests were refused by the pod's sidecar, and their outlier detection ejected the new pod).
-4. etcd: a replica that dies leaves its sidecars' registrations listed on the other replica until
+4. A pod drained while the control plane is down keeps accepting until its withdrawal reaches the
+   restarted control plane, then exits: before, it exited after its 2 s grace, its withdrawal
+   was lost, and the restored registration listed the vanished pod as live.
+5. etcd: a replica that dies leaves its sidecars' registrations listed on the other replica until
    its lease expires; they are not deleted while fresh.
 """
 import os
@@ -130,6 +133,42 @@ class AppStartTest(unittest.TestCase):
         h.backend("reviews", "v1", port=app_port)
         snap = watcher.snapshot_where(lambda s: ("reviews", "v1", address) in endpoints(s))
         self.assertFalse(endpoints(snap)[("reviews", "v1", address)], "listed as draining")
+
+
+class DrainWithoutControlPlaneTest(unittest.TestCase):
+    def test_drain_waits_for_the_withdrawal_to_reach_the_control_plane(self):
+        h = Harness()
+        self.addCleanup(h.close)
+        ctl = Control(h)
+        ctl.apply(CONFIG)
+        app = h.backend("reviews", "v1")
+        inbound = free_port()
+        address = "127.0.0.1:%d" % inbound
+        pod = start_proxy(h, ctl, "reviews-1",
+                          ["--service", "reviews", "--version", "v1", "--pod-ip", "127.0.0.1",
+                           "--inbound-port", str(inbound), "--app-port", str(app.port),
+                           "--drain-seconds", "20", "--drain-grace", "300ms"])
+        watcher = ctl.sidecar(pod="watcher")
+        watcher.snapshot_where(lambda s: endpoints(s).get(("reviews", "v1", address)) is False)
+
+        self.assertEqual(ctl.stop(signal.SIGKILL), -signal.SIGKILL)
+        pod.send_signal(signal.SIGTERM)
+        time.sleep(2.0)  # well past the 300 ms grace
+        self.assertIsNone(pod.poll(), "the pod exited without its withdrawal reaching anyone")
+        r = http_request(inbound, "/", headers={"Host": "reviews"}, timeout=5)
+        self.assertEqual(r.status, 200, "a client with the old endpoint list is still served")
+
+        ctl.start()
+        t_restart = time.monotonic()
+        pod.wait(timeout=15)
+        took = time.monotonic() - t_restart
+        self.assertEqual(pod.returncode, 0)
+        self.assertIn("withdrew %s" % address, ctl.log())
+        watcher = ctl.sidecar(pod="watcher-2")
+        snap = watcher.next_snapshot()
+        self.assertNotEqual(endpoints(snap).get(("reviews", "v1", address)), False,
+                            "the drained pod is listed as live")
+        print("drained pod exited %.1f s after the control plane's restart" % took)
 
 
 class EtcdReplicasTest(unittest.TestCase):
