@@ -232,10 +232,11 @@ int rm_registry_hello(rm_registry_t *reg, rm_sidecar_t *sc, const Remora__V1__He
     sc->last_seen_ms = now_ms;
     if (hello->last_config_version <= current_version)
         sc->config_version = hello->last_config_version;
-    /* A pod whose app is still starting is listed once its REGISTER arrives; its address is
-     * still its own from now on, so an earlier life at that address goes below. */
+    /* A pod not ready (its app starting, or a reconnect during its drain) is listed once its
+     * REGISTER arrives; the address is its own from now on, so an earlier life at that address
+     * (a registration restored after a restart, say) goes below. */
     int owns_address = *sc->service != '\0' && *sc->address != '\0';
-    sc->has_endpoint = owns_address && !hello->app_starting;
+    sc->has_endpoint = owns_address && !hello->not_ready;
     changed = sc->has_endpoint;
 
     /* The same pod (or the same endpoint address) seen again is this sidecar's previous life:

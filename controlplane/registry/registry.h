@@ -112,7 +112,7 @@ rm_sidecar_t *rm_registry_connect(rm_registry_t *reg, uint64_t now_ms);
  * last_config_version above it is ignored). Fields are checked: printable ASCII without spaces,
  * at most RM_REGISTRY_NAME_MAX bytes (address RM_REGISTRY_ADDR_MAX, and host:port when given);
  * on a bad field returns -EINVAL and writes a one-line reason into err. The node's endpoint is
- * registered unless hello->app_starting (then an EndpointChange REGISTER adds it later); either
+ * registered unless hello->not_ready (then an EndpointChange REGISTER adds it later); either
  * way an earlier entry of the same pod or address is dropped. Returns 1 when the set of
  * endpoints changed (an endpoint was registered or a stale entry was dropped), else 0.
  */

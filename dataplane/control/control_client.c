@@ -48,7 +48,7 @@ struct rm_control_client {
     bool withdraw_sent;
     bool sending_withdraw;          /* the send in flight carries the WITHDRAW */
     atomic_bool withdraw_delivered; /* a WITHDRAW went out on an established stream */
-    bool register_pending;          /* Hello said app_starting: REGISTER once the app is up */
+    bool register_pending;          /* Hello said not_ready: REGISTER once the app is up */
     uint64_t good_version;          /* the version in force (last ACKed) */
     double started_s; /* when the counters were zero (process start), on now_s()'s clock */
     grpc_completion_queue *cq;
@@ -196,8 +196,12 @@ static void send_hello(rm_control_client_t *c)
     hello.last_config_version = c->good_version;
     bool has_endpoint =
         node.service != NULL && node.service[0] && node.address != NULL && node.address[0];
-    hello.app_starting = has_endpoint && c->opt.app_up != NULL && !atomic_load(c->opt.app_up);
-    c->register_pending = hello.app_starting;
+    /* Not ready: the app is not up yet (REGISTER follows when it is), or the pod is draining and
+     * this is a reconnect (listed live until the WITHDRAW right behind, it would draw traffic). */
+    bool draining = atomic_load(&c->withdraw_requested);
+    bool app_down = c->opt.app_up != NULL && !atomic_load(c->opt.app_up);
+    hello.not_ready = has_endpoint && (draining || app_down);
+    c->register_pending = has_endpoint && app_down && !draining;
     Remora__V1__DiscoveryRequest req = REMORA__V1__DISCOVERY_REQUEST__INIT;
     req.msg_case = REMORA__V1__DISCOVERY_REQUEST__MSG_HELLO;
     req.hello = &hello;

@@ -37,7 +37,7 @@ typedef struct rm_control_options {
     rm_stats_registry_t *stats; /* reported periodically; borrowed; may be NULL */
     /* Whether the pod's app accepts connections (the proxy's app-port probe); borrowed, read
      * from the client's thread. NULL: the endpoint is registered with Hello. Otherwise Hello
-     * says app_starting while it is false, and a REGISTER follows once it turns true, so other
+     * says not_ready while it is false, and a REGISTER follows once it turns true, so other
      * sidecars never send requests the app would refuse. */
     const atomic_bool *app_up;
     uint64_t stats_interval_ms; /* default 5000 */

@@ -162,7 +162,7 @@ class FakeSidecar:
     raw bytes), snapshots arrive on a queue, and the stream's final status is recorded."""
 
     def __init__(self, control, pod="pod-1", namespace="default", service="", version="",
-                 address="", hello=True, last_config_version=0, egress=()):
+                 address="", hello=True, last_config_version=0, egress=(), not_ready=False):
         self.pod = pod
         self.out = queue.Queue()
         self.snapshots = queue.Queue()
@@ -180,7 +180,8 @@ class FakeSidecar:
                                       version=version, address=address, proxy_version="test",
                                       egress=list(egress))
             self.send(discovery_pb2.DiscoveryRequest(
-                hello=discovery_pb2.Hello(node=node, last_config_version=last_config_version)))
+                hello=discovery_pb2.Hello(node=node, last_config_version=last_config_version,
+                                          not_ready=not_ready)))
 
     def _requests(self):
         while True:
@@ -234,6 +235,10 @@ class FakeSidecar:
     def nack(self, snap, keep_version, error):
         self.send(discovery_pb2.DiscoveryRequest(
             nack=discovery_pb2.Nack(version=keep_version, nonce=snap.nonce, error=error)))
+
+    def register(self):
+        self.send(discovery_pb2.DiscoveryRequest(endpoint=discovery_pb2.EndpointChange(
+            kind=discovery_pb2.EndpointChange.REGISTER)))
 
     def withdraw(self):
         self.send(discovery_pb2.DiscoveryRequest(endpoint=discovery_pb2.EndpointChange(

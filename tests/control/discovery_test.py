@@ -1,6 +1,6 @@
 """tests/control/discovery_test.py — the discovery stream of a real remora-control, spoken by a
 fake sidecar in Python: snapshots on connect and on change, ACK/NACK in ProxyStatus, endpoint
-registration, withdraw, the grace after a stream ends, stats reports, and bad input."""
+registration (also deferred: Hello not_ready, then REGISTER), withdraw, the grace after a stream ends, stats reports, and bad input."""
 import unittest
 
 from control_fixture import (SERVICES, Control, Harness, discovery_pb2, endpoints, grpc, route,
@@ -94,6 +94,25 @@ class DiscoveryTest(unittest.TestCase):
         # The registered version now counts as having endpoints: no warning about v2.
         r = c.apply(route())
         self.assertFalse([w for w in r.warnings if "v2" in w], r.warnings)
+
+    def test_not_ready_hello_is_listed_at_register_and_drops_an_earlier_life(self):
+        c = self.control("--endpoint-grace", "1h")
+        c.apply(SERVICES)
+        watcher = c.sidecar(pod="watcher")
+        watcher.next_snapshot()
+        key = ("reviews", "v1", "10.1.0.7:15006")
+        # An earlier life of the pod, gone but inside its grace: listed.
+        old = c.sidecar(pod="p", service="reviews", version="v1", address="10.1.0.7:15006")
+        watcher.snapshot_where(lambda s: endpoints(s).get(key) is False)
+        old.cancel()
+        # The pod again, its app not up yet: the earlier life goes, nothing is listed.
+        new = c.sidecar(pod="p", service="reviews", version="v1", address="10.1.0.7:15006",
+                        not_ready=True)
+        watcher.snapshot_where(lambda s: key not in endpoints(s))
+        self.assertNotIn(key, endpoints(c.sidecar(pod="late").next_snapshot()))
+        # Its app is up: listed, live.
+        new.register()
+        watcher.snapshot_where(lambda s: endpoints(s).get(key) is False)
 
     def test_withdraw_marks_draining_at_once(self):
         # A debounce far longer than the wait below: only an immediate push can pass.
