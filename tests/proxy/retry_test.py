@@ -4,7 +4,7 @@ import threading
 import unittest
 
 from proxy_fixture import ProxyHarness, get, metric, service_yaml
-from remora_harness import free_port
+from remora_harness import free_port, http_get_json
 
 
 def closing_server():
@@ -128,6 +128,31 @@ outlierDetection: {consecutiveGatewayErrors: 3, interval: 1s, baseEjectionTime: 
         statuses = [get(p.outbound, "/").status for _ in range(20)]
         self.assertEqual(statuses, [200] * 20)
         self.assertGreater(metric(p.admin, "remora_retry_success_total"), 0)
+
+    def test_default_spread_retry_prefers_another_versions_healthy_endpoint(self):
+        """No Route (the default spread over every ready endpoint): a retry whose version has
+        only an ejected endpoint left goes to another version's healthy one first."""
+        v1_ports = [free_port(), free_port()]
+        v2 = self.h.backend("svc", "v2")
+        cfg = service_yaml("svc", [("127.0.0.1:%d" % port, "v1") for port in v1_ports] +
+                           [("127.0.0.1:%d" % v2.port, "v2")]) + """---
+kind: CircuitBreaker
+name: cb
+service: svc
+outlierDetection: {consecutiveGatewayErrors: 3, interval: 1s, baseEjectionTime: 60s,
+                   maxEjectionPercent: 50}
+"""
+        p = self.h.proxy(cfg)
+        for _ in range(30):  # v1's two endpoints refuse: one of them is ejected
+            get(p.outbound, "/")
+        ejected = [port for port in v1_ports if metric(p.admin, "remora_outlier_ejections_total",
+                                                       endpoint="127.0.0.1:%d" % port) > 0]
+        self.assertEqual(len(ejected), 1, "expected exactly one ejection in v1")
+        revived = self.h.backend("svc", "v1", port=ejected[0])
+        statuses = [get(p.outbound, "/").status for _ in range(30)]
+        self.assertEqual(statuses, [200] * 30)
+        self.assertEqual(http_get_json("http://127.0.0.1:%d/__backend/stats" % revived.port)["requests"], 0,
+                         "a retry went to v1's ejected endpoint while v2 had a healthy one")
 
     def test_reset_retried_only_when_safe(self):
         good = self.h.backend("svc", "v1")
