@@ -59,6 +59,28 @@ outlierDetection: {consecutive5xx: 0, consecutiveGatewayErrors: 0}
 """
 
 
+EJECT_AFTER_THREE = """---
+kind: CircuitBreaker
+name: cb
+service: svc
+outlierDetection: {consecutiveGatewayErrors: 3, interval: 1s, baseEjectionTime: 60s,
+                   maxEjectionPercent: 50}
+"""
+
+
+def eject_one_and_revive(h, p, ports, requests):
+    """Sends requests while nothing listens on ports (all in one version): outlier detection
+    ejects exactly one of them (at most half may be). Then starts a backend on the ejected
+    port — a pod ejected while its app was starting, now up — and returns it."""
+    for _ in range(requests):
+        get(p.outbound, "/")
+    ejected = [port for port in ports if metric(p.admin, "remora_outlier_ejections_total",
+                                                endpoint="127.0.0.1:%d" % port) > 0]
+    if len(ejected) != 1:
+        raise AssertionError("expected exactly one ejection, got ports %s" % ejected)
+    return h.backend("svc", "v1", port=ejected[0])
+
+
 def route(retry):
     return """---
 kind: Route
@@ -110,21 +132,9 @@ class RetryTest(unittest.TestCase):
         retry must reach the up one rather than knock on the gone one again."""
         ports = [free_port(), free_port()]
         cfg = service_yaml("svc", [("127.0.0.1:%d" % port, "v1") for port in ports]) + \
-            route("{attempts: 3, retryOn: [connect-failure]}") + """---
-kind: CircuitBreaker
-name: cb
-service: svc
-outlierDetection: {consecutiveGatewayErrors: 3, interval: 1s, baseEjectionTime: 60s,
-                   maxEjectionPercent: 50}
-"""
+            route("{attempts: 3, retryOn: [connect-failure]}") + EJECT_AFTER_THREE
         p = self.h.proxy(cfg)
-        # Both down: one of them is ejected (at most half may be), the other stays listed.
-        for _ in range(10):
-            get(p.outbound, "/")
-        ejected = [port for port in ports if metric(p.admin, "remora_outlier_ejections_total",
-                                                    endpoint="127.0.0.1:%d" % port) > 0]
-        self.assertEqual(len(ejected), 1, "expected exactly one ejection")
-        self.h.backend("svc", "v1", port=ejected[0])  # the ejected pod's app comes up
+        eject_one_and_revive(self.h, p, ports, 10)
         statuses = [get(p.outbound, "/").status for _ in range(20)]
         self.assertEqual(statuses, [200] * 20)
         self.assertGreater(metric(p.admin, "remora_retry_success_total"), 0)
@@ -135,20 +145,9 @@ outlierDetection: {consecutiveGatewayErrors: 3, interval: 1s, baseEjectionTime: 
         v1_ports = [free_port(), free_port()]
         v2 = self.h.backend("svc", "v2")
         cfg = service_yaml("svc", [("127.0.0.1:%d" % port, "v1") for port in v1_ports] +
-                           [("127.0.0.1:%d" % v2.port, "v2")]) + """---
-kind: CircuitBreaker
-name: cb
-service: svc
-outlierDetection: {consecutiveGatewayErrors: 3, interval: 1s, baseEjectionTime: 60s,
-                   maxEjectionPercent: 50}
-"""
+                           [("127.0.0.1:%d" % v2.port, "v2")]) + EJECT_AFTER_THREE
         p = self.h.proxy(cfg)
-        for _ in range(30):  # v1's two endpoints refuse: one of them is ejected
-            get(p.outbound, "/")
-        ejected = [port for port in v1_ports if metric(p.admin, "remora_outlier_ejections_total",
-                                                       endpoint="127.0.0.1:%d" % port) > 0]
-        self.assertEqual(len(ejected), 1, "expected exactly one ejection in v1")
-        revived = self.h.backend("svc", "v1", port=ejected[0])
+        revived = eject_one_and_revive(self.h, p, v1_ports, 30)
         statuses = [get(p.outbound, "/").status for _ in range(30)]
         self.assertEqual(statuses, [200] * 30)
         self.assertEqual(http_get_json("http://127.0.0.1:%d/__backend/stats" % revived.port)["requests"], 0,

@@ -5,7 +5,6 @@ the local app, any connection to a loopback address) use Reno: loopback never lo
 and the host default (BBR here) runs its model on every ACK for nothing. Legs over the pod
 network keep the host's default. Read from the kernel with `ss -tinp`, per socket of the proxy.
 """
-import os
 import socket
 import subprocess
 import unittest
@@ -55,10 +54,10 @@ def leg(sockets, local_port=None, peer=None):
     return hits[0]
 
 
-def open_exchange(port, host):
-    """A kept-alive client connection that has completed one request (so the proxy's upstream
-    connection for it exists and sits in the pool)."""
-    s = socket.create_connection(("127.0.0.1", port))
+def open_exchange(port, host, addr="127.0.0.1"):
+    """A kept-alive client connection to addr:port that has completed one request for host (so
+    the proxy's upstream connection for it exists and sits in the pool)."""
+    s = socket.create_connection((addr, port))
     s.sendall(b"GET / HTTP/1.1\r\nHost: %s\r\n\r\n" % host.encode())
     r, _ = read_response(s)
     if r.status != 200:
@@ -104,11 +103,8 @@ class TcpTuningTest(unittest.TestCase):
         proxy = self.h.proxy(service_yaml("remote", [("%s:%d" % (ip, remote.port), "v1")]),
                              extra=["--bind", "0.0.0.0", "--app-port", str(app.port)])
         outbound = open_exchange(proxy.outbound, "remote")
-        peer_pod = socket.create_connection((ip, proxy.inbound))
+        peer_pod = open_exchange(proxy.inbound, "app", addr=ip)
         try:
-            peer_pod.sendall(b"GET / HTTP/1.1\r\nHost: app\r\n\r\n")
-            r, _ = read_response(peer_pod)
-            self.assertEqual(r.status, 200)
             sockets = proxy_sockets(proxy.pid)
             self.assertEqual(leg(sockets, peer="%s:%d" % (ip, remote.port)), self.default,
                              "the connection to another pod's address")
