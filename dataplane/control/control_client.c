@@ -48,11 +48,8 @@ struct rm_control_client {
     bool withdraw_sent;
     bool sending_withdraw;          /* the send in flight carries the WITHDRAW */
     atomic_bool withdraw_delivered; /* a WITHDRAW went out on an established stream */
-    /* Readiness on this stream, for a node with an endpoint and an app probe: whether the
-     * control plane lists the endpoint live (Hello or REGISTER) or not (Hello not_ready, or a
-     * WITHDRAW because the app stopped answering), and since when the app has been down. */
+    /* Whether this stream listed the endpoint live (Hello, or REGISTER after Hello not_ready). */
     bool listed;
-    double app_down_since;
     uint64_t good_version; /* the version in force (last ACKed) */
     double started_s;      /* when the counters were zero (process start), on now_s()'s clock */
     grpc_completion_queue *cq;
@@ -206,7 +203,6 @@ static void send_hello(rm_control_client_t *c)
     bool app_down = c->opt.app_up != NULL && !atomic_load(c->opt.app_up);
     hello.not_ready = has_endpoint && (draining || app_down);
     c->listed = has_endpoint && !hello.not_ready;
-    c->app_down_since = 0;
     Remora__V1__DiscoveryRequest req = REMORA__V1__DISCOVERY_REQUEST__INIT;
     req.msg_case = REMORA__V1__DISCOVERY_REQUEST__MSG_HELLO;
     req.hello = &hello;
@@ -257,35 +253,17 @@ static void send_withdraw(rm_control_client_t *c)
     c->withdraw_sent = true;
 }
 
-/* Kubernetes' readiness, through the control plane: the endpoint is listed while the app answers
- * the probe. REGISTER as soon as it answers; WITHDRAW once it has failed for
- * RM_CONTROL_APP_DOWN_MS (one refused probe while the app restarts a listener is not worth
- * sending every client a new endpoint list). Client thread. */
+/* A pod whose Hello said not_ready is listed once its app answers the probe. (Withdrawing it
+ * again while the app fails probes, as Kubernetes' readiness does, was tried: a busy app that
+ * missed probes for a second lost its traffic — see docs/STATUS.md.) Client thread. */
 static void follow_app_readiness(rm_control_client_t *c)
 {
-    if (c->opt.app_up == NULL || c->opt.service == NULL || !c->opt.service[0] ||
-        c->opt.address == NULL || !c->opt.address[0])
+    if (c->listed || c->opt.app_up == NULL || c->opt.service == NULL || !c->opt.service[0] ||
+        c->opt.address == NULL || !c->opt.address[0] || !atomic_load(c->opt.app_up))
         return;
-    if (atomic_load(c->opt.app_up)) {
-        c->app_down_since = 0;
-        if (!c->listed) {
-            rm_log_info("control: the app answers: listing %s", c->opt.address);
-            send_endpoint_change(c, REMORA__V1__ENDPOINT_CHANGE__KIND__REGISTER);
-            c->listed = true;
-        }
-        return;
-    }
-    if (!c->listed)
-        return;
-    double now = now_s();
-    if (c->app_down_since == 0) {
-        c->app_down_since = now;
-    } else if ((now - c->app_down_since) * 1000.0 >= RM_CONTROL_APP_DOWN_MS) {
-        rm_log_warn("control: the app has not answered for %.1fs: withdrawing %s until it does",
-                    now - c->app_down_since, c->opt.address);
-        send_endpoint_change(c, REMORA__V1__ENDPOINT_CHANGE__KIND__WITHDRAW);
-        c->listed = false;
-    }
+    rm_log_info("control: the app answers: listing %s", c->opt.address);
+    send_endpoint_change(c, REMORA__V1__ENDPOINT_CHANGE__KIND__REGISTER);
+    c->listed = true;
 }
 
 /* ---- stats report: the registry's series as cumulative counters and histograms ---- */

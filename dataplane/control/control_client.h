@@ -26,10 +26,6 @@
  * address costs a refused SYN, so even 10,000 sidecars retrying every 2 s are cheap. */
 #define RM_CONTROL_MAX_RECONNECT_MS 2000
 
-/* How long the app must fail its probe before its endpoint is withdrawn (probes run every
- * 0.5 s: this is two or three refused ones). */
-#define RM_CONTROL_APP_DOWN_MS 1000
-
 typedef struct rm_control_options {
     const char *target; /* "host:port"; borrowed for the client's life */
     const char *pod, *namespace_, *service, *version, *address, *proxy_version; /* borrowed */
@@ -41,9 +37,8 @@ typedef struct rm_control_options {
     rm_stats_registry_t *stats; /* reported periodically; borrowed; may be NULL */
     /* Whether the pod's app accepts connections (the proxy's app-port probe); borrowed, read
      * from the client's thread. NULL: the endpoint is registered with Hello. Otherwise Hello
-     * says not_ready while it is false, a REGISTER follows once it turns true, and a WITHDRAW
-     * once it has been false for RM_CONTROL_APP_DOWN_MS (REGISTER again when it answers), so
-     * other sidecars do not send requests the app would refuse. */
+     * says not_ready while it is false, and a REGISTER follows once it turns true, so other
+     * sidecars never send requests the app would refuse. */
     const atomic_bool *app_up;
     uint64_t stats_interval_ms; /* default 5000 */
     /* Called on the client thread after a new snapshot was published. */
