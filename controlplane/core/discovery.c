@@ -62,8 +62,8 @@ static int on_endpoint(rm_control_t *c, rm_sidecar_t *sc, const Remora__V1__Endp
 {
     if (e->kind == REMORA__V1__ENDPOINT_CHANGE__KIND__WITHDRAW) {
         if (rm_registry_withdraw(sc, now_ms)) {
-            rm_log_info("sidecar %s/%s withdrew %s: draining, or its app stopped answering",
-                        sc->namespace_, sc->pod, sc->address);
+            rm_log_info("sidecar %s/%s withdrew %s: draining", sc->namespace_, sc->pod,
+                        sc->address);
             rm_control_changed(c, now_ms, 1);
         }
         return 0;
@@ -78,8 +78,7 @@ static int on_endpoint(rm_control_t *c, rm_sidecar_t *sc, const Remora__V1__Endp
     sc->last_seen_ms = now_ms;
     if (!sc->has_endpoint || sc->draining) {
         rm_log_info("sidecar %s/%s registered %s%s", sc->namespace_, sc->pod, sc->address,
-                    sc->draining ? " again: its app answers, or its drain was called off"
-                                 : ": its app answers");
+                    sc->draining ? ": drain called off" : ": its app answers");
         sc->has_endpoint = 1;
         sc->draining = 0;
         rm_control_changed(c, now_ms, 0);
