@@ -181,6 +181,13 @@ static void start_recv(rm_control_client_t *c)
         c->outstanding++;
 }
 
+/* Whether this node has an endpoint for the control plane to list (a service and an address). */
+static bool node_has_endpoint(const rm_control_client_t *c)
+{
+    return c->opt.service != NULL && c->opt.service[0] != '\0' && c->opt.address != NULL &&
+           c->opt.address[0] != '\0';
+}
+
 static void send_hello(rm_control_client_t *c)
 {
     Remora__V1__Node node = REMORA__V1__NODE__INIT;
@@ -195,8 +202,7 @@ static void send_hello(rm_control_client_t *c)
     Remora__V1__Hello hello = REMORA__V1__HELLO__INIT;
     hello.node = &node;
     hello.last_config_version = c->good_version;
-    bool has_endpoint =
-        node.service != NULL && node.service[0] && node.address != NULL && node.address[0];
+    bool has_endpoint = node_has_endpoint(c);
     /* Not ready: the app is not up yet (REGISTER follows when it is), or the pod is draining and
      * this is a reconnect (listed live until the WITHDRAW right behind, it would draw traffic). */
     bool draining = atomic_load(&c->withdraw_requested);
@@ -258,8 +264,7 @@ static void send_withdraw(rm_control_client_t *c)
  * missed probes for a second lost its traffic — see docs/STATUS.md.) Client thread. */
 static void follow_app_readiness(rm_control_client_t *c)
 {
-    if (c->listed || c->opt.app_up == NULL || c->opt.service == NULL || !c->opt.service[0] ||
-        c->opt.address == NULL || !c->opt.address[0] || !atomic_load(c->opt.app_up))
+    if (c->listed || c->opt.app_up == NULL || !node_has_endpoint(c) || !atomic_load(c->opt.app_up))
         return;
     rm_log_info("control: the app answers: listing %s", c->opt.address);
     send_endpoint_change(c, REMORA__V1__ENDPOINT_CHANGE__KIND__REGISTER);
@@ -784,8 +789,7 @@ void rm_control_client_withdraw(rm_control_client_t *c)
 
 bool rm_control_client_withdraw_delivered(const rm_control_client_t *c)
 {
-    if (c == NULL || c->opt.address == NULL || c->opt.address[0] == '\0' ||
-        c->opt.service == NULL || c->opt.service[0] == '\0')
+    if (c == NULL || !node_has_endpoint(c))
         return true; /* no endpoint of ours is listed anywhere */
     return atomic_load(&c->withdraw_delivered);
 }

@@ -124,8 +124,8 @@ static int pick_other_version(rm_exchange_t *ex, const rm_endpoint_ref_t **out)
     rm_worker_t *w = ex->session->worker;
     const rm_service_t *svc = ex->svc;
     bool keep_untried = *out != NULL && !tried(ex, (*out)->key);
-    const rm_endpoint_ref_t *fallback = NULL;
-    size_t fallback_version = 0;
+    const rm_endpoint_ref_t *choice = NULL; /* another version's pick, healthy ones first */
+    size_t choice_version = 0;
     for (size_t v = 0; v < svc->nversions; v++) {
         if (v == ex->decision.version_index || svc->versions[v].nready == 0)
             continue;
@@ -135,22 +135,22 @@ static int pick_other_version(rm_exchange_t *ex, const rm_endpoint_ref_t **out)
             tried(ex, ep->key))
             continue;
         if (ejected(w, ep)) {
-            if (fallback == NULL && !keep_untried) {
-                fallback = ep;
-                fallback_version = v;
+            if (choice == NULL && !keep_untried) {
+                choice = ep;
+                choice_version = v;
             }
             continue;
         }
-        fallback = ep;
-        fallback_version = v;
+        choice = ep;
+        choice_version = v;
         break;
     }
-    if (fallback != NULL) {
-        size_t v = fallback_version;
+    if (choice != NULL) {
+        size_t v = choice_version;
         ex->decision.version_index = v;
         ex->decision.version = svc->versions[v].name;
         set_name(ex->version_name, sizeof(ex->version_name), svc->versions[v].name);
-        *out = fallback;
+        *out = choice;
         return 0;
     }
     return *out != NULL ? 0 : -1; /* nothing better: the original choice */
