@@ -50,6 +50,17 @@ def start_proxy(h, control, pod, extra=()):
     return p
 
 
+def start_pod(h, control, app_port, name="reviews-1", extra=()):
+    """A reviews v1 pod's sidecar (its app on app_port); clients reach it at .address, on the
+    port .inbound."""
+    inbound = free_port()
+    p = start_proxy(h, control, name,
+                    ["--service", "reviews", "--version", "v1", "--pod-ip", "127.0.0.1",
+                     "--inbound-port", str(inbound), "--app-port", str(app_port)] + list(extra))
+    p.inbound, p.address = inbound, "127.0.0.1:%d" % inbound
+    return p
+
+
 def get(proxy):
     """One request for reviews through the proxy's outbound port: (status, backend version)."""
     r = http_request(proxy.outbound, "/", headers={"Host": "reviews"}, timeout=5)
@@ -119,11 +130,8 @@ class AppStartTest(unittest.TestCase):
         self.addCleanup(h.close)
         control = Control(h)
         control.apply(CONFIG)
-        app_port, inbound = free_port(), free_port()
-        address = "127.0.0.1:%d" % inbound
-        start_proxy(h, control, "reviews-1",
-                    ["--service", "reviews", "--version", "v1", "--pod-ip", "127.0.0.1",
-                     "--inbound-port", str(inbound), "--app-port", str(app_port)])
+        app_port = free_port()
+        address = start_pod(h, control, app_port).address
         control.wait_connected("reviews-1")
         watcher = control.sidecar(pod="watcher")
         time.sleep(1.5)  # three probes of the app port: all refused
@@ -143,12 +151,8 @@ class DrainWithoutControlPlaneTest(unittest.TestCase):
         ctl = Control(h)
         ctl.apply(CONFIG)
         app = h.backend("reviews", "v1")
-        inbound = free_port()
-        address = "127.0.0.1:%d" % inbound
-        pod = start_proxy(h, ctl, "reviews-1",
-                          ["--service", "reviews", "--version", "v1", "--pod-ip", "127.0.0.1",
-                           "--inbound-port", str(inbound), "--app-port", str(app.port),
-                           "--drain-seconds", "20", "--drain-grace", "300ms"])
+        pod = start_pod(h, ctl, app.port, extra=["--drain-seconds", "20", "--drain-grace", "300ms"])
+        address = pod.address
         watcher = ctl.sidecar(pod="watcher")
         watcher.snapshot_where(lambda s: endpoints(s).get(("reviews", "v1", address)) is False)
 
@@ -156,7 +160,7 @@ class DrainWithoutControlPlaneTest(unittest.TestCase):
         pod.send_signal(signal.SIGTERM)
         time.sleep(2.0)  # well past the 300 ms grace
         self.assertIsNone(pod.poll(), "the pod exited without its withdrawal reaching anyone")
-        r = http_request(inbound, "/", headers={"Host": "reviews"}, timeout=5)
+        r = http_request(pod.inbound, "/", headers={"Host": "reviews"}, timeout=5)
         self.assertEqual(r.status, 200, "a client with the old endpoint list is still served")
 
         ctl.start()
@@ -186,13 +190,8 @@ class EtcdReplicasTest(unittest.TestCase):
         self.v1 = self.h.backend("reviews", "v1")
 
     def pod(self, control, name="reviews-1"):
-        inbound = free_port()
-        p = start_proxy(self.h, control, name,
-                        ["--service", "reviews", "--version", "v1", "--pod-ip", "127.0.0.1",
-                         "--inbound-port", str(inbound), "--app-port", str(self.v1.port),
-                         "--drain-seconds", "2", "--drain-grace", "500ms"])
-        p.address = "127.0.0.1:%d" % inbound
-        return p
+        return start_pod(self.h, control, self.v1.port, name,
+                         ["--drain-seconds", "2", "--drain-grace", "500ms"])
 
     def test_registration_on_a_routes_from_b_and_withdraw_reaches_b(self):
         pod = self.pod(self.a)
