@@ -45,6 +45,7 @@ static rm_store_endpoint_t record_of(const rm_control_t *c, const rm_sidecar_t *
         .address = sc->address,
         .owner = (char *)c->boot_id,
         .draining = state == 2,
+        .held_until_ms = sc->hold_ms != 0 ? sc->held_until_ms : 0,
     };
     return e;
 }
@@ -259,14 +260,31 @@ void rm__reg_open(rm_control_t *c, uint64_t now_ms)
                     rm_store_error(c->store));
         return;
     }
-    uint64_t hold = restore_grace(c);
-    for (size_t i = 0; i < n; i++)
-        rm_registry_add_listed(&c->registry, recs[i].pod, recs[i].namespace_, recs[i].service,
-                               recs[i].version, recs[i].address, recs[i].draining, 0, hold, now_ms);
-    if (n > 0) {
+    uint64_t grace = restore_grace(c), wall = rm_wall_ms();
+    size_t listed = 0, expired = 0;
+    for (size_t i = 0; i < n; i++) {
+        /* A registration already restored in an earlier life keeps that life's deadline. */
+        uint64_t hold = grace, until = recs[i].held_until_ms;
+        if (until != 0 && until <= wall) {
+            expired += rm_store_ep_remove(c->store, &recs[i]) == 0;
+            continue;
+        }
+        if (until != 0 && until - wall < hold)
+            hold = until - wall;
+        rm_sidecar_t *sc = rm_registry_add_listed(&c->registry, recs[i].pod, recs[i].namespace_,
+                                                  recs[i].service, recs[i].version, recs[i].address,
+                                                  recs[i].draining, 0, hold, now_ms);
+        sc->held_until_ms = wall + hold;
+        listed++;
+    }
+    if (expired > 0)
+        rm_log_info("%zu stored endpoint registration(s) dropped: restored before and not back "
+                    "within their grace",
+                    expired);
+    if (listed > 0) {
         rm_log_info("%zu endpoint registration(s) restored from the store: listed for up to "
                     "%llums while their sidecars reconnect",
-                    n, (unsigned long long)hold);
+                    listed, (unsigned long long)grace);
         c->ep_dirty = 1; /* written again as ours (see rm_registry_add_listed) */
     }
     rm_store_endpoints_free(recs, n);

@@ -296,6 +296,73 @@ static void test_restart_restores_in_grace(void **state)
     rm_store_close(inner);
 }
 
+/* The stored held_until_ms of `pod` (0 when not held or not stored). */
+static uint64_t held_until(rm_store_t *inner, const char *pod)
+{
+    rm_store_endpoint_t *eps = NULL;
+    size_t k = 0;
+    uint64_t until = 0;
+    assert_int_equal(rm_store_ep_list(inner, &eps, &k), 0);
+    for (size_t i = 0; i < k; i++)
+        if (strcmp(eps[i].pod, pod) == 0)
+            until = eps[i].held_until_ms;
+    rm_store_endpoints_free(eps, k);
+    return until;
+}
+
+static void put_record(rm_store_t *inner, const char *pod, const char *addr, uint64_t held_until_ms)
+{
+    rm_store_endpoint_t e = {.pod = (char *)pod,
+                             .namespace_ = (char *)"default",
+                             .service = (char *)"reviews",
+                             .version = (char *)"v1",
+                             .address = (char *)addr,
+                             .owner = (char *)"an-earlier-life",
+                             .held_until_ms = held_until_ms};
+    assert_int_equal(rm_store_ep_put(inner, &e), 0);
+}
+
+/* Restarts in a row must not keep a pod that never came back listed forever: a registration
+ * restored once is written back with the end of its hold, and the next life honours it. */
+static void test_restored_hold_survives_restarts(void **state)
+{
+    (void)state;
+    rm_store_t *inner = new_inner();
+    uint64_t wall = rm_wall_ms();
+    put_record(inner, "gone", "10.0.0.1:9080", wall - 1000); /* its hold ran out before */
+    put_record(inner, "late", "10.0.0.2:9080", wall + 5000); /* 5 s of its hold left */
+    put_record(inner, "live", "10.0.0.3:9080", 0);           /* connected when we died */
+
+    rm_control_t *c = open_on(inner, 0);
+    uint64_t t = rm_mono_ms();
+    assert_int_equal(listed(c, "10.0.0.1:9080"), -1);
+    assert_int_equal(stored(inner, "gone", NULL, 0), -1);
+    assert_int_equal(listed(c, "10.0.0.2:9080"), 0);
+    assert_int_equal(listed(c, "10.0.0.3:9080"), 0);
+
+    /* Written back as ours, each with the end of its hold: the older deadline is kept. */
+    rm_control_tick(c, t);
+    uint64_t late = held_until(inner, "late"), live = held_until(inner, "live");
+    assert_true(late >= wall + 4000 && late <= wall + 5000);
+    assert_true(live >= wall + RM_CONTROL_DEFAULT_RESTORE_GRACE_MS - 1000 &&
+                live <= rm_wall_ms() + RM_CONTROL_DEFAULT_RESTORE_GRACE_MS);
+
+    /* A second restart right away: "late" still ends at its first deadline. */
+    rm_control_close(c);
+    c = open_on(inner, 0);
+    t = rm_mono_ms();
+    assert_int_equal(listed(c, "10.0.0.2:9080"), 0);
+    rm_control_tick(c, t);
+    assert_int_equal(held_until(inner, "late"), late);
+    rm_control_tick(c, t + 5000);
+    rm_control_tick(c, t + 5050);
+    assert_int_equal(listed(c, "10.0.0.2:9080"), -1);
+    assert_int_equal(stored(inner, "late", NULL, 0), -1);
+    assert_int_equal(listed(c, "10.0.0.3:9080"), 0);
+    rm_control_close(c);
+    rm_store_close(inner);
+}
+
 /* A clean stop writes what the debounce still held, so the next start restores it. */
 static void test_clean_stop_writes_pending(void **state)
 {
@@ -342,8 +409,8 @@ static void test_replicas_share_registrations(void **state)
     assert_true(rm_control_push_due(b, t + 1));
 
     /* B never expires or deletes a remote registration, however long it waits. */
-    rm_control_tick(b, t + 3600 * 1000);
-    rm_control_sync(b, t + 3600 * 1000);
+    rm_control_tick(b, t + (uint64_t)3600 * 1000);
+    rm_control_sync(b, t + (uint64_t)3600 * 1000);
     assert_int_equal(stored(inner, "p1", NULL, 0), 1);
     assert_int_equal(listed(b, "10.0.0.1:9080"), 1);
 
@@ -381,6 +448,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hello_withdraw_and_expiry_are_stored),
         cmocka_unit_test(test_restart_restores_in_grace),
+        cmocka_unit_test(test_restored_hold_survives_restarts),
         cmocka_unit_test(test_clean_stop_writes_pending),
         cmocka_unit_test(test_replicas_share_registrations),
     };

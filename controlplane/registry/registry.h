@@ -66,6 +66,7 @@ struct rm_sidecar {
     int remote;       /* listed from the store: another replica's sidecar (see file comment) */
     int stored;       /* what the store holds for it: 0 nothing, 1 registered, 2 draining */
     uint64_t hold_ms; /* when not 0: this entry's grace instead of the registry's (restored) */
+    uint64_t held_until_ms; /* restored: the wall-clock end of hold_ms, stored with it */
     uint64_t connected_ms, last_seen_ms, disconnected_ms; /* monotonic */
 
     uint64_t config_version; /* what it serves (see file comment) */

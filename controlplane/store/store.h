@@ -50,12 +50,18 @@ typedef struct rm_store rm_store_t;
  * etcd the record is attached to that process's lease: when the process dies its registrations
  * expire with the lease, and no other replica deletes them while the lease is fresh.
  *
+ * `held_until_ms` (wall clock, ms since the epoch; 0 for a sidecar seen in this life) marks a
+ * registration restored after a restart whose sidecar had not come back when it was written: the
+ * next restart lists it only until then, so restarts in a row cannot keep a dead pod listed.
+ * Stores only one process writes (SQLite, mem) keep it; etcd's records expire with their lease.
+ *
  * Strings are owned by the record in lists (rm_store_endpoints_free) and borrowed when a record
  * is passed in.
  */
 typedef struct rm_store_endpoint {
     char *pod, *namespace_, *service, *version, *address, *owner;
     int draining;
+    uint64_t held_until_ms;
 } rm_store_endpoint_t;
 
 /* Longest registration key ("ns/pod" or "ns/@address"), with its NUL. */

@@ -123,6 +123,7 @@ static int ep_copy(const rm_store_endpoint_t *src, rm_store_endpoint_t *dst)
     dst->address = strdup(src->address != NULL ? src->address : "");
     dst->owner = strdup(src->owner != NULL ? src->owner : "");
     dst->draining = src->draining ? 1 : 0;
+    dst->held_until_ms = src->held_until_ms;
     if (!dst->pod || !dst->namespace_ || !dst->service || !dst->version || !dst->address ||
         !dst->owner) {
         rm_store_endpoint_free(dst);

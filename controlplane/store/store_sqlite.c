@@ -53,7 +53,8 @@ static const char schema_sql[] =
     " key TEXT PRIMARY KEY,"
     " pod TEXT NOT NULL, namespace TEXT NOT NULL, service TEXT NOT NULL,"
     " version TEXT NOT NULL, address TEXT NOT NULL, draining INTEGER NOT NULL,"
-    " owner TEXT NOT NULL, updated_ms INTEGER NOT NULL);"
+    " owner TEXT NOT NULL, updated_ms INTEGER NOT NULL,"
+    " held_until_ms INTEGER NOT NULL DEFAULT 0);"
     "INSERT OR IGNORE INTO remora_meta(key, value) VALUES('schema', '" SCHEMA_VERSION "');";
 
 /* mkdir -p of the directory that holds `path`. Returns 0 or -errno. */
@@ -302,6 +303,7 @@ static int sq_ep_put(rm_store_t *s, const rm_store_endpoint_t *e)
     bind_ep(st->ep_put, 2, e);
     sqlite3_bind_int64(st->ep_put, 9,
                        (sqlite3_int64)ts.tv_sec * 1000 + (sqlite3_int64)(ts.tv_nsec / 1000000));
+    sqlite3_bind_int64(st->ep_put, 10, (sqlite3_int64)e->held_until_ms);
     return step_done(st, st->ep_put, "storing an endpoint registration");
 }
 
@@ -347,6 +349,8 @@ static int sq_ep_list(rm_store_t *s, rm_store_endpoint_t **out, size_t *n)
         e->address = col_dup(st->ep_all, 4);
         e->draining = sqlite3_column_int(st->ep_all, 5) != 0;
         e->owner = col_dup(st->ep_all, 6);
+        sqlite3_int64 held = sqlite3_column_int64(st->ep_all, 7);
+        e->held_until_ms = held > 0 ? (uint64_t)held : 0;
         k++;
         if (!e->pod || !e->namespace_ || !e->service || !e->version || !e->address || !e->owner)
             goto nomem;
@@ -426,6 +430,20 @@ static int check_schema(sqlite_store_t *st)
     return rc;
 }
 
+/* A database written before registrations carried held_until_ms gains the column (0: the
+ * sidecar was seen in that life). */
+static int add_held_until_column(sqlite_store_t *st)
+{
+    sqlite3_stmt *q = NULL;
+    if (sqlite3_prepare_v2(st->db, "SELECT held_until_ms FROM endpoint_registrations LIMIT 0", -1,
+                           &q, NULL) == SQLITE_OK) {
+        sqlite3_finalize(q);
+        return 0;
+    }
+    return exec_simple(st, "ALTER TABLE endpoint_registrations "
+                           "ADD COLUMN held_until_ms INTEGER NOT NULL DEFAULT 0");
+}
+
 int rm__store_sqlite_open(const char *path, rm_store_t **out, char *err, size_t errlen)
 {
     sqlite_store_t *st = calloc(1, sizeof(*st));
@@ -466,7 +484,7 @@ int rm__store_sqlite_open(const char *path, rm_store_t **out, char *err, size_t 
             goto fail;
     }
     if (exec_simple(st, "PRAGMA synchronous=FULL") < 0 || exec_simple(st, schema_sql) < 0 ||
-        check_schema(st) < 0)
+        check_schema(st) < 0 || add_held_until_column(st) < 0)
         goto fail;
     if (prepare(
             st,
@@ -487,15 +505,16 @@ int rm__store_sqlite_open(const char *path, rm_store_t **out, char *err, size_t 
                 &st->history) < 0 ||
         prepare(st,
                 "INSERT OR REPLACE INTO endpoint_registrations(key, pod, namespace, service, "
-                "version, address, draining, owner, updated_ms) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "version, address, draining, owner, updated_ms, held_until_ms) "
+                "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 &st->ep_put) < 0 ||
         prepare(st,
                 "DELETE FROM endpoint_registrations WHERE key = ? AND pod = ? AND namespace = ? "
                 "AND service = ? AND version = ? AND address = ? AND draining = ? AND owner = ?",
                 &st->ep_del) < 0 ||
         prepare(st,
-                "SELECT pod, namespace, service, version, address, draining, owner "
-                "FROM endpoint_registrations ORDER BY key",
+                "SELECT pod, namespace, service, version, address, draining, owner, "
+                "held_until_ms FROM endpoint_registrations ORDER BY key",
                 &st->ep_all) < 0)
         goto fail;
     *out = &st->base;

@@ -223,6 +223,55 @@ static void test_sqlite_endpoints_survive_reopen(void **state)
     assert_int_equal(rm_store_ep_list(s, &eps, &n), 0);
     assert_int_equal(n, 1);
     assert_string_equal(eps[0].address, "10.0.0.2:9080");
+    assert_int_equal(eps[0].held_until_ms, 0);
+    /* A restored registration's deadline survives the next restart. */
+    eps[0].held_until_ms = 1800000000000ull;
+    assert_int_equal(rm_store_ep_put(s, &eps[0]), 0);
+    rm_store_endpoints_free(eps, n);
+    rm_store_close(s);
+    assert_int_equal(rm_store_open(uri, &s, err, sizeof(err)), 0);
+    assert_int_equal(rm_store_ep_list(s, &eps, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(eps[0].held_until_ms, 1800000000000ull);
+    rm_store_endpoints_free(eps, n);
+    rm_store_close(s);
+}
+
+/* A database from before registrations carried held_until_ms gains the column; its rows read 0. */
+static void test_sqlite_registrations_table_upgraded(void **state)
+{
+    (void)state;
+    char uri[PATH_MAX + 64], path[PATH_MAX + 32], err[256];
+    snprintf(path, sizeof(path), "%s/before-held.db", tmpdir);
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(db,
+                     "CREATE TABLE remora_meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+                     "INSERT INTO remora_meta VALUES('schema', '1');"
+                     "CREATE TABLE endpoint_registrations(key TEXT PRIMARY KEY,"
+                     " pod TEXT NOT NULL, namespace TEXT NOT NULL, service TEXT NOT NULL,"
+                     " version TEXT NOT NULL, address TEXT NOT NULL, draining INTEGER NOT NULL,"
+                     " owner TEXT NOT NULL, updated_ms INTEGER NOT NULL);"
+                     "INSERT INTO endpoint_registrations VALUES('default/p1', 'p1', 'default',"
+                     " 'reviews', 'v1', '10.0.0.1:9080', 0, 'A', 1);",
+                     NULL, NULL, NULL),
+        SQLITE_OK);
+    sqlite3_close(db);
+    rm_store_t *s = NULL;
+    snprintf(uri, sizeof(uri), "sqlite:%s", path);
+    assert_int_equal(rm_store_open(uri, &s, err, sizeof(err)), 0);
+    rm_store_endpoint_t *eps = NULL;
+    size_t n = 0;
+    assert_int_equal(rm_store_ep_list(s, &eps, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(eps[0].pod, "p1");
+    assert_int_equal(eps[0].held_until_ms, 0);
+    eps[0].held_until_ms = 42;
+    assert_int_equal(rm_store_ep_put(s, &eps[0]), 0);
+    rm_store_endpoints_free(eps, n);
+    assert_int_equal(rm_store_ep_list(s, &eps, &n), 0);
+    assert_int_equal(eps[0].held_until_ms, 42);
     rm_store_endpoints_free(eps, n);
     rm_store_close(s);
 }
@@ -591,6 +640,7 @@ int main(void)
         cmocka_unit_test(test_endpoint_value_format),
         cmocka_unit_test(test_sqlite_is_wal),
         cmocka_unit_test(test_sqlite_foreign_schema_refused),
+        cmocka_unit_test(test_sqlite_registrations_table_upgraded),
         cmocka_unit_test(test_sqlite_unopenable),
         cmocka_unit_test(test_uris),
         cmocka_unit_test(test_summary_is_cut),
