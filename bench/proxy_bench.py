@@ -23,6 +23,7 @@ bench/results/proxy.json and bench/results/proxy.md.
 """
 import json
 import os
+import random
 import re
 import resource
 import shutil
@@ -45,6 +46,9 @@ CONNS = int(os.environ.get("BENCH_CONNECTIONS", "50"))
 RATE = int(os.environ.get("BENCH_RATE", "1000"))  # fixed rate for the latency run
 IDLE_CONNS = int(os.environ.get("BENCH_IDLE_CONNECTIONS", "5000"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "7"))
+# Latency rounds are cheap (one paced run per proxy) and single p99s swing widely on a shared
+# host, so there are more of them than throughput rounds.
+LATENCY_ROUNDS = int(os.environ.get("BENCH_LATENCY_ROUNDS", "15"))
 CONNS_HIGH = int(os.environ.get("BENCH_CONNECTIONS_HIGH", "200"))
 BUDGET = float(os.environ.get("BENCH_CPU_BUDGET", "0.5"))  # fraction of one core per proxy
 
@@ -129,6 +133,15 @@ def paced_latency(port, host, script):
         m = re.search(r"^\s+%d%%\s+(\S+)" % p, out, re.M)
         return wrk_duration_ms(m.group(1)) if m else float("nan")
     return pct(50), pct(99)
+
+
+def median_interval(values, resamples=2000, seed=1):
+    """A 95% bootstrap interval of the median of `values` (fixed seed: the same rounds give the
+    same interval). Says how far apart two proxies' latencies can be before rounds this noisy
+    tell them apart."""
+    rnd = random.Random(seed)
+    meds = sorted(statistics.median(rnd.choice(values) for _ in values) for _ in range(resamples))
+    return meds[int(0.025 * resamples)], meds[int(0.975 * resamples) - 1]
 
 
 def idle_memory_per_conn(pids, port):
@@ -250,10 +263,8 @@ backend be
         # Several rounds, interleaved (remora, nginx, haproxy, remora, ...), so slow drifts of a
         # shared machine hit all three alike; each figure is the median over the rounds, and the
         # ratios are taken round by round (each against the peers measured next to it).
-        samples = {name: [] for name in ("direct", "remora", "nginx", "haproxy")}
-        script = paced_script(tmp)
+        samples = {name: [] for name in ("remora", "nginx", "haproxy")}
         for rnd in range(ROUNDS):
-            samples["direct"].append(paced_latency(backend_port, "bench", script))
             for name in ("remora", "nginx", "haproxy"):
                 capped, capped_high = float("nan"), float("nan")
                 if budget is not None:
@@ -264,27 +275,39 @@ backend be
                 cpu0 = cpu_seconds(pids[name])
                 rps, total, errors = wrk(ports[name], "bench")
                 cpu = cpu_seconds(pids[name]) - cpu0
-                p50, p99 = paced_latency(ports[name], "bench", script)
-                samples[name].append((rps, total, errors, cpu / max(total, 1) * 1e6, p50, p99,
-                                      capped, capped_high))
-        direct_p50 = statistics.median(x[0] for x in samples["direct"])
-        direct_p99 = statistics.median(x[1] for x in samples["direct"])
+                samples[name].append((rps, total, errors, cpu / max(total, 1) * 1e6, capped, capped_high))
+
+        # Latency at a fixed rate, in rounds of its own: the direct path and each proxy, in an
+        # order that rotates from round to round (no proxy always runs right after the direct
+        # path), so each proxy's added latency is taken against the direct path of its round.
+        latency = {name: [] for name in ("direct", "remora", "nginx", "haproxy")}
+        script = paced_script(tmp)
+        order = ["direct", "remora", "nginx", "haproxy"]
+        for rnd in range(LATENCY_ROUNDS):
+            for name in order[rnd % 4:] + order[:rnd % 4]:
+                port = backend_port if name == "direct" else ports[name]
+                latency[name].append(paced_latency(port, "bench", script))
+        direct_p50 = statistics.median(x[0] for x in latency["direct"])
+        direct_p99 = statistics.median(x[1] for x in latency["direct"])
         results["direct"] = {"p50_ms": direct_p50, "p99_ms": direct_p99}
         results["rounds"] = ROUNDS
+        results["latency_rounds"] = LATENCY_ROUNDS
         results["cpu_budget"] = BUDGET if budget is not None else None
         for name in ("remora", "nginx", "haproxy"):
             col = list(zip(*samples[name]))
             med = [statistics.median(c) for c in col]
+            p50s, p99s = [x[0] for x in latency[name]], [x[1] for x in latency[name]]
             results[name] = {"rps": med[0], "rps_all": list(col[0]), "requests": int(sum(col[1])),
                              "non_2xx": int(sum(col[2])), "cpu_us_per_request": med[3],
                              "cpu_us_all": list(col[3]),
                              "capacity_rps_per_cpu": 1e6 / med[3] if med[3] > 0 else float("nan"),
-                             "p50_ms": med[4], "p99_ms": med[5], "p99_all": list(col[5]),
-                             "budget_rps": med[6], "budget_rps_all": list(col[6]),
-                             "budget_rps_high": med[7], "budget_rps_high_all": list(col[7]),
-                             "added_p50_ms": med[4] - direct_p50, "added_p99_ms": med[5] - direct_p99,
+                             "budget_rps": med[4], "budget_rps_all": list(col[4]),
+                             "budget_rps_high": med[5], "budget_rps_high_all": list(col[5]),
+                             "p50_ms": statistics.median(p50s), "p99_ms": statistics.median(p99s),
+                             "p99_all": p99s,
                              # added over the direct path measured in the same round
-                             "added_p99_all": [p - d[1] for p, d in zip(col[5], samples["direct"])],
+                             "added_p50_all": [p - d[0] for p, d in zip(p50s, latency["direct"])],
+                             "added_p99_all": [p - d[1] for p, d in zip(p99s, latency["direct"])],
                              "idle_rss_kb": idle[name]["rss_kb"], "idle_rss_anon_kb": idle[name]["rss_anon_kb"]}
 
         def per_round(key, higher_is_better=True):
@@ -297,6 +320,8 @@ backend be
             return out
         for name in ("remora", "nginx", "haproxy"):
             results[name]["idle_connections"], results[name]["bytes_per_idle_connection"] = idle[name]["per_conn"]
+            results[name]["added_p50_ms"] = statistics.median(results[name]["added_p50_all"])
+            results[name]["added_p99_ms"] = statistics.median(results[name]["added_p99_all"])
         best = max(results["nginx"]["rps"], results["haproxy"]["rps"])
         best_capacity = max(results["nginx"]["capacity_rps_per_cpu"], results["haproxy"]["capacity_rps_per_cpu"])
         results["pinned"] = PIN
@@ -311,9 +336,18 @@ backend be
             "cpu_per_request_vs_nginx": results["remora"]["cpu_us_per_request"] / results["nginx"]["cpu_us_per_request"],
             "cpu_per_request_vs_haproxy": results["remora"]["cpu_us_per_request"] / results["haproxy"]["cpu_us_per_request"],
         }
-        # Added p99, remora minus the better (lower) peer, round by round: negative is better.
-        p99_gap = [results["remora"]["added_p99_all"][r] -
-                   min(results[n]["added_p99_all"][r] for n in ("nginx", "haproxy")) for r in range(ROUNDS)]
+        # Added p99, remora minus each peer, round by round (negative: remora lower). The issue's
+        # "no worse than either" is a comparison with each peer; remora minus the lower of the
+        # two per round is also kept, but it is biased upwards under noise (the minimum of two
+        # noisy figures sits below either one's typical value even when all three are alike).
+        rr = range(LATENCY_ROUNDS)
+        mine = results["remora"]["added_p99_all"]
+        for peer in ("nginx", "haproxy"):
+            gap = [mine[r] - results[peer]["added_p99_all"][r] for r in rr]
+            results["ratios"]["added_p99_minus_%s_ms_by_round" % peer] = gap
+            results["ratios"]["added_p99_minus_%s_ms" % peer] = statistics.median(gap)
+            results["ratios"]["added_p99_minus_%s_ms_interval95" % peer] = median_interval(gap)
+        p99_gap = [mine[r] - min(results[n]["added_p99_all"][r] for n in ("nginx", "haproxy")) for r in rr]
         results["ratios"]["added_p99_minus_best_peer_ms_by_round"] = p99_gap
         results["ratios"]["added_p99_minus_best_peer_ms"] = statistics.median(p99_gap)
         if budget is not None:
@@ -327,9 +361,9 @@ backend be
             json.dump(results, f, indent=2)
         with open(os.path.join(HERE, "results", "proxy.md"), "w") as f:
             f.write("# remora-proxy vs nginx vs HAProxy (one run, %s)\n\n" % results["measured_at"])
-            f.write("Keep-alive, one worker each, %ds per run; latency at %d req/s fixed. Medians of %d "
-                    "interleaved rounds; ratios are remora / the better peer, taken round by round "
-                    "(all rounds in proxy.json).\n\n" % (DURATION, RATE, ROUNDS))
+            f.write("Keep-alive, one worker each, %ds per run; latency at %d req/s fixed. Throughput: "
+                    "medians of %d interleaved rounds; ratios are remora / the better peer, taken round "
+                    "by round (all rounds in proxy.json).\n\n" % (DURATION, RATE, ROUNDS))
             if PIN:
                 f.write("Each proxy pinned to CPU %s; wrk and the backend pinned to CPU %s.\n\n" % (PROXY_CPU, CLIENT_CPU))
             ratios = results["ratios"]
@@ -354,11 +388,21 @@ backend be
                 r = results[name]
                 f.write("| %s | %.0f | %.1f | %.0f | %.3f | %.3f | %.3f | %d | %d | %.0f |\n" % (name, r["capacity_rps_per_cpu"], r["cpu_us_per_request"], r["rps"], r["p50_ms"], r["p99_ms"], r["added_p99_ms"], r["idle_rss_kb"], r["idle_rss_anon_kb"], r["bytes_per_idle_connection"]))
             f.write("\nDirect to the backend: p50 %.3f ms, p99 %.3f ms.\n\n" % (direct_p50, direct_p99))
+            f.write("Latency: %d rounds of one paced run each (direct path and the three proxies, order "
+                    "rotating); added latency is against the direct path of the same round.\n\n"
+                    % LATENCY_ROUNDS)
+            for peer, label in (("nginx", "nginx"), ("haproxy", "HAProxy")):
+                gap = ratios["added_p99_minus_%s_ms_by_round" % peer]
+                lo, hi = ratios["added_p99_minus_%s_ms_interval95" % peer]
+                f.write("Added p99 at %d req/s, remora minus %s: **%+.3f ms** (median of rounds, 95%% "
+                        "bootstrap interval %+.3f to %+.3f ms; remora lower in %d of %d; rounds: %s).\n\n"
+                        % (RATE, label, ratios["added_p99_minus_%s_ms" % peer], lo, hi,
+                           sum(1 for x in gap if x <= 0), len(gap), ", ".join("%+.3f" % x for x in gap)))
             gap = ratios["added_p99_minus_best_peer_ms_by_round"]
-            f.write("Added p99 at %d req/s, remora minus the better peer (each against the direct path of its "
-                    "round): **%+.3f ms** (median of rounds; rounds: %s; remora lowest in %d of %d).\n\n"
-                    % (RATE, ratios["added_p99_minus_best_peer_ms"], ", ".join("%+.3f" % x for x in gap),
-                       sum(1 for x in gap if x <= 0), len(gap)))
+            f.write("Stricter, and biased against any one proxy under noise: remora minus the lower of the "
+                    "two peers in each round: %+.3f ms (median; remora lowest of the three in %d of %d "
+                    "rounds, where equals would be lowest in a third).\n\n"
+                    % (ratios["added_p99_minus_best_peer_ms"], sum(1 for x in gap if x <= 0), len(gap)))
             f.write("Capacity ratio remora / best peer: **%.2fx** (median of rounds; rounds: %s). "
                     "wrk req/s ratio uncapped: %.2fx (the whole machine: with two cores the load "
                     "generator and backend's core saturates before the proxy's). "
