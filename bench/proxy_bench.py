@@ -36,6 +36,7 @@ import tempfile
 import time
 
 import cpubudget
+import memcharge
 from procstat import cpu_seconds, status_kb, with_children
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -135,6 +136,64 @@ def paced_latency(port, host, script):
     return pct(50), pct(99)
 
 
+def remora_argv(tmp, port):
+    return [PROXY, "--config", os.path.join(tmp, "remora.yaml"), "--bind", "127.0.0.1",
+            "--outbound-port", str(port), "--inbound-port", "0", "--admin-port", str(free_port()),
+            "--workers", "1", "--log-level", "warn", "--max-connections", "100000"]
+
+
+def nginx_argv(tmp, name, backend_port, port):
+    """nginx as a reverse proxy with upstream keep-alive (1024 idle connections kept: its
+    customary 64 would churn connections at 200 clients and understate it)."""
+    conf = os.path.join(tmp, name + ".conf")
+    with open(conf, "w") as f:
+        f.write("""worker_processes 1; daemon off; pid %s/%s.pid; error_log stderr error;
+worker_rlimit_nofile 19000;
+events { worker_connections 9000; }
+http { access_log off; keepalive_requests 1000000;
+  upstream be { server 127.0.0.1:%d; keepalive 1024; }
+  server { listen 127.0.0.1:%d; location / { proxy_pass http://be; proxy_http_version 1.1;
+           proxy_set_header Connection ""; } } }
+""" % (tmp, name, backend_port, port))
+    return ["nginx", "-c", conf, "-p", tmp]
+
+
+def haproxy_argv(tmp, name, backend_port, port):
+    """HAProxy 2.6 in HTTP mode, one thread."""
+    cfg = os.path.join(tmp, name + ".cfg")
+    with open(cfg, "w") as f:
+        f.write("""global
+  nbthread 1
+  maxconn 9000
+defaults
+  mode http
+  timeout connect 1s
+  timeout client 60s
+  timeout server 60s
+  http-reuse always
+frontend fe
+  bind 127.0.0.1:%d
+  default_backend be
+backend be
+  server s1 127.0.0.1:%d
+""" % (port, backend_port))
+    return ["haproxy", "-f", cfg, "-db"]
+
+
+def charged_memory_kb(tmp, backend_port):
+    """Each proxy's memory-cgroup working set as a second idle instance (bench/memcharge.py)."""
+    out = {}
+    for name in ("remora", "nginx", "haproxy"):
+        port = free_port()
+        argv = {"remora": lambda: remora_argv(tmp, port),
+                "nginx": lambda: nginx_argv(tmp, "second", backend_port, port),
+                "haproxy": lambda: haproxy_argv(tmp, "second", backend_port, port)}[name]()
+        log("memory cgroup working set of a second idle %s" % name)
+        out[name] = memcharge.working_set_kb(argv, lambda: wait_port(port),
+                                             "remora-bench-mem-%d" % os.getpid())
+    return out
+
+
 def median_interval(values, resamples=2000, seed=1):
     """A 95% bootstrap interval of the median of `values` (fixed seed: the same rounds give the
     same interval). Says how far apart two proxies' latencies can be before rounds this noisy
@@ -191,48 +250,17 @@ http { access_log off; keepalive_requests 1000000;
         # --- remora-proxy ---
         with open(os.path.join(tmp, "remora.yaml"), "w") as f:
             f.write("kind: Service\nname: bench\nport: 80\nendpoints:\n  - {address: 127.0.0.1:%d, version: v1}\n" % backend_port)
-        admin = free_port()
-        remora = subprocess.Popen([PROXY, "--config", os.path.join(tmp, "remora.yaml"), "--bind", "127.0.0.1",
-                                   "--outbound-port", str(ports["remora"]), "--inbound-port", "0",
-                                   "--admin-port", str(admin), "--workers", "1", "--log-level", "warn",
-                                   "--max-connections", "100000"], start_new_session=True,
+        remora = subprocess.Popen(remora_argv(tmp, ports["remora"]), start_new_session=True,
                                   preexec_fn=raise_fd_limit)
         procs.append(remora)
         wait_port(ports["remora"])
 
-        # --- nginx as a reverse proxy with upstream keep-alive (1024 idle connections kept:
-        #     its customary 64 would churn connections at 200 clients and understate it) ---
-        with open(os.path.join(tmp, "proxy.conf"), "w") as f:
-            f.write("""worker_processes 1; daemon off; pid %s/proxy.pid; error_log stderr error;
-worker_rlimit_nofile 19000;
-events { worker_connections 9000; }
-http { access_log off; keepalive_requests 1000000;
-  upstream be { server 127.0.0.1:%d; keepalive 1024; }
-  server { listen 127.0.0.1:%d; location / { proxy_pass http://be; proxy_http_version 1.1;
-           proxy_set_header Connection ""; } } }
-""" % (tmp, backend_port, ports["nginx"]))
-        ngx = subprocess.Popen(["nginx", "-c", os.path.join(tmp, "proxy.conf"), "-p", tmp], start_new_session=True)
+        # --- nginx and HAProxy (configs in nginx_argv and haproxy_argv) ---
+        ngx = subprocess.Popen(nginx_argv(tmp, "proxy", backend_port, ports["nginx"]), start_new_session=True)
         procs.append(ngx)
         wait_port(ports["nginx"])
 
-        # --- HAProxy 2.6 in HTTP mode, one thread ---
-        with open(os.path.join(tmp, "haproxy.cfg"), "w") as f:
-            f.write("""global
-  nbthread 1
-  maxconn 9000
-defaults
-  mode http
-  timeout connect 1s
-  timeout client 60s
-  timeout server 60s
-  http-reuse always
-frontend fe
-  bind 127.0.0.1:%d
-  default_backend be
-backend be
-  server s1 127.0.0.1:%d
-""" % (ports["haproxy"], backend_port))
-        hap = subprocess.Popen(["haproxy", "-f", os.path.join(tmp, "haproxy.cfg"), "-db"],
+        hap = subprocess.Popen(haproxy_argv(tmp, "haproxy", backend_port, ports["haproxy"]),
                                stdout=subprocess.DEVNULL, start_new_session=True)
         procs.append(hap)
         wait_port(ports["haproxy"])
@@ -245,6 +273,10 @@ backend be
                                 "body": "23 bytes", "backend": "nginx return 200"}}
         idle = {name: {"rss_kb": sum(status_kb(p, "VmRSS") for p in pids[name]),
                        "rss_anon_kb": sum(status_kb(p, "RssAnon") for p in pids[name])} for name in pids}
+
+        charged = charged_memory_kb(tmp, backend_port) if memcharge.available() else {}
+        for name in idle:
+            idle[name]["charged_kb"] = charged.get(name)
 
         # Memory per idle connection first, on fresh processes: after the load rounds each heap
         # holds freed memory that new connections reuse, which would understate the figure.
@@ -308,7 +340,8 @@ backend be
                              # added over the direct path measured in the same round
                              "added_p50_all": [p - d[0] for p, d in zip(p50s, latency["direct"])],
                              "added_p99_all": [p - d[1] for p, d in zip(p99s, latency["direct"])],
-                             "idle_rss_kb": idle[name]["rss_kb"], "idle_rss_anon_kb": idle[name]["rss_anon_kb"]}
+                             "idle_rss_kb": idle[name]["rss_kb"], "idle_rss_anon_kb": idle[name]["rss_anon_kb"],
+                             "idle_cgroup_working_set_kb": idle[name]["charged_kb"]}
 
         def per_round(key, higher_is_better=True):
             """remora / the better peer, round by round, and the median of those ratios."""
@@ -410,6 +443,12 @@ backend be
                     ", ".join("%.2f" % x for x in ratios["capacity_vs_best_peer_by_round"]),
                     ratios["throughput_vs_best_peer"], results["remora"]["idle_connections"]))
             f.write("RSS counts shared library pages (remora links libgrpc for its control-plane client); private (RssAnon) is what the process itself owns.\n")
+            if results["remora"]["idle_cgroup_working_set_kb"] is not None:
+                f.write("\nCharged to its own memory cgroup as a second idle instance on the machine (what "
+                        "`kubectl top` shows for a second pod: library pages already in memory are not "
+                        "charged again; bench/memcharge.py): %s.\n" % ", ".join(
+                            "%s %d KB" % (n, results[n]["idle_cgroup_working_set_kb"])
+                            for n in ("remora", "nginx", "haproxy")))
         print(json.dumps(results, indent=2))
     finally:
         if budget is not None:
