@@ -259,12 +259,26 @@ static void send_withdraw(rm_control_client_t *c)
     c->withdraw_sent = true;
 }
 
-/* A pod whose Hello said not_ready is listed once its app answers the probe. (Withdrawing it
- * again while the app fails probes, as Kubernetes' readiness does, was tried: a busy app that
- * missed probes for a second lost its traffic — see docs/STATUS.md.) Client thread. */
+/* A pod whose Hello said not_ready is listed once its app answers the probe; a listed pod whose
+ * app refuses connections for a while (it died; Kubernetes restarts the container) is withdrawn
+ * until it answers again, so clients stop sending requests that would only be refused and
+ * retried. Refusals only: a probe that times out (a busy app, a full accept queue) keeps the
+ * pod listed — withdrawing on any failed probe was tried, and a busy app lost its traffic.
+ * Client thread. */
 static void follow_app_readiness(rm_control_client_t *c)
 {
-    if (c->listed || c->opt.app_up == NULL || !node_has_endpoint(c) || !atomic_load(c->opt.app_up))
+    if (c->opt.app_up == NULL || !node_has_endpoint(c))
+        return;
+    if (c->listed) {
+        if (c->opt.app_refused == NULL || !atomic_load(c->opt.app_refused))
+            return;
+        rm_log_warn("control: the app refuses connections: withdrawing %s until it answers",
+                    c->opt.address);
+        send_endpoint_change(c, REMORA__V1__ENDPOINT_CHANGE__KIND__WITHDRAW);
+        c->listed = false;
+        return;
+    }
+    if (!atomic_load(c->opt.app_up))
         return;
     rm_log_info("control: the app answers: listing %s", c->opt.address);
     send_endpoint_change(c, REMORA__V1__ENDPOINT_CHANGE__KIND__REGISTER);

@@ -40,6 +40,12 @@ typedef struct rm_control_options {
      * says not_ready while it is false, and a REGISTER follows once it turns true, so other
      * sidecars never send requests the app would refuse. */
     const atomic_bool *app_up;
+    /* Whether the app has refused connections for a while (its process is gone: nothing listens
+     * on its port); borrowed, may be NULL. While it is true the endpoint is withdrawn (clients
+     * stop sending, as Kubernetes' readiness would make them), and a REGISTER lists it again once
+     * app_up turns true. Only refusals count: a busy app whose accept queue is full makes probes
+     * time out, and keeps its traffic. */
+    const atomic_bool *app_refused;
     uint64_t stats_interval_ms; /* default 5000 */
     /* Called on the client thread after a new snapshot was published. */
     void (*on_published)(void *arg, uint64_t version);

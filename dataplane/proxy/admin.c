@@ -90,23 +90,38 @@ void rm_admin_handle(rm_session_t *s, const rm_http1_request_t *req)
 
 /* ---- app probe: a non-blocking connect to 127.0.0.1:app_port every 500ms ---- */
 
+/* How long the app port must refuse every probe before the app counts as gone (app_refused). */
+#define RM_APP_REFUSED_FOR_S 1.5
+
 typedef struct app_probe {
     ev_timer timer;
     ev_io io;
     int fd;
     rm_proxy_t *proxy;
+    ev_tstamp refused_since; /* 0: the last probe was not refused */
 } app_probe_t;
 
 static app_probe_t probe;
 
-static void probe_done(struct ev_loop *loop, bool up)
+/* err: 0 connected, else why not (ETIMEDOUT for a probe that never completed). */
+static void probe_done(struct ev_loop *loop, int err)
 {
     ev_io_stop(loop, &probe.io);
     if (probe.fd >= 0) {
         close(probe.fd);
         probe.fd = -1;
     }
-    atomic_store(&probe.proxy->app_up, up);
+    atomic_store(&probe.proxy->app_up, err == 0);
+    if (err != ECONNREFUSED) {
+        probe.refused_since = 0;
+        atomic_store(&probe.proxy->app_refused, false);
+        return;
+    }
+    ev_tstamp now = ev_now(loop);
+    if (probe.refused_since == 0)
+        probe.refused_since = now;
+    if (now - probe.refused_since >= RM_APP_REFUSED_FOR_S)
+        atomic_store(&probe.proxy->app_refused, true);
 }
 
 static void probe_io_cb(struct ev_loop *loop, ev_io *io, int revents)
@@ -116,7 +131,7 @@ static void probe_io_cb(struct ev_loop *loop, ev_io *io, int revents)
     int err = 0;
     socklen_t l = sizeof(err);
     getsockopt(probe.fd, SOL_SOCKET, SO_ERROR, &err, &l);
-    probe_done(loop, err == 0);
+    probe_done(loop, err);
 }
 
 static void probe_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
@@ -124,7 +139,7 @@ static void probe_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
     (void)t;
     (void)revents;
     if (probe.fd >= 0)
-        probe_done(loop, false); /* the previous attempt never completed */
+        probe_done(loop, ETIMEDOUT); /* the previous attempt never completed */
     probe.fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (probe.fd < 0)
         return;
@@ -133,12 +148,12 @@ static void probe_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     int rc = connect(probe.fd, (struct sockaddr *)&a, sizeof(a));
     if (rc == 0) {
-        probe_done(loop, true);
+        probe_done(loop, 0);
     } else if (errno == EINPROGRESS) {
         ev_io_set(&probe.io, probe.fd, EV_WRITE);
         ev_io_start(loop, &probe.io);
     } else {
-        probe_done(loop, false);
+        probe_done(loop, errno);
     }
 }
 

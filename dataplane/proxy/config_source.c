@@ -249,6 +249,7 @@ int rm_proxy_source_init(rm_proxy_t *p, struct ev_loop *main_loop)
                                    .proxy_version = REMORA_PROXY_VERSION,
                                    .stats = p->stats,
                                    .app_up = p->opt.app_port > 0 ? &p->app_up : NULL,
+                                   .app_refused = p->opt.app_port > 0 ? &p->app_refused : NULL,
                                    .on_published = control_published,
                                    .arg = cs};
         cs->control = rm_control_client_start(&co);

@@ -267,6 +267,7 @@ struct rm_proxy {
     atomic_bool ready;          /* config loaded */
     atomic_int running_workers; /* the main thread exits when this reaches 0 */
     atomic_bool app_up;         /* the app port answered the last probe */
+    atomic_bool app_refused;    /* the app port refused connections for RM_APP_REFUSED_FOR_S */
     atomic_uint_fast64_t config_version;
     ev_tstamp drain_started;
     FILE *access_log;

@@ -143,6 +143,37 @@ class AppStartTest(unittest.TestCase):
         snap = watcher.snapshot_where(lambda s: key in endpoints(s))
         self.assertFalse(endpoints(snap)[key], "listed as draining")
 
+    def test_endpoint_is_withdrawn_while_the_app_is_gone(self):
+        h = Harness()
+        self.addCleanup(h.close)
+        control = Control(h)
+        control.apply(CONFIG)
+        app = h.backend("reviews", "v1")
+        address = start_pod(h, control, app.port).address
+        key = ("reviews", "v1", address)
+        watcher = control.sidecar(pod="watcher")
+        watcher.snapshot_where(lambda s: endpoints(s).get(key) is False)
+
+        # A stopped app still completes handshakes (the kernel does): probes succeed, and a busy
+        # or paused app keeps its traffic.
+        app.send_signal(signal.SIGSTOP)
+        time.sleep(2.5)
+        self.assertTrue(all(endpoints(s).get(key) is False for s in watcher.drain_snapshots()),
+                        "withdrawn while the app was only paused")
+        app.send_signal(signal.SIGCONT)
+
+        # The app's process gone (nothing listens: probes are refused): withdrawn, then listed
+        # again once a new process answers on the port.
+        app.kill()
+        app.wait()
+        t0 = time.monotonic()
+        watcher.snapshot_where(lambda s: endpoints(s).get(key) is True)
+        took = time.monotonic() - t0
+        self.assertGreaterEqual(took, 1.0, "withdrawn before the app refused for a while")
+        h.backend("reviews", "v1", port=app.port)
+        watcher.snapshot_where(lambda s: endpoints(s).get(key) is False)
+        print("withdrawn %.1f s after the app died; listed again once it answered" % took)
+
 
 class DrainWithoutControlPlaneTest(unittest.TestCase):
     def test_drain_waits_for_the_withdrawal_to_reach_the_control_plane(self):
