@@ -260,11 +260,9 @@ void rm_upconn_release(rm_upconn_t *c, bool reusable)
     rm_worker_t *w = c->worker;
     c->ex = NULL;
     c->requests++;
-    /* Never pool past the bound (upstream.h): the idle timeout trims what load left behind.
-     * Draining keeps pooling: an app that got SIGTERM with us may already refuse new connections
-     * (or reset those still in its accept queue, after a request was written: ambiguous) while
-     * it still answers on the ones it has. */
-    if (!reusable || c->in.len > 0 || c->out.len > 0 || c->up->idle_count >= RM_UPSTREAM_MAX_IDLE) {
+    /* Never pool past the bound (upstream.h): the idle timeout trims what load left behind. */
+    if (!reusable || w->draining || c->in.len > 0 || c->out.len > 0 ||
+        c->up->idle_count >= RM_UPSTREAM_MAX_IDLE) {
         upconn_free(c);
         return;
     }

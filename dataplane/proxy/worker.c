@@ -229,7 +229,8 @@ static void wakeup_cb(struct ev_loop *loop, ev_async *a, int revents)
     rm_worker_t *w = container_of(a, rm_worker_t, wakeup);
     refresh_snapshot(w);
     if (atomic_load(&w->proxy->draining) && !w->draining) {
-        w->draining = true; /* pools stay: see rm_upconn_release */
+        w->draining = true;
+        rm_upstream_close_idle(w, NULL);
         ev_timer_init(&w->drain_timer, drain_tick_cb, 0.0, 0.05);
         ev_timer_start(loop, &w->drain_timer);
     }
