@@ -55,6 +55,22 @@ static bool is_idempotent(rm_http1_method_t m)
     }
 }
 
+/*
+ * The drain hand-off ("bounce"). From its drain on, a server sidecar's app may already be
+ * closing (Kubernetes signals app and sidecar together), and a request forwarded to it can be
+ * lost in ways no one can tell from processed ones (a connection reset in the app's accept
+ * queue). So a draining sidecar does not forward what another sidecar sent it with
+ * `x-remora-bounceable: 1`: it answers 503 `x-remora-error: draining`, and the caller's sidecar
+ * sends the request to another endpoint — a redirect, not a retry (no retry policy, budget or
+ * outlier count is involved), at most RM_MAX_BOUNCES times. The caller marks a request
+ * bounceable only when it could send it elsewhere: its body is replayable and this attempt's
+ * endpoint was not already tried (with no untried endpoint left, the draining pod is the last
+ * resort and forwards as before). Only sidecars set or read these headers.
+ */
+#define BOUNCE_HEADER       "x-remora-bounceable"
+#define PEER_ERROR_DRAINING "draining"
+#define RM_MAX_BOUNCES      2
+
 /* A UUID v4 (the layout most tracing systems expect). `out` holds 37 bytes. */
 _Static_assert(sizeof(((rm_exchange_t *)0)->request_id) >= 37, "a UUID and its NUL");
 static void generate_request_id(rm_worker_t *w, char *out)
@@ -99,8 +115,10 @@ static int build_upstream_head(rm_exchange_t *ex, rm_http1_request_t *req)
     memcpy(xff + xff_len, s->peer_ip, peer_len + 1);
     /* x-request-id passes untouched when the client sent one (whatever its length); otherwise
      * the generated one is added. x-remora-attempt is the proxy's own: added per attempt. */
-    static const rm_http1_span_t remove[] = {
-        {"x-forwarded-for", 15}, {"x-remora-attempt", 16}, {"x-forwarded-proto", 17}};
+    static const rm_http1_span_t remove[] = {{"x-forwarded-for", 15},
+                                             {"x-remora-attempt", 16},
+                                             {"x-forwarded-proto", 17},
+                                             {BOUNCE_HEADER, sizeof(BOUNCE_HEADER) - 1}};
     rm_http1_header_t add[3] = {{{"x-forwarded-for", 15}, {xff, xff_len + peer_len}}};
     size_t nadd = 1;
     if (rm_http1_header_find(req->headers, req->num_headers, "x-request-id", 12) < 0)
@@ -212,6 +230,10 @@ rm_exchange_t *rm_exchange_new(rm_session_t *s, rm_http1_request_t *req, size_t 
     if (req->body == RM_HTTP1_BODY_CHUNKED)
         rm_http1_chunked_init(&ex->req_chunks);
     ex->upgrade = (req->flags & RM_HTTP1_F_UPGRADE) && (req->flags & RM_HTTP1_F_CONN_UPGRADE);
+    /* Only a draining sidecar acts on it (see "bounce" above). */
+    ex->peer_bounceable = s->kind == RM_LISTENER_INBOUND && w->draining &&
+                          rm_http1_header_find(req->headers, req->num_headers, BOUNCE_HEADER,
+                                               sizeof(BOUNCE_HEADER) - 1) >= 0;
     rm_buf_init(&ex->up_head, w->proxy->opt.max_head_bytes + 4096);
     rm_buf_init(&ex->replay, w->proxy->opt.retry_body_limit);
     ev_timer_init(&ex->try_timer, try_timer_cb, 0, 0);
@@ -354,14 +376,36 @@ void rm_exchange_on_timeout(rm_exchange_t *ex)
     rm_session_close(ex->session); /* mid-response: the client sees a truncated body */
 }
 
-/* Queues the attempt's head: the stored head plus this attempt's number and the blank line. */
+/* Whether a draining server sidecar may send this attempt back (see "bounce" above): a request
+ * to a mesh service whose body can be sent again, to an endpoint not tried before. */
+static bool may_bounce(const rm_exchange_t *ex)
+{
+    const rm_worker_t *w = ex->session->worker;
+    return ex->svc != NULL && ex->session->kind != RM_LISTENER_INBOUND && !ex->last_resort &&
+           !ex->upgrade && ex->bounces < RM_MAX_BOUNCES &&
+           (ex->req_body == RM_HTTP1_BODY_NONE ||
+            (ex->req_body == RM_HTTP1_BODY_CONTENT_LENGTH &&
+             ex->req_remaining + ex->replay.len <= w->proxy->opt.retry_body_limit &&
+             !ex->replay_overflow));
+}
+
+/* Queues the attempt's head: the stored head plus this attempt's number (and whether it may be
+ * bounced) and the blank line. */
 static int queue_head(rm_exchange_t *ex)
 {
     rm_upconn_t *c = ex->conn;
-    char tail[48] = "x-remora-attempt: ";
+    static const char bounce[] = BOUNCE_HEADER ": 1\r\n";
+    char tail[48 + sizeof(bounce)] = "x-remora-attempt: ";
     char *end = rm__fmt_uint(tail + 18, (uint64_t)(ex->attempts > 0 ? ex->attempts : 0));
-    for (size_t k = 0; k < 4; k++)
-        *end++ = "\r\n\r\n"[k];
+    *end++ = '\r';
+    *end++ = '\n';
+    ex->bounceable = may_bounce(ex);
+    if (ex->bounceable) {
+        memcpy(end, bounce, sizeof(bounce) - 1);
+        end += sizeof(bounce) - 1;
+    }
+    *end++ = '\r';
+    *end++ = '\n';
     int rc = rm_buf_append(&c->out, rm_buf_head(&ex->up_head), ex->up_head.len);
     if (rc == 0)
         rc = rm_buf_append(&c->out, tail, (size_t)(end - tail));
@@ -392,6 +436,34 @@ static void try_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
     bool connecting = ex->conn != NULL && !ex->conn->connected;
     rm_exchange_on_upstream_error(ex, connecting ? RM_UPSTREAM_CONNECT_FAILED : RM_UPSTREAM_TIMEOUT,
                                   -ETIMEDOUT);
+}
+
+/* A draining server sidecar sent the attempt back unforwarded: the same request goes to another
+ * endpoint (routing skips the tried one), through the backoff timer with no delay so that the
+ * connection is not replaced under the caller. Not a retry: no policy, budget or outlier record.
+ * Returns false when it cannot be sent again (the caller then answers with the 503). */
+static bool bounce(rm_exchange_t *ex)
+{
+    rm_worker_t *w = ex->session->worker;
+    if (ex->resp_started || ex->finished || ex->replay_overflow)
+        return false;
+    ev_timer_stop(w->loop, &ex->try_timer);
+    rm_upconn_close(ex->conn);
+    ex->conn = NULL;
+    if (ex->upstream != NULL) {
+        ex->upstream->active--;
+        ex->upstream = NULL;
+    }
+    ex->bounces++;
+    ex->resp_head_done = false;
+    ex->status = 0;
+    ex->phase = RM_EX_CONNECTING;
+    ex->backing_off = true;
+    ev_set_cb(&ex->try_timer, try_timer_cb);
+    ev_timer_set(&ex->try_timer, 0, 0);
+    ev_timer_start(w->loop, &ex->try_timer);
+    rm_session_update_events(ex->session);
+    return true;
 }
 
 /* The current attempt failed before any response byte reached the client. Returns true when a
@@ -434,6 +506,11 @@ static void connect_upstream(rm_exchange_t *ex)
 {
     rm_worker_t *w = ex->session->worker;
     int err = 0;
+    if (ex->peer_bounceable) { /* drain: the caller's sidecar sends it elsewhere (bounce) */
+        local_reply(ex, 503, "draining: not forwarded to the app",
+                    PEER_ERROR_HEADER ": " PEER_ERROR_DRAINING "\r\n");
+        return;
+    }
     rm_upstream_t *up = rm_routing_pick_upstream(ex);
     if (up == NULL) {
         if (ex->raw_tcp) {
@@ -724,6 +801,9 @@ static void pump_response(rm_exchange_t *ex)
             bool interim = resp->status >= 100 && resp->status < 200 && resp->status != 101;
             if (!interim) {
                 ev_timer_stop(w->loop, &ex->try_timer); /* per-try timeout ends at the head */
+                if (ex->bounceable && resp->status == 503 &&
+                    header_is(resp, PEER_ERROR_HEADER, PEER_ERROR_DRAINING) && bounce(ex))
+                    return; /* a draining peer sent it back unforwarded */
                 if (ex->svc != NULL && resp->status == 503 &&
                     header_is(resp, PEER_ERROR_HEADER, PEER_ERROR_CONNECT) &&
                     attempt_failed(ex, RM_RETRY_CAUSE_CONNECT_FAILURE, 0))

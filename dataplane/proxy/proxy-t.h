@@ -155,6 +155,13 @@ typedef struct rm_exchange {
     size_t shadow_version; /* in shadow_svc->versions */
     bool shadow_pending;   /* mirrored, not launched yet */
     size_t ntried;
+    /* The drain hand-off (exchange.c, "bounce"): this attempt's endpoint was tried before (no
+     * untried one was left), the request may be bounced by a draining server sidecar, how many
+     * times it was, and (inbound) whether the caller's sidecar said it may be bounced. */
+    bool last_resort;
+    bool bounceable;
+    int bounces;
+    bool peer_bounceable;
     char service_name[64];
     char endpoint_address[64];
 

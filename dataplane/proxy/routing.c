@@ -182,6 +182,7 @@ rm_upstream_t *rm_routing_pick_upstream(rm_exchange_t *ex)
         up = rm_upstream_get(w, ep);
     }
     if (up != NULL) {
+        ex->last_resort = ex->ntried > 0 && tried(ex, up->key);
         set_name(ex->endpoint_address, sizeof(ex->endpoint_address), up->address);
         if (ex->ntried < sizeof(ex->tried_keys) / sizeof(ex->tried_keys[0]))
             ex->tried_keys[ex->ntried++] = up->key;
