@@ -438,48 +438,12 @@ static void try_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
                                   -ETIMEDOUT);
 }
 
-/* A draining server sidecar sent the attempt back unforwarded: the same request goes to another
- * endpoint (routing skips the tried one), through the backoff timer with no delay so that the
- * connection is not replaced under the caller. Not a retry: no policy, budget or outlier record.
- * Returns false when it cannot be sent again (the caller then answers with the 503). */
-static bool bounce(rm_exchange_t *ex)
+/* Ends the current attempt (its connection and endpoint let go) and starts the next one from the
+ * backoff timer after delay_s (0: on the next loop iteration), so that the connection is never
+ * replaced under a caller that is still using it. */
+static void schedule_next_attempt(rm_exchange_t *ex, double delay_s)
 {
     rm_worker_t *w = ex->session->worker;
-    if (ex->resp_started || ex->finished || ex->replay_overflow)
-        return false;
-    ev_timer_stop(w->loop, &ex->try_timer);
-    rm_upconn_close(ex->conn);
-    ex->conn = NULL;
-    if (ex->upstream != NULL) {
-        ex->upstream->active--;
-        ex->upstream = NULL;
-    }
-    ex->bounces++;
-    ex->resp_head_done = false;
-    ex->status = 0;
-    ex->phase = RM_EX_CONNECTING;
-    ex->backing_off = true;
-    ev_set_cb(&ex->try_timer, try_timer_cb);
-    ev_timer_set(&ex->try_timer, 0, 0);
-    ev_timer_start(w->loop, &ex->try_timer);
-    rm_session_update_events(ex->session);
-    return true;
-}
-
-/* The current attempt failed before any response byte reached the client. Returns true when a
- * retry was scheduled (the attempt's connection is gone), false when the caller must answer. */
-static bool attempt_failed(rm_exchange_t *ex, rm_retry_cause_t cause, int status)
-{
-    rm_worker_t *w = ex->session->worker;
-    if (ex->resp_started || ex->finished)
-        return false;
-    rm_outlier_record(ex, cause == RM_RETRY_CAUSE_STATUS ? rm_outlier_classify(status)
-                                                         : RM_OUTLIER_GATEWAY_ERROR);
-    ex->outlier_recorded = true;
-    rm_retry_done(ex); /* the attempt that just ended gives its retry room back */
-    rm_retry_verdict_t v = rm_retry_decide(ex, cause, status);
-    if (!v.retry)
-        return false;
     ev_timer_stop(w->loop, &ex->try_timer);
     if (ex->conn != NULL) {
         rm_upconn_close(ex->conn);
@@ -489,16 +453,44 @@ static bool attempt_failed(rm_exchange_t *ex, rm_retry_cause_t cause, int status
         ex->upstream->active--;
         ex->upstream = NULL;
     }
-    ex->retries++;
-    ex->outlier_recorded = false;
     ex->resp_head_done = false;
     ex->status = 0;
     ex->phase = RM_EX_CONNECTING;
     ex->backing_off = true;
     ev_set_cb(&ex->try_timer, try_timer_cb);
-    ev_timer_set(&ex->try_timer, v.backoff_s, 0);
+    ev_timer_set(&ex->try_timer, delay_s, 0);
     ev_timer_start(w->loop, &ex->try_timer);
     rm_session_update_events(ex->session);
+}
+
+/* A draining server sidecar sent the attempt back unforwarded: the same request goes to another
+ * endpoint (routing skips the tried one) at once. Not a retry: no policy, budget or outlier
+ * record. Returns false when it cannot be sent again (the caller then answers with the 503). */
+static bool bounce(rm_exchange_t *ex)
+{
+    if (ex->resp_started || ex->finished || ex->replay_overflow)
+        return false;
+    ex->bounces++;
+    schedule_next_attempt(ex, 0);
+    return true;
+}
+
+/* The current attempt failed before any response byte reached the client. Returns true when a
+ * retry was scheduled (the attempt's connection is gone), false when the caller must answer. */
+static bool attempt_failed(rm_exchange_t *ex, rm_retry_cause_t cause, int status)
+{
+    if (ex->resp_started || ex->finished)
+        return false;
+    rm_outlier_record(ex, cause == RM_RETRY_CAUSE_STATUS ? rm_outlier_classify(status)
+                                                         : RM_OUTLIER_GATEWAY_ERROR);
+    ex->outlier_recorded = true;
+    rm_retry_done(ex); /* the attempt that just ended gives its retry room back */
+    rm_retry_verdict_t v = rm_retry_decide(ex, cause, status);
+    if (!v.retry)
+        return false;
+    ex->retries++;
+    ex->outlier_recorded = false;
+    schedule_next_attempt(ex, v.backoff_s);
     return true;
 }
 
