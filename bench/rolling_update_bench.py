@@ -105,12 +105,15 @@ def run(mode):
         for m in ("GET", "POST"):
             by_method[m] = {"sent": load.sent[m],
                             "failed": sum(1 for f in load.failures if f[0] == m)}
-        saved = 0
+        saved = redirected = 0
         for line in http_request(admin, "/stats").body.decode().splitlines():
             if line.startswith("remora_retry_success_total{"):
                 saved += int(float(line.rsplit(" ", 1)[1]))
+            if line.startswith("remora_drain_redirects_total{"):
+                redirected += int(float(line.rsplit(" ", 1)[1]))
         return {"requests": sum(load.sent.values()), "failed": len(load.failures),
                 "by_method": by_method, "saved_by_retries": saved,
+                "redirected_by_drain_hand_off": redirected,
                 "failure_samples": [list(map(str, f)) for f in load.failures[:5]]}
     finally:
         h.close()
@@ -126,14 +129,16 @@ def main():
         json.dump(results, f, indent=2)
     with open(os.path.join(HERE, "results", "rolling_update.md"), "w") as f:
         f.write("# Rolling update of 3 pods under %d req/s (one run, %s)\n\n" % (RATE, results["measured_at"]))
-        f.write("| mode | requests | failed | failed GET | failed POST | saved by retries |\n|---|---|---|---|---|---|\n")
+        f.write("| mode | requests | failed | failed GET | failed POST | saved by retries | "
+                "redirected by a draining pod |\n|---|---|---|---|---|---|---|\n")
         for mode in ("plain", "remora"):
             r = results[mode]
-            f.write("| %s | %d | %d | %d | %d | %d |\n" % (
+            f.write("| %s | %d | %d | %d | %d | %d | %d |\n" % (
                 mode, r["requests"], r["failed"], r["by_method"]["GET"]["failed"],
-                r["by_method"]["POST"]["failed"], r["saved_by_retries"]))
+                r["by_method"]["POST"]["failed"], r["saved_by_retries"],
+                r["redirected_by_drain_hand_off"]))
         f.write("\nplain = the same proxies with retries off and no drain (the sidecar exits at "
-                "SIGTERM); remora = defaults (drain, withdraw, safe retries).\n")
+                "SIGTERM); remora = defaults (drain, withdraw, the drain hand-off, safe retries).\n")
     print(json.dumps(results, indent=2))
 
 

@@ -471,6 +471,8 @@ static bool bounce(rm_exchange_t *ex)
     if (ex->resp_started || ex->finished || ex->replay_overflow)
         return false;
     ex->bounces++;
+    rm_metrics_drain_redirect(ex->session->worker, ex->service_name, ex->version_name,
+                              ex->route_name);
     schedule_next_attempt(ex, 0);
     return true;
 }

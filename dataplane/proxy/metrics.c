@@ -29,6 +29,8 @@ void rm_metrics_declare(rm_stats_registry_t *reg)
                      "Requests or connections refused by a limit.");
     rm_stats_declare(reg, "remora_outlier_ejections_total", RM_STATS_COUNTER,
                      "Endpoints ejected by outlier detection.");
+    rm_stats_declare(reg, "remora_drain_redirects_total", RM_STATS_COUNTER,
+                     "Requests a draining server sidecar sent back, sent to another endpoint.");
     rm_stats_declare(reg, "remora_upstream_connections", RM_STATS_GAUGE,
                      "Open connections to upstreams.");
     rm_stats_declare(reg, "remora_upstream_pool_stale_total", RM_STATS_COUNTER,
@@ -192,6 +194,13 @@ void rm_metrics_ejection(rm_worker_t *w, const char *service, const char *versio
 {
     rm_stats_label_t l[] = {{"service", service}, {"version", version}, {"endpoint", endpoint}};
     count(w, "remora_outlier_ejections_total", l, 3);
+}
+
+void rm_metrics_drain_redirect(rm_worker_t *w, const char *service, const char *version,
+                               const char *route)
+{
+    rm_stats_label_t l[] = {{"service", service}, {"version", version}, {"route", route}};
+    count(w, "remora_drain_redirects_total", l, 3);
 }
 
 void rm_metrics_shadow_sent(rm_worker_t *w, const char *service, const char *version)

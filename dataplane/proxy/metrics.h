@@ -30,6 +30,9 @@ void rm_metrics_ejection(rm_worker_t *w, const char *service, const char *versio
                          const char *endpoint);
 
 /* Shadow copies: sent, failed (5xx, reset, timeout), and not sent with the reason. */
+/* A request a draining server sidecar sent back, redirected to another endpoint (exchange.c). */
+void rm_metrics_drain_redirect(rm_worker_t *w, const char *service, const char *version,
+                               const char *route);
 void rm_metrics_shadow_sent(rm_worker_t *w, const char *service, const char *version);
 void rm_metrics_shadow_error(rm_worker_t *w, const char *service, const char *version);
 void rm_metrics_shadow_dropped(rm_worker_t *w, const char *service, const char *version,

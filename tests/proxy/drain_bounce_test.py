@@ -72,6 +72,7 @@ class DrainBounceTest(unittest.TestCase):
         self.assertEqual(app_requests(b_app), b_before + 40)
         # A bounce is a redirect, not a retry: no retry was counted for it.
         self.assertEqual(metric(client.admin, "remora_retries_total"), 0)
+        self.assertGreater(metric(client.admin, "remora_drain_redirects_total", service="reviews"), 0)
 
     def test_last_resort_is_forwarded(self):
         app, p = self.server_sidecar("a")
