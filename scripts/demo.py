@@ -185,13 +185,16 @@ def mesh_story(h, backends):
     time.sleep(0.5)
     load.stop()
     total = sum(load.sent.values())
-    retries = 0
+    retries = redirected = 0
     for line in http_request(admin, "/stats").body.decode().splitlines():
         if line.startswith("remora_retries_total{"):
             retries += int(float(line.rsplit(" ", 1)[1]))
-    print("   %d requests (%s), %d client-visible errors, %d requests saved by retries" % (
-        total, ", ".join("%s %d" % kv for kv in sorted(load.sent.items())), len(load.failures),
-        retries))
+        if line.startswith("remora_drain_redirects_total{"):
+            redirected += int(float(line.rsplit(" ", 1)[1]))
+    print("   %d requests (%s), %d client-visible errors; %d sent back by a draining pod and "
+          "redirected, %d retried" % (
+              total, ", ".join("%s %d" % kv for kv in sorted(load.sent.items())),
+              len(load.failures), redirected, retries))
 
     step(11, "A bad route never reaches a sidecar; the error says where")
     show_cmd(server, "apply", "-f", "-", stdin=(MESH_CONFIG % (50, 50)).replace("weight: 50}]", "weight: fifty}]"))
