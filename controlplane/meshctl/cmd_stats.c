@@ -66,13 +66,13 @@ static void print_table(const Remora__V1__StatsResponse *r)
     }
     bool any_idle = false;
     rm__table_t t;
-    rm__table_init(&t, 16, "SERVICE", "VERSION", "ROUTE", "RPS", "REQUESTS", "SUCCESS", "EFFECTIVE",
-                   "RETRIES", "RETRY-OK", "SKIPPED", "SHADOW", "SHADOW-DROP", "OVERFLOW", "EJECT",
-                   "P50/P99", "SHARE/WEIGHT");
+    rm__table_init(&t, 17, "SERVICE", "VERSION", "ROUTE", "RPS", "REQUESTS", "SUCCESS", "EFFECTIVE",
+                   "RETRIES", "RETRY-OK", "SKIPPED", "REDIRECTED", "SHADOW", "SHADOW-DROP",
+                   "OVERFLOW", "EJECT", "P50/P99", "SHARE/WEIGHT");
     for (size_t i = 0; i < r->n_rows; i++) {
         const Remora__V1__VersionStats *v = r->rows[i];
-        char svc[300], rps[32], req[24], act[16], eff[16], retr[256], rok[24], skip[256], sh[24],
-            shd[24], ov[24], ej[24], p50[16], p99[16], lat[40], obs[16], cfg[16], share[40];
+        char svc[300], rps[32], req[24], act[16], eff[16], retr[256], rok[24], skip[256], red[24],
+            sh[24], shd[24], ov[24], ej[24], p50[16], p99[16], lat[40], obs[16], cfg[16], share[40];
         if (v->namespace_ && *v->namespace_ && strcmp(v->namespace_, "default") != 0)
             snprintf(svc, sizeof(svc), "%s.%s", v->service, v->namespace_);
         else
@@ -88,6 +88,7 @@ static void print_table(const Remora__V1__StatsResponse *r)
         counts_cell(v->retries, v->n_retries, retr, sizeof(retr));
         snprintf(rok, sizeof(rok), "%llu", (unsigned long long)v->retry_successes);
         counts_cell(v->retries_skipped, v->n_retries_skipped, skip, sizeof(skip));
+        snprintf(red, sizeof(red), "%llu", (unsigned long long)v->drain_redirects);
         snprintf(sh, sizeof(sh), "%llu", (unsigned long long)v->shadowed);
         snprintf(shd, sizeof(shd), "%llu", (unsigned long long)v->shadow_dropped);
         snprintf(ov, sizeof(ov), "%llu", (unsigned long long)v->overflows);
@@ -102,7 +103,7 @@ static void print_table(const Remora__V1__StatsResponse *r)
             snprintf(cfg, sizeof(cfg), "-");
         snprintf(share, sizeof(share), "%s / %s", obs, cfg);
         rm__table_row(&t, svc, *v->version ? v->version : NULL, *v->route ? v->route : NULL, rps,
-                      req, act, eff, retr, rok, skip, sh, shd, ov, ej, lat, share);
+                      req, act, eff, retr, rok, skip, red, sh, shd, ov, ej, lat, share);
     }
     rm__table_print(&t, stdout);
     rm__table_free(&t);
@@ -127,18 +128,18 @@ static void print_json(const Remora__V1__StatsResponse *r, int compact)
     for (size_t i = 0; i < r->n_rows; i++) {
         const Remora__V1__VersionStats *v = r->rows[i];
         json_t *o = json_pack(
-            "{s:s,s:s,s:s,s:s,s:f,s:I,s:f,s:f,s:o,s:I,s:o,s:I,s:I,s:I,s:I,s:f,s:f,s:f,s:f}",
+            "{s:s,s:s,s:s,s:s,s:f,s:I,s:f,s:f,s:o,s:I,s:o,s:I,s:I,s:I,s:I,s:I,s:f,s:f,s:f,s:f}",
             "service", v->service, "namespace", v->namespace_, "version", v->version, "route",
             v->route, "requests_per_second", v->requests_per_second, "requests_total",
             (json_int_t)v->requests_total, "actual_success_rate", v->actual_success_rate,
             "effective_success_rate", v->effective_success_rate, "retries",
             counts_json(v->retries, v->n_retries), "retry_successes",
             (json_int_t)v->retry_successes, "retries_skipped",
-            counts_json(v->retries_skipped, v->n_retries_skipped), "shadowed",
-            (json_int_t)v->shadowed, "shadow_dropped", (json_int_t)v->shadow_dropped, "overflows",
-            (json_int_t)v->overflows, "ejections", (json_int_t)v->ejections, "p50_seconds",
-            v->p50_seconds, "p99_seconds", v->p99_seconds, "observed_share", v->observed_share,
-            "configured_share", v->configured_share);
+            counts_json(v->retries_skipped, v->n_retries_skipped), "drain_redirects",
+            (json_int_t)v->drain_redirects, "shadowed", (json_int_t)v->shadowed, "shadow_dropped",
+            (json_int_t)v->shadow_dropped, "overflows", (json_int_t)v->overflows, "ejections",
+            (json_int_t)v->ejections, "p50_seconds", v->p50_seconds, "p99_seconds", v->p99_seconds,
+            "observed_share", v->observed_share, "configured_share", v->configured_share);
         json_array_append_new(rows, o);
     }
     json_t *root = json_pack("{s:I,s:o}", "window_ms", (json_int_t)r->window_ms, "rows", rows);

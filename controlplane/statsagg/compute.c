@@ -101,6 +101,7 @@ static void row_add(rm_statsagg_row_t *dst, const rm_statsagg_row_t *cur,
     dst->shadow_dropped += diff(cur->shadow_dropped, b->shadow_dropped);
     dst->overflows += diff(cur->overflows, b->overflows);
     dst->ejections += diff(cur->ejections, b->ejections);
+    dst->drain_redirects += diff(cur->drain_redirects, b->drain_redirects);
     for (size_t i = 0; i <= RM_HISTOGRAM_BUCKETS; i++)
         dst->buckets[i] += diff(cur->buckets[i], b->buckets[i]);
     dst->hcount += diff(cur->hcount, b->hcount);
@@ -307,6 +308,7 @@ void rm_statsagg_compute(rm_statsagg_history_t *const *hs, size_t n, const rm_st
         v->shadow_dropped = a->total.shadow_dropped;
         v->overflows = a->total.overflows;
         v->ejections = a->total.ejections;
+        v->drain_redirects = a->total.drain_redirects;
         v->p50_seconds = rm_histogram_quantile(bs->buckets, 0.50);
         v->p99_seconds = rm_histogram_quantile(bs->buckets, 0.99);
 

@@ -96,7 +96,7 @@ static void add_counter(rm_statsagg_digest_t *d, size_t *cap, const Remora__V1__
         "remora_retry_success_total",     "remora_retries_skipped_total",
         "remora_shadow_requests_total",   "remora_shadow_errors_total",
         "remora_shadow_dropped_total",    "remora_overflow_total",
-        "remora_outlier_ejections_total",
+        "remora_outlier_ejections_total", "remora_drain_redirects_total",
     };
     size_t which = sizeof(names) / sizeof(names[0]);
     if (c->name == NULL)
@@ -139,8 +139,11 @@ static void add_counter(rm_statsagg_digest_t *d, size_t *cap, const Remora__V1__
     case 7:
         r->overflows += v;
         break;
-    default:
+    case 8:
         r->ejections += v;
+        break;
+    default:
+        r->drain_redirects += v;
         break;
     }
 }

@@ -38,8 +38,9 @@
  * stats.proto), remora_retries_total{reason}, remora_retry_success_total,
  * remora_retries_skipped_total{reason}, remora_shadow_requests_total, remora_shadow_errors_total,
  * remora_shadow_dropped_total{reason}, remora_overflow_total{limit},
- * remora_outlier_ejections_total. Rows are keyed by the labels namespace (default: the sidecar's
- * namespace), service, version and route; a missing label is "". Other names are ignored.
+ * remora_outlier_ejections_total, remora_drain_redirects_total. Rows are keyed by the labels
+ * namespace (default: the sidecar's namespace), service, version and route; a missing label is "".
+ * Other names are ignored.
  *
  * Threads: none of this is shared; the caller (the completion-queue thread) owns every object.
  */
@@ -74,6 +75,7 @@ typedef struct rm_statsagg_row {
     uint64_t retry_success;
     uint64_t shadow_requests, shadow_errors, shadow_dropped;
     uint64_t overflows, ejections;
+    uint64_t drain_redirects;
     rm_statsagg_reason_t retries[RM_STATSAGG_MAX_REASONS];
     size_t n_retries;
     rm_statsagg_reason_t skipped[RM_STATSAGG_MAX_REASONS];

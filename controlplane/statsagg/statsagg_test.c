@@ -441,6 +441,8 @@ static void test_sum_across_sidecars_and_filters(void **state)
     rep_counter(&r, "remora_requests_total", 7,
                 (const char *const[]){"service=ratings", "version=v1", "route=", "code=200", NULL});
     rep_counter(&r, "remora_overflow_total", 3, (const char *const[]){"limit=requests", NULL});
+    rep_counter(&r, "remora_drain_redirects_total", 2,
+                (const char *const[]){"service=ratings", "version=v1", "route=", NULL});
     rm_statsagg_record(&h[2], &r.msg, "prod", 0);
     rep_free(&r);
 
@@ -454,6 +456,7 @@ static void test_sum_across_sidecars_and_filters(void **state)
     assert_string_equal(resp->rows[2]->namespace_, "prod");
     assert_string_equal(resp->rows[2]->service, "");
     assert_int_equal(resp->rows[2]->overflows, 3);
+    assert_int_equal(resp->rows[3]->drain_redirects, 2); /* prod/ratings v1 */
     protobuf_c_message_free_unpacked(&resp->base, NULL);
 
     Remora__V1__StatsResponse *r2 = new_resp();

@@ -114,7 +114,7 @@ class RollbackTest(unittest.TestCase):
         self.assertLess(v1["observed_share"], 0.9)
         self.assertLessEqual(sum(x["requests_total"] for x in rs), total * 2)
         for k in ("requests_per_second", "retries", "retries_skipped", "retry_successes",
-                  "shadowed", "shadow_dropped", "overflows", "ejections", "p50_seconds",
+                  "drain_redirects", "shadowed", "shadow_dropped", "overflows", "ejections", "p50_seconds",
                   "p99_seconds"):
             self.assertIn(k, v1)
         r = self.m.meshctl("stats", "reviews", "--route", "reviews-rollout")
@@ -122,11 +122,11 @@ class RollbackTest(unittest.TestCase):
         lines = r.out.splitlines()
         self.assertEqual(lines[0].split(), [
             "SERVICE", "VERSION", "ROUTE", "RPS", "REQUESTS", "SUCCESS", "EFFECTIVE", "RETRIES",
-            "RETRY-OK", "SKIPPED", "SHADOW", "SHADOW-DROP", "OVERFLOW", "EJECT", "P50/P99",
-            "SHARE/WEIGHT"])
+            "RETRY-OK", "SKIPPED", "REDIRECTED", "SHADOW", "SHADOW-DROP", "OVERFLOW", "EJECT",
+            "P50/P99", "SHARE/WEIGHT"])
         row = [l for l in lines if l.startswith("reviews") and " v1 " in l][0]
         self.assertRegex(row, r"reviews\s+v1\s+reviews-rollout\s+[\d.]+\s+%d\s+100\.00%%\s+"
-                              r"100\.00%%\s+0\s+0\s+0\s+0\s+0\s+0\s+0\s+\S+\s+[\d.]+%% / 80\.00%%$"
+                              r"100\.00%%\s+0\s+0\s+0\s+0\s+0\s+0\s+0\s+0\s+\S+\s+[\d.]+%% / 80\.00%%$"
                          % v1["requests_total"], r.out)
         print(r.out)
         print(json.dumps(rs, indent=1))

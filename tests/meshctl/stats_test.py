@@ -78,7 +78,7 @@ class StatsTest(unittest.TestCase):
         self.assertEqual(r.rc, 0, r)
         line = [l for l in r.out.splitlines() if l.startswith("reviews")][0]
         self.assertRegex(line, (r"^reviews\s+v1\s+reviews-rollout\s+[\d.]+\*?\s+%d\s+%.2f%%\s+%.2f%%\s+"
-                                r"%d \(5xx=%d\)\s+%d\s+%d \(non_idempotent=%d\)\s+0\s+0\s+0\s+0\s+"
+                                r"%d \(5xx=%d\)\s+%d\s+%d \(non_idempotent=%d\)\s+0\s+0\s+0\s+0\s+0\s+"
                                 r"[\d.]+m?s/[\d.]+m?s\s+100\.00%% / 100\.00%%$") % (
             n, v["actual_success_rate"] * 100, v["effective_success_rate"] * 100, retries, retries,
             retries, post_failures, post_failures))
