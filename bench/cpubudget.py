@@ -16,10 +16,11 @@ V1_ROOT = "/sys/fs/cgroup/cpu"
 PERIOD_US = 10000  # short periods: throttling in 5 ms slices, not 50 ms stalls
 
 
-def _v2():
+def v2_has(controller):
+    """Whether cgroup v2 is mounted at V2_ROOT with `controller` ("cpu", "memory") available."""
     try:
         with open(os.path.join(V2_ROOT, "cgroup.controllers")) as f:
-            return "cpu" in f.read().split()
+            return controller in f.read().split()
     except OSError:
         return False
 
@@ -28,7 +29,7 @@ class CpuBudget:
     """One cgroup; set(fraction) caps the CPU of every process moved in with add()."""
 
     def __init__(self, name):
-        self.v2 = _v2()
+        self.v2 = v2_has("cpu")
         root = V2_ROOT if self.v2 else V1_ROOT
         self.path = os.path.join(root, name)
         os.makedirs(self.path, exist_ok=True)

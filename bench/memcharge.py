@@ -16,16 +16,9 @@ import signal
 import subprocess
 import time
 
-V2_ROOT = "/sys/fs/cgroup"
+from cpubudget import V2_ROOT, v2_has
+
 V1_ROOT = "/sys/fs/cgroup/memory"
-
-
-def _v2():
-    try:
-        with open(os.path.join(V2_ROOT, "cgroup.controllers")) as f:
-            return "memory" in f.read().split()
-    except OSError:
-        return False
 
 
 def _stat(path, key):
@@ -38,13 +31,13 @@ def _stat(path, key):
 
 
 def available():
-    return os.geteuid() == 0 and (_v2() or os.path.isdir(V1_ROOT))
+    return os.geteuid() == 0 and (v2_has("memory") or os.path.isdir(V1_ROOT))
 
 
 def working_set_kb(argv, ready, name, settle=1.0):
     """Starts argv (its own session) in a new memory cgroup, waits for ready() and `settle`
     seconds, and returns the cgroup's working set in kB. The process group is killed after."""
-    v2 = _v2()
+    v2 = v2_has("memory")
     path = os.path.join(V2_ROOT if v2 else V1_ROOT, name)
     os.makedirs(path, exist_ok=True)
 

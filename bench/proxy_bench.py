@@ -182,12 +182,13 @@ backend be
 
 def charged_memory_kb(tmp, backend_port):
     """Each proxy's memory-cgroup working set as a second idle instance (bench/memcharge.py)."""
+    argv_for = {"remora": lambda port: remora_argv(tmp, port),
+                "nginx": lambda port: nginx_argv(tmp, "second", backend_port, port),
+                "haproxy": lambda port: haproxy_argv(tmp, "second", backend_port, port)}
     out = {}
-    for name in ("remora", "nginx", "haproxy"):
+    for name, build in argv_for.items():
         port = free_port()
-        argv = {"remora": lambda: remora_argv(tmp, port),
-                "nginx": lambda: nginx_argv(tmp, "second", backend_port, port),
-                "haproxy": lambda: haproxy_argv(tmp, "second", backend_port, port)}[name]()
+        argv = build(port)
         log("memory cgroup working set of a second idle %s" % name)
         out[name] = memcharge.working_set_kb(argv, lambda: wait_port(port),
                                              "remora-bench-mem-%d" % os.getpid())

@@ -29,10 +29,11 @@ void rm_metrics_retry_success(rm_worker_t *w, const char *service, const char *v
 void rm_metrics_ejection(rm_worker_t *w, const char *service, const char *version,
                          const char *endpoint);
 
-/* Shadow copies: sent, failed (5xx, reset, timeout), and not sent with the reason. */
 /* A request a draining server sidecar sent back, redirected to another endpoint (exchange.c). */
 void rm_metrics_drain_redirect(rm_worker_t *w, const char *service, const char *version,
                                const char *route);
+
+/* Shadow copies: sent, failed (5xx, reset, timeout), and not sent with the reason. */
 void rm_metrics_shadow_sent(rm_worker_t *w, const char *service, const char *version);
 void rm_metrics_shadow_error(rm_worker_t *w, const char *service, const char *version);
 void rm_metrics_shadow_dropped(rm_worker_t *w, const char *service, const char *version,
