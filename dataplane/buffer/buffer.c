@@ -6,9 +6,6 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/socket.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
 /* First allocation: big enough for a typical request head, small enough that ten thousand
  * connections mid-request stay cheap. */
@@ -19,7 +16,7 @@
  * buffer memory. glibc serves these sizes from its bins (its per-thread cache stops at about
  * 1 KiB), which made malloc/free a visible share of a request. Each thread keeps a stack of free
  * blocks per size class instead: 4 KiB (a first block), 8 KiB and 16 KiB (what a read asks for:
- * see rm_buf_read_fd).
+ * see rm_conn_read_buf in dataplane/transport).
  *
  * The stacks grow with the load: with 200 requests in flight a fixed 32-block stack overflowed
  * and malloc/free came back as 12% of a request's instructions. What a burst leaves behind is
@@ -187,61 +184,4 @@ void rm_buf_free(rm_buf_t *b)
     block_free(b->data, b->cap);
     b->data = NULL;
     b->cap = b->off = b->len = 0;
-}
-
-/* The socket calls of the data path, made as raw system calls. glibc's recv/send are thread
- * cancellation points and wrap every call in enabling and disabling asynchronous cancellation,
- * which showed as ~1.5% of a proxied request's CPU; nothing here uses thread cancellation.
- * recvfrom rather than read: no VFS layer. Same results and errno as recv/send. */
-static inline ssize_t sock_recv(int fd, void *p, size_t n)
-{
-    return syscall(SYS_recvfrom, fd, p, n, 0, NULL, NULL);
-}
-
-static inline ssize_t sock_send(int fd, const void *p, size_t n)
-{
-    return syscall(SYS_sendto, fd, p, n, MSG_NOSIGNAL, NULL, 0);
-}
-
-ssize_t rm_buf_read_fd(rm_buf_t *b, int fd, size_t max)
-{
-    size_t room = rm_buf_room(b);
-    if (room == 0)
-        return RM_BUF_EFULL;
-    size_t want = room < max ? room : max;
-    /* Ask for no more than what fits after compaction, but at least a useful chunk. */
-    size_t free_tail = b->cap - (b->off + b->len);
-    if (b->data != NULL && free_tail >= 1024 && free_tail < want)
-        want = free_tail;
-    /* A buffer without memory (most reads: idle connections hold none) starts with a 16 KiB
-     * block, one of the sizes the thread's block cache keeps, whatever `max` allows; it grows
-     * only when a later read finds less than 1 KiB free. */
-    if (b->data == NULL && want > RM_BUF_MIN_ALLOC * 4)
-        want = RM_BUF_MIN_ALLOC * 4;
-    int err = 0;
-    char *t = rm_buf_reserve(b, want, &err);
-    if (t == NULL)
-        return err;
-    ssize_t n;
-    do {
-        n = sock_recv(fd, t, want);
-    } while (n < 0 && errno == EINTR);
-    if (n < 0)
-        return errno == EWOULDBLOCK ? -EAGAIN : -errno;
-    b->len += (size_t)n;
-    return n;
-}
-
-ssize_t rm_buf_write_fd(rm_buf_t *b, int fd)
-{
-    if (b->len == 0)
-        return 0;
-    ssize_t n;
-    do {
-        n = sock_send(fd, b->data + b->off, b->len);
-    } while (n < 0 && errno == EINTR);
-    if (n < 0)
-        return errno == EWOULDBLOCK ? -EAGAIN : -errno;
-    rm_buf_consume(b, (size_t)n);
-    return n;
 }

@@ -75,15 +75,6 @@ void rm_buf_release(rm_buf_t *b);
 /* Frees the memory whatever it holds. */
 void rm_buf_free(rm_buf_t *b);
 
-/* Reads once from a socket fd into the tail (at most the room left under the limit, at most `max`).
- * Returns bytes read (>0), 0 on EOF, -EAGAIN when nothing is available, or another -errno.
- * RM_BUF_EFULL when the buffer is at its limit. */
-ssize_t rm_buf_read_fd(rm_buf_t *b, int fd, size_t max);
-
-/* Writes from the head to fd once and consumes what was written. Returns bytes written, -EAGAIN,
- * or another -errno. */
-ssize_t rm_buf_write_fd(rm_buf_t *b, int fd);
-
 /* Frees the calling thread's cache of free buffer blocks (see buffer.c). Call it on a thread
  * that used buffers before the thread exits; buffers freed afterwards refill the cache. */
 void rm_buf_thread_cache_free(void);

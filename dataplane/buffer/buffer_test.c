@@ -1,13 +1,9 @@
-/* dataplane/buffer/buffer_test.c — limits, compaction, release, fd I/O. */
+/* dataplane/buffer/buffer_test.c — limits, compaction, release, the block cache. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
-
-#include <errno.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include "dataplane/buffer/buffer.h"
 
@@ -51,29 +47,6 @@ static void test_large_printf(void **state)
     assert_int_equal(b.len, 2001);
     assert_int_equal(rm_buf_head(&b)[2000], '>');
     rm_buf_free(&b);
-}
-
-static void test_fd_io(void **state)
-{
-    (void)state;
-    int sv[2];
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
-    rm_buf_t out, in;
-    rm_buf_init(&out, 1 << 16);
-    rm_buf_init(&in, 8);
-    rm_buf_append(&out, "0123456789", 10);
-    assert_int_equal(rm_buf_write_fd(&out, sv[0]), 10);
-    assert_int_equal(out.len, 0);
-    assert_int_equal(rm_buf_read_fd(&in, sv[1], 1 << 16), 8); /* capped by the limit */
-    assert_int_equal(rm_buf_read_fd(&in, sv[1], 1 << 16), RM_BUF_EFULL);
-    rm_buf_consume(&in, 8);
-    assert_int_equal(rm_buf_read_fd(&in, sv[1], 1 << 16), 2);
-    assert_int_equal(rm_buf_read_fd(&in, sv[1], 1 << 16), -EAGAIN);
-    close(sv[0]);
-    assert_int_equal(rm_buf_read_fd(&in, sv[1], 1 << 16), 0);
-    close(sv[1]);
-    rm_buf_free(&in);
-    rm_buf_free(&out);
 }
 
 /* A released first block is kept by the thread and handed to the next buffer; a grown block is
@@ -136,7 +109,6 @@ int main(void)
         cmocka_unit_test(test_limit_is_hard),
         cmocka_unit_test(test_release_only_when_empty),
         cmocka_unit_test(test_large_printf),
-        cmocka_unit_test(test_fd_io),
         cmocka_unit_test(test_first_blocks_are_recycled),
         cmocka_unit_test(test_cache_grows_with_load_and_trims_back),
     };

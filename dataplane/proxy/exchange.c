@@ -16,19 +16,19 @@
 #include <unistd.h>
 
 #include "common/log/log.h"
+#include "dataplane/policy/limits.h"
 #include "dataplane/proxy/access_log.h"
+#include "dataplane/proxy/attempt.h"
 #include "dataplane/proxy/body.h"
 #include "dataplane/proxy/fmt.h"
 #include "dataplane/proxy/list.h"
-#include "dataplane/proxy/limits.h"
 #include "dataplane/proxy/metrics.h"
-#include "dataplane/proxy/outlier.h"
-#include "dataplane/proxy/retry.h"
 #include "dataplane/proxy/routing.h"
 #include "dataplane/proxy/session.h"
 #include "dataplane/proxy/shadow.h"
 #include "dataplane/proxy/upstream.h"
 #include "dataplane/proxy/worker.h"
+#include "dataplane/transport/transport.h"
 
 /* Stop moving bytes into a destination buffer holding this much. */
 #define HIGH_WATER ((size_t)64 * 1024)
@@ -39,6 +39,19 @@ static void try_timer_cb(struct ev_loop *loop, ev_timer *t, int revents);
 static bool attempt_failed(rm_exchange_t *ex, rm_retry_cause_t cause, int status);
 static void pump_request_body(rm_exchange_t *ex);
 static void pump_response(rm_exchange_t *ex);
+static void on_upstream_error(rm_exchange_t *ex, rm_upstream_failure_t kind, int err);
+static void on_upstream_io(void *owner, int revents);
+static void on_upstream_connect_failed(void *owner, int err);
+static bool wants_upstream_read(const void *owner);
+static void note_sent(void *owner, size_t n);
+
+/* How the exchange's upstream connection reaches it (upstream.h). */
+static const rm_upconn_owner_ops_t upstream_conn_ops = {
+    .on_io = on_upstream_io,
+    .on_connect_failed = on_upstream_connect_failed,
+    .wants_read = wants_upstream_read,
+    .on_sent = note_sent,
+};
 
 static bool is_idempotent(rm_http1_method_t m)
 {
@@ -257,8 +270,7 @@ rm_exchange_t *rm_exchange_new(rm_session_t *s, rm_http1_request_t *req, size_t 
         ex->local_reason = "request head too large to forward";
     }
     rm_buf_consume(&s->in, head_len);
-    if (ex->svc != NULL)
-        rm_retry_budget_note_request(w, ex->svc);
+    rm_attempt_note_request(ex);
     return ex;
 }
 
@@ -269,8 +281,8 @@ static void retire(rm_exchange_t *ex)
     rm_worker_t *w = ex->session->worker;
     ex->finished = true;
     ev_timer_stop(w->loop, &ex->try_timer);
-    rm_retry_done(ex);
-    rm_limits_release(ex);
+    rm_attempt_retry_done(ex);
+    rm_limits_release(&ex->limits);
     rm_buf_free(&ex->replay);
     rm_buf_free(&ex->shadow_head);
     if (ex->conn != NULL) {
@@ -434,8 +446,8 @@ static void try_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
      * was written, so the request is provably unprocessed and may be retried whatever its method
      * (a perTryTimeout below the connect timeout meets this with a pod whose SYNs are dropped). */
     bool connecting = ex->conn != NULL && !ex->conn->connected;
-    rm_exchange_on_upstream_error(ex, connecting ? RM_UPSTREAM_CONNECT_FAILED : RM_UPSTREAM_TIMEOUT,
-                                  -ETIMEDOUT);
+    on_upstream_error(ex, connecting ? RM_UPSTREAM_CONNECT_FAILED : RM_UPSTREAM_TIMEOUT,
+                      -ETIMEDOUT);
 }
 
 /* Ends the current attempt (its connection and endpoint let go) and starts the next one from the
@@ -483,11 +495,11 @@ static bool attempt_failed(rm_exchange_t *ex, rm_retry_cause_t cause, int status
 {
     if (ex->resp_started || ex->finished)
         return false;
-    rm_outlier_record(ex, cause == RM_RETRY_CAUSE_STATUS ? rm_outlier_classify(status)
-                                                         : RM_OUTLIER_GATEWAY_ERROR);
+    rm_attempt_record_outcome(ex, cause == RM_RETRY_CAUSE_STATUS ? rm_outlier_classify(status)
+                                                                 : RM_OUTLIER_GATEWAY_ERROR);
     ex->outlier_recorded = true;
-    rm_retry_done(ex); /* the attempt that just ended gives its retry room back */
-    rm_retry_verdict_t v = rm_retry_decide(ex, cause, status);
+    rm_attempt_retry_done(ex); /* the attempt that just ended gives its retry room back */
+    rm_retry_verdict_t v = rm_attempt_retry_verdict(ex, cause, status);
     if (!v.retry)
         return false;
     ex->retries++;
@@ -518,16 +530,18 @@ static void connect_upstream(rm_exchange_t *ex)
     up->active++;
     ex->attempts++;
     rm_http1_response_init(&ex->resp, w->headers, w->proxy->opt.max_headers);
-    ex->conn = ex->raw_tcp ? NULL : rm_upconn_take_pooled(w, up, ex);
+    ex->conn = ex->raw_tcp ? NULL : rm_upconn_take_pooled(w, up, &upstream_conn_ops, ex);
     if (ex->conn == NULL && !ex->raw_tcp) {
-        const char *limit = rm_limits_connect(ex);
+        const char *limit =
+            ex->svc != NULL ? rm_limits_connect(&ex->limits, ex->svc, ex->decision.version_index)
+                            : NULL;
         if (limit != NULL) {
             overloaded(ex, limit);
             return;
         }
     }
     if (ex->conn == NULL)
-        ex->conn = rm_upconn_connect(w, up, ex, &err);
+        ex->conn = rm_upconn_connect(w, up, &upstream_conn_ops, ex, &err);
     ex->bytes_sent = 0;
     if (ex->conn == NULL) {
         if (ex->raw_tcp) {
@@ -569,7 +583,8 @@ void rm_exchange_start(rm_exchange_t *ex)
         local_reply(ex, ex->local_status, ex->local_reason, NULL);
         return;
     }
-    const char *limit = rm_limits_admit(ex);
+    const char *limit =
+        ex->svc != NULL ? rm_limits_admit(&ex->limits, ex->svc, ex->decision.version_index) : NULL;
     if (limit != NULL) {
         overloaded(ex, limit);
         return;
@@ -646,10 +661,9 @@ bool rm_exchange_wants_downstream_read(const rm_exchange_t *ex)
            ex->conn->out.len < HIGH_WATER;
 }
 
-bool rm_exchange_wants_upstream_read(const rm_exchange_t *ex)
+static bool wants_upstream_read(const void *owner)
 {
-    if (ex == NULL)
-        return false;
+    const rm_exchange_t *ex = owner;
     /* After the response, keep READ on: the connection goes back to the pool, where READ
      * detects the server closing it. */
     if (ex->resp_done)
@@ -662,9 +676,14 @@ bool rm_exchange_request_done(const rm_exchange_t *ex)
     return ex->req_done && ex->phase != RM_EX_TUNNEL;
 }
 
-void rm_exchange_note_sent(rm_exchange_t *ex, size_t n)
+static void note_sent(void *owner, size_t n)
 {
-    ex->bytes_sent += n;
+    ((rm_exchange_t *)owner)->bytes_sent += n;
+}
+
+static void on_upstream_connect_failed(void *owner, int err)
+{
+    on_upstream_error(owner, RM_UPSTREAM_CONNECT_FAILED, err);
 }
 
 bool rm_exchange_keepalive(const rm_exchange_t *ex)
@@ -696,7 +715,7 @@ void rm_exchange_on_downstream_eof(rm_exchange_t *ex)
          * still flows back until it closes too. */
         ex->client_close = true;
         if (ex->conn->out.len == 0)
-            shutdown(ex->conn->fd, SHUT_WR);
+            rm_conn_shutdown_write(&ex->conn->conn);
         rm_session_update_events(s);
         return;
     }
@@ -782,13 +801,13 @@ static void pump_response(rm_exchange_t *ex)
                                             ex->method);
             if (n == RM_HTTP1_INCOMPLETE) {
                 if (rm_buf_room(&c->in) == 0)
-                    rm_exchange_on_upstream_error(ex, RM_UPSTREAM_PROTOCOL, 0);
+                    on_upstream_error(ex, RM_UPSTREAM_PROTOCOL, 0);
                 return;
             }
             if (n < 0) {
                 rm_log_debug("upstream %s: bad response: %s", ex->upstream->address,
                              ex->resp.error_reason);
-                rm_exchange_on_upstream_error(ex, RM_UPSTREAM_PROTOCOL, 0);
+                on_upstream_error(ex, RM_UPSTREAM_PROTOCOL, 0);
                 return;
             }
             rm_http1_response_t *resp = &ex->resp;
@@ -811,7 +830,7 @@ static void pump_response(rm_exchange_t *ex)
                     return;
             }
             if (!interim && !ex->outlier_recorded) {
-                rm_outlier_record(ex, rm_outlier_classify(resp->status));
+                rm_attempt_record_outcome(ex, rm_outlier_classify(resp->status));
                 ex->outlier_recorded = true;
             }
             if (forward_response_head(ex, resp) != 0) {
@@ -896,9 +915,9 @@ static void finish(rm_exchange_t *ex)
     rm_session_exchange_done(s);
 }
 
-void rm_exchange_on_upstream_error(rm_exchange_t *ex, rm_upstream_failure_t kind, int err)
+static void on_upstream_error(rm_exchange_t *ex, rm_upstream_failure_t kind, int err)
 {
-    rm_limits_connected(ex);
+    rm_limits_connected(&ex->limits);
     (void)err;
     if (ex->phase == RM_EX_TUNNEL) {
         rm_session_close(ex->session);
@@ -918,7 +937,7 @@ void rm_exchange_on_upstream_error(rm_exchange_t *ex, rm_upstream_failure_t kind
     if (attempt_failed(ex, causes[kind], kind == RM_UPSTREAM_PROTOCOL ? 502 : 0))
         return;
     if (!ex->outlier_recorded) {
-        rm_outlier_record(ex, RM_OUTLIER_GATEWAY_ERROR);
+        rm_attempt_record_outcome(ex, RM_OUTLIER_GATEWAY_ERROR);
         ex->outlier_recorded = true;
     }
     switch (kind) {
@@ -940,27 +959,28 @@ void rm_exchange_on_upstream_error(rm_exchange_t *ex, rm_upstream_failure_t kind
 
 /* Any call below may end this attempt (a retry closes `c` and may open another connection), or
  * the whole exchange: after each, stop unless the exchange still uses `c`. */
-void rm_exchange_on_upstream_io(rm_exchange_t *ex, int revents)
+static void on_upstream_io(void *owner, int revents)
 {
+    rm_exchange_t *ex = owner;
     rm_upconn_t *c = ex->conn;
     rm_session_t *s = ex->session;
-    rm_limits_connected(ex); /* the connection is up: no longer pending */
+    rm_limits_connected(&ex->limits); /* the connection is up: no longer pending */
     if (revents & EV_WRITE) {
-        ssize_t n = rm_buf_write_fd(&c->out, c->fd);
+        ssize_t n = rm_conn_write_buf(&c->conn, &c->out);
         if (n < 0 && n != -EAGAIN) {
-            rm_exchange_on_upstream_error(ex, RM_UPSTREAM_RESET, (int)n);
+            on_upstream_error(ex, RM_UPSTREAM_RESET, (int)n);
             return;
         }
         if (n > 0)
             ex->bytes_sent += (size_t)n;
         if (ex->phase == RM_EX_TUNNEL && ex->client_close && c->out.len == 0)
-            shutdown(c->fd, SHUT_WR);
+            rm_conn_shutdown_write(&c->conn);
         pump_request_body(ex);
         if (ex->finished || s->closing || ex->conn != c)
             return;
     }
     if (revents & EV_READ) {
-        ssize_t n = rm_buf_read_fd(&c->in, c->fd, (size_t)64 * 1024);
+        ssize_t n = rm_conn_read_buf(&c->conn, &c->in, (size_t)64 * 1024);
         if (n == 0 || (n < 0 && n != -EAGAIN && n != RM_BUF_EFULL)) {
             if (ex->phase == RM_EX_TUNNEL) {
                 pump_response(ex);
@@ -988,7 +1008,7 @@ void rm_exchange_on_upstream_io(rm_exchange_t *ex, int revents)
             pump_response(ex);
             if (ex->finished || s->closing || ex->conn != c)
                 return;
-            rm_exchange_on_upstream_error(ex, RM_UPSTREAM_RESET, (int)n);
+            on_upstream_error(ex, RM_UPSTREAM_RESET, (int)n);
             return;
         }
         pump_response(ex);

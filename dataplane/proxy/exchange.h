@@ -33,17 +33,11 @@ void rm_exchange_start(rm_exchange_t *ex);
 void rm_exchange_on_downstream_data(rm_exchange_t *ex);
 void rm_exchange_on_downstream_eof(rm_exchange_t *ex);
 void rm_exchange_on_downstream_drained(rm_exchange_t *ex);
-void rm_exchange_on_upstream_io(rm_exchange_t *ex, int revents);
-void rm_exchange_on_upstream_error(rm_exchange_t *ex, rm_upstream_failure_t kind, int err);
 
 bool rm_exchange_wants_downstream_read(const rm_exchange_t *ex);
-bool rm_exchange_wants_upstream_read(const rm_exchange_t *ex);
 
 /* True once the whole request body was forwarded (or there was none). */
 bool rm_exchange_request_done(const rm_exchange_t *ex);
-
-/* Counts request bytes written to the upstream outside the exchange's own callbacks. */
-void rm_exchange_note_sent(rm_exchange_t *ex, size_t n);
 
 /* True when the client connection may carry another request after this one. */
 bool rm_exchange_keepalive(const rm_exchange_t *ex);

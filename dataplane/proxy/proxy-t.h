@@ -28,8 +28,11 @@
 #include "dataplane/buffer/buffer.h"
 #include "dataplane/buffer/cache_level.h"
 #include "dataplane/http1/http1.h"
+#include "dataplane/policy/limits.h"
+#include "dataplane/policy/outlier.h"
 #include "dataplane/route/route.h"
 #include "dataplane/snapshot/snapshot.h"
+#include "dataplane/transport/transport-t.h"
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
@@ -90,22 +93,35 @@ typedef struct rm_upstream {
     int active;       /* requests in flight to it from this worker */
     rm_list_t idle;   /* rm_upconn_t.link, most recently used first */
     int idle_count;
-    int consecutive_5xx; /* outlier detection (resilience) */
-    int consecutive_gateway;
-    ev_tstamp ejected_until;
-    int ejections; /* times ejected so far: the next ejection lasts this many base times */
-    uint64_t generation_seen;  /* last snapshot generation that listed it (for GC) */
-    bool from_snapshot;        /* an endpoint of a Service, not a raw address */
-    struct rm_upstream *hnext; /* hash chain */
+    rm_outlier_state_t outlier; /* consecutive errors and ejection (dataplane/policy) */
+    uint64_t generation_seen;   /* last snapshot generation that listed it (for GC) */
+    bool from_snapshot;         /* an endpoint of a Service, not a raw address */
+    struct rm_upstream *hnext;  /* hash chain */
 } rm_upstream_t;
+
+/* Who uses an upstream connection, and how it hears what happens on it: the pool does not know
+ * whether an exchange or a shadow copy holds a connection, it calls its owner through this table.
+ * Every callback may close the connection. */
+typedef struct rm_upconn_owner_ops {
+    /* The connection is up and readable and/or writable (revents: EV_READ | EV_WRITE). */
+    void (*on_io)(void *owner, int revents);
+    /* Connecting failed: refused, unreachable, or the connect timeout (-ETIMEDOUT). Nothing was
+     * sent. */
+    void (*on_connect_failed)(void *owner, int err);
+    /* Whether the owner reads now (back-pressure towards its own client). */
+    bool (*wants_read)(const void *owner);
+    /* n bytes of the owner's request left the connection's buffer outside its callbacks (the
+     * optimistic write in rm_upconn_update_events). NULL when the owner does not count them. */
+    void (*on_sent)(void *owner, size_t n);
+} rm_upconn_owner_ops_t;
 
 typedef struct rm_upconn {
     ev_io io;
-    ev_timer timer; /* connect timeout, then idle timeout while pooled */
-    int fd;
-    rm_upstream_t *up;   /* borrowed: upstreams outlive their connections */
-    rm_exchange_t *ex;   /* borrowed: the exchange using it, NULL when idle */
-    rm_shadow_t *shadow; /* borrowed: or the shadow copy using it (never pooled) */
+    ev_timer timer;                         /* connect timeout, then idle timeout while pooled */
+    rm_conn_t conn;                         /* owned: the socket and its transport */
+    rm_upstream_t *up;                      /* borrowed: upstreams outlive their connections */
+    const rm_upconn_owner_ops_t *owner_ops; /* the owner's callbacks; NULL while pooled */
+    void *owner;                            /* borrowed: who uses it (an exchange, a shadow) */
     rm_worker_t *worker;
     rm_list_t link;       /* in up->idle while idle */
     ev_tstamp idle_since; /* loop time it went back to the pool */
@@ -148,9 +164,8 @@ typedef struct rm_exchange {
     ev_timer try_timer;     /* per-try timeout, or the backoff before the next attempt */
     bool backing_off;       /* try_timer is the backoff */
     bool outlier_recorded;  /* this attempt's outcome went to outlier detection */
-    void *limits_slot;      /* circuit-breaker counters this request holds a place in */
-    bool limits_pending;    /* and a pending-connection place */
-    rm_buf_t shadow_head;   /* the mirror copy's head (Host + "-shadow"), when mirrored */
+    rm_limits_hold_t limits; /* circuit-breaker places this request holds */
+    rm_buf_t shadow_head;    /* the mirror copy's head (Host + "-shadow"), when mirrored */
     const rm_service_t *shadow_svc;
     size_t shadow_version; /* in shadow_svc->versions */
     bool shadow_pending;   /* mirrored, not launched yet */
@@ -209,7 +224,7 @@ typedef struct rm_session {
     ev_timer timer;       /* fires by the deadline of what the connection waits for (deadline.h) */
     ev_tstamp wait_since; /* when the current wait (idle or partial head) began */
     uint8_t waiting;      /* RM_WAIT_*: what the connection waits for between exchanges */
-    int fd;
+    rm_conn_t conn;       /* owned: the socket and its transport */
     rm_listener_kind_t kind;
     rm_worker_t *worker; /* borrowed */
     rm_list_t link;      /* in worker->sessions */

@@ -96,7 +96,7 @@ static int endpoint_load(void *ctx, const rm_endpoint_ref_t *ep)
     rm_upstream_t *u = rm_upstream_find(w, ep->key);
     if (u == NULL)
         return 0;
-    if (u->ejected_until > ev_now(w->loop))
+    if (rm_outlier_is_ejected(&u->outlier, ev_now(w->loop)))
         return -1;
     return u->active;
 }

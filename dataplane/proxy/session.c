@@ -25,6 +25,7 @@
 #include "dataplane/proxy/metrics.h"
 #include "dataplane/proxy/upstream.h"
 #include "dataplane/proxy/worker.h"
+#include "dataplane/transport/transport.h"
 
 /* Stop reading the client while this much response is waiting to be written to it. */
 #define OUT_HIGH_WATER ((size_t)256 * 1024)
@@ -55,9 +56,9 @@ static void read_original_dst(rm_session_t *s)
     memset(&dst, 0, sizeof(dst));
     memset(&local, 0, sizeof(local));
     socklen_t dl = sizeof(dst), ll = sizeof(local);
-    if (getsockopt(s->fd, SOL_IP, SO_ORIGINAL_DST, &dst, &dl) != 0)
+    if (getsockopt(s->conn.fd, SOL_IP, SO_ORIGINAL_DST, &dst, &dl) != 0)
         return;
-    if (getsockname(s->fd, (struct sockaddr *)&local, &ll) != 0)
+    if (getsockname(s->conn.fd, (struct sockaddr *)&local, &ll) != 0)
         return;
     if (dst.ss_family == AF_INET && local.ss_family == AF_INET) {
         const struct sockaddr_in *d = (const struct sockaddr_in *)&dst;
@@ -75,7 +76,7 @@ rm_session_t *rm_session_new(rm_worker_t *w, int fd, rm_listener_kind_t kind,
     rm_session_t *s = calloc(1, sizeof(*s));
     if (s == NULL)
         return NULL;
-    s->fd = fd;
+    rm_conn_init_tcp(&s->conn, fd);
     s->kind = kind;
     s->worker = w;
     (void)plen;
@@ -118,10 +119,7 @@ void rm_session_shutdown(rm_session_t *s)
         rm_exchange_abort(s->ex);
         s->ex = NULL;
     }
-    if (s->fd >= 0) {
-        close(s->fd);
-        s->fd = -1;
-    }
+    rm_conn_close(&s->conn);
 }
 
 void rm_session_free(rm_session_t *s)
@@ -160,7 +158,7 @@ void rm_session_update_events(rm_session_t *s)
      * epoll for writability (two epoll_ctl calls saved per response). Errors are left for the
      * write watcher to find. */
     if (s->out.len > 0 && !(have & EV_WRITE)) {
-        ssize_t n = rm_buf_write_fd(&s->out, s->fd);
+        ssize_t n = rm_conn_write_buf(&s->conn, &s->out);
         if (n > 0 && s->out.len == 0) {
             rm_buf_release(&s->out);
             if (s->ex != NULL && s->ex->conn != NULL)
@@ -175,7 +173,7 @@ void rm_session_update_events(rm_session_t *s)
     if (want != have) {
         ev_io_stop(w->loop, &s->io);
         if (want) {
-            ev_io_set(&s->io, s->fd, want);
+            ev_io_set(&s->io, s->conn.fd, rm_conn_poll_events(&s->conn, want));
             ev_io_start(w->loop, &s->io);
         }
     }
@@ -305,7 +303,7 @@ static void session_process(rm_session_t *s)
 
 static void session_read(rm_session_t *s)
 {
-    ssize_t n = rm_buf_read_fd(&s->in, s->fd, (size_t)64 * 1024);
+    ssize_t n = rm_conn_read_buf(&s->conn, &s->in, (size_t)64 * 1024);
     if (n == -EAGAIN || n == RM_BUF_EFULL) {
         if (n == RM_BUF_EFULL && s->ex == NULL)
             session_process(s);
@@ -333,7 +331,7 @@ static void session_read(rm_session_t *s)
 
 static void session_write(rm_session_t *s)
 {
-    ssize_t n = rm_buf_write_fd(&s->out, s->fd);
+    ssize_t n = rm_conn_write_buf(&s->conn, &s->out);
     if (n < 0 && n != -EAGAIN) {
         rm_session_close(s); /* the client went away; an exchange in progress is aborted */
         return;
@@ -358,10 +356,10 @@ static void linger_io_cb(struct ev_loop *loop, ev_io *io, int revents)
     rm_session_t *s = container_of(io, rm_session_t, io);
     char scratch[16384];
     for (int i = 0; i < 16; i++) {
-        ssize_t n = read(s->fd, scratch, sizeof(scratch));
+        ssize_t n = s->conn.ops->recv(&s->conn, scratch, sizeof(scratch));
         if (n > 0)
             continue;
-        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        if (n == -EAGAIN)
             return;
         break; /* EOF or error: the client has seen our close */
     }
@@ -383,10 +381,10 @@ static void session_linger(rm_session_t *s)
         return;
     s->lingering = true;
     rm_buf_free(&s->in);
-    shutdown(s->fd, SHUT_WR);
+    rm_conn_shutdown_write(&s->conn);
     ev_io_stop(w->loop, &s->io);
     ev_set_cb(&s->io, linger_io_cb);
-    ev_io_set(&s->io, s->fd, EV_READ);
+    ev_io_set(&s->io, s->conn.fd, rm_conn_poll_events(&s->conn, EV_READ));
     ev_io_start(w->loop, &s->io);
     ev_timer_stop(w->loop, &s->timer);
     ev_set_cb(&s->timer, linger_timer_cb);

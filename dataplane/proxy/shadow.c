@@ -10,6 +10,7 @@
 #include "dataplane/proxy/metrics.h"
 #include "dataplane/proxy/upstream.h"
 #include "dataplane/proxy/worker.h"
+#include "dataplane/transport/transport.h"
 
 /* A shadow gets this long for its whole exchange; then it is abandoned and counted an error. */
 #define SHADOW_TIMEOUT_S 10.0
@@ -102,10 +103,8 @@ static void shadow_free(rm_shadow_t *sh, bool error)
     if (error)
         rm_metrics_shadow_error(w, sh->service, sh->version);
     ev_timer_stop(w->loop, &sh->timer);
-    if (sh->conn != NULL) {
-        sh->conn->shadow = NULL;
+    if (sh->conn != NULL)
         rm_upconn_close(sh->conn);
-    }
     w->shadows--;
     free(sh);
 }
@@ -116,6 +115,27 @@ static void shadow_timeout_cb(struct ev_loop *loop, ev_timer *t, int revents)
     (void)revents;
     shadow_free(container_of(t, rm_shadow_t, timer), true);
 }
+
+static void shadow_on_io(void *owner, int revents);
+
+static void shadow_on_connect_failed(void *owner, int err)
+{
+    (void)err;
+    shadow_free(owner, true);
+}
+
+/* A copy reads its response whatever the client does: nobody waits for it. */
+static bool shadow_wants_read(const void *owner)
+{
+    (void)owner;
+    return true;
+}
+
+static const rm_upconn_owner_ops_t shadow_conn_ops = {
+    .on_io = shadow_on_io,
+    .on_connect_failed = shadow_on_connect_failed,
+    .wants_read = shadow_wants_read,
+};
 
 static int load_of(void *ctx, const rm_endpoint_ref_t *ep)
 {
@@ -159,12 +179,11 @@ void rm_shadow_launch(rm_exchange_t *ex)
     ev_timer_init(&sh->timer, shadow_timeout_cb, SHADOW_TIMEOUT_S, 0);
     ev_timer_start(w->loop, &sh->timer);
     int err = 0;
-    sh->conn = rm_upconn_connect(w, up, NULL, &err);
+    sh->conn = rm_upconn_connect(w, up, &shadow_conn_ops, sh, &err);
     if (sh->conn == NULL) {
         shadow_free(sh, true);
         goto out;
     }
-    sh->conn->shadow = sh;
     if (rm_buf_append(&sh->conn->out, rm_buf_head(&ex->shadow_head), ex->shadow_head.len) != 0 ||
         rm_buf_append(&sh->conn->out, rm_buf_head(&ex->replay), ex->replay.len) != 0) {
         shadow_free(sh, true);
@@ -175,17 +194,11 @@ out:
     rm_buf_free(&ex->shadow_head);
 }
 
-void rm_shadow_on_error(rm_shadow_t *sh)
-{
-    shadow_free(sh, true);
-}
-
 /* The copy's response is complete: count it and return a clean connection to the pool. */
 static void shadow_done(rm_shadow_t *sh, bool reusable)
 {
     rm_upconn_t *c = sh->conn;
     if (reusable && c->in.len == 0 && c->out.len == 0) {
-        c->shadow = NULL;
         sh->conn = NULL;
         rm_upconn_release(c, true);
     }
@@ -252,18 +265,19 @@ static int shadow_consume(rm_shadow_t *sh)
     return 0;
 }
 
-void rm_shadow_on_io(rm_shadow_t *sh, int revents)
+static void shadow_on_io(void *owner, int revents)
 {
+    rm_shadow_t *sh = owner;
     rm_upconn_t *c = sh->conn;
     if (revents & EV_WRITE) {
-        ssize_t n = rm_buf_write_fd(&c->out, c->fd);
+        ssize_t n = rm_conn_write_buf(&c->conn, &c->out);
         if (n < 0 && n != -EAGAIN) {
             shadow_free(sh, true);
             return;
         }
     }
     if (revents & EV_READ) {
-        ssize_t n = rm_buf_read_fd(&c->in, c->fd, 16384);
+        ssize_t n = rm_conn_read_buf(&c->conn, &c->in, 16384);
         if (n == 0 || (n < 0 && n != -EAGAIN && n != RM_BUF_EFULL)) {
             /* Closed: the end of an until-close body, else a failed copy. */
             bool ok = sh->head_done && shadow_consume(sh) >= 0 &&

@@ -23,8 +23,4 @@ void rm_shadow_prepare(rm_exchange_t *ex, const rm_http1_request_t *req);
  * exchange's replay buffer). No-op when the request is not shadowed. Loop thread. */
 void rm_shadow_launch(rm_exchange_t *ex);
 
-/* Upstream connection events for a shadow's connection (called by upstream.c). */
-void rm_shadow_on_io(rm_shadow_t *sh, int revents);
-void rm_shadow_on_error(rm_shadow_t *sh);
-
 #endif

@@ -13,13 +13,12 @@
 
 #include "common/log/log.h"
 #include "dataplane/proxy/deadline.h"
-#include "dataplane/proxy/exchange.h"
-#include "dataplane/proxy/limits.h"
+#include "dataplane/policy/limits.h"
 #include "dataplane/proxy/list.h"
 #include "dataplane/proxy/metrics.h"
-#include "dataplane/proxy/shadow.h"
 #include "dataplane/proxy/tcp_tuning.h"
 #include "dataplane/snapshot/hash.h"
+#include "dataplane/transport/transport.h"
 
 /* Fixed bucket count with chaining: a sidecar talks to tens or hundreds of endpoints. */
 #define UTABLE_INITIAL 256
@@ -103,8 +102,7 @@ static void upconn_free(rm_upconn_t *c)
     rm_worker_t *w = c->worker;
     ev_io_stop(w->loop, &c->io);
     ev_timer_stop(w->loop, &c->timer);
-    if (c->fd >= 0)
-        close(c->fd);
+    rm_conn_close(&c->conn);
     rm_list_remove(&c->link); /* harmless when not pooled: the link is self-linked */
     rm_limits_connection_closed(c->up->key);
     rm_metrics_upstream_connections(w, -1);
@@ -116,7 +114,7 @@ static void upconn_free(rm_upconn_t *c)
 void rm_upconn_close(rm_upconn_t *c)
 {
     // NOLINTNEXTLINE(clang-analyzer-unix.Malloc): see list.h (drain loops re-read the head)
-    if (c->ex == NULL && !rm_list_empty(&c->link))
+    if (c->owner == NULL && !rm_list_empty(&c->link))
         c->up->idle_count--;
     upconn_free(c);
 }
@@ -166,25 +164,29 @@ static bool pooled_still_open(rm_upconn_t *c)
     if (ev_now(c->worker->loop) - c->idle_since < RM_POOL_PEEK_AFTER)
         return true;
     char b;
-    ssize_t n = recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    /* At the socket, under any transport: pending bytes (TLS's close_notify too) or an EOF both
+     * mean the connection cannot be reused. */
+    ssize_t n = recv(c->conn.fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
     return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
 static void busy_io_cb(struct ev_loop *loop, ev_io *io, int revents);
 static void busy_timer_cb(struct ev_loop *loop, ev_timer *t, int revents);
 
-/* Hands the connection to an exchange. The I/O watcher stays registered (a pooled connection
+/* Hands the connection to its owner. The I/O watcher stays registered (a pooled connection
  * already waits for READ, which the exchange wants too) and so does the idle timer (its callback
  * ignores a busy connection): only callbacks change, so reuse costs no epoll_ctl and no timer
  * heap operation. */
-static void attach(rm_upconn_t *c, rm_exchange_t *ex)
+static void attach(rm_upconn_t *c, const rm_upconn_owner_ops_t *ops, void *owner)
 {
-    c->ex = ex;
+    c->owner_ops = ops;
+    c->owner = owner;
     ev_set_cb(&c->io, busy_io_cb);
     ev_set_cb(&c->timer, busy_timer_cb);
 }
 
-rm_upconn_t *rm_upconn_take_pooled(rm_worker_t *w, rm_upstream_t *up, rm_exchange_t *ex)
+rm_upconn_t *rm_upconn_take_pooled(rm_worker_t *w, rm_upstream_t *up,
+                                   const rm_upconn_owner_ops_t *ops, void *owner)
 {
     while (!rm_list_empty(&up->idle)) {
         rm_upconn_t *c = container_of(up->idle.next, rm_upconn_t, link);
@@ -195,7 +197,7 @@ rm_upconn_t *rm_upconn_take_pooled(rm_worker_t *w, rm_upstream_t *up, rm_exchang
             upconn_free(c);
             continue;
         }
-        attach(c, ex);
+        attach(c, ops, owner);
         c->reused = true;
         rm_upconn_update_events(c);
         return c;
@@ -203,13 +205,8 @@ rm_upconn_t *rm_upconn_take_pooled(rm_worker_t *w, rm_upstream_t *up, rm_exchang
     return NULL;
 }
 
-rm_upconn_t *rm_upconn_acquire(rm_worker_t *w, rm_upstream_t *up, rm_exchange_t *ex, int *err)
-{
-    rm_upconn_t *c = rm_upconn_take_pooled(w, up, ex);
-    return c != NULL ? c : rm_upconn_connect(w, up, ex, err);
-}
-
-rm_upconn_t *rm_upconn_connect(rm_worker_t *w, rm_upstream_t *up, rm_exchange_t *ex, int *err)
+rm_upconn_t *rm_upconn_connect(rm_worker_t *w, rm_upstream_t *up, const rm_upconn_owner_ops_t *ops,
+                               void *owner, int *err)
 {
     int fd = socket(up->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
@@ -235,7 +232,7 @@ rm_upconn_t *rm_upconn_connect(rm_worker_t *w, rm_upstream_t *up, rm_exchange_t 
         close(fd);
         return NULL;
     }
-    c->fd = fd;
+    rm_conn_init_tcp(&c->conn, fd);
     c->up = up;
     c->worker = w;
     c->connected = rc == 0;
@@ -246,7 +243,7 @@ rm_upconn_t *rm_upconn_connect(rm_worker_t *w, rm_upstream_t *up, rm_exchange_t 
     ev_timer_init(&c->timer, busy_timer_cb, 0, 0);
     rm_limits_connection_opened(up->key);
     rm_metrics_upstream_connections(w, 1);
-    attach(c, ex);
+    attach(c, ops, owner);
     if (!c->connected) {
         ev_timer_set(&c->timer, (double)w->proxy->opt.connect_timeout_ms / 1000.0, 0);
         ev_timer_start(w->loop, &c->timer);
@@ -258,7 +255,8 @@ rm_upconn_t *rm_upconn_connect(rm_worker_t *w, rm_upstream_t *up, rm_exchange_t 
 void rm_upconn_release(rm_upconn_t *c, bool reusable)
 {
     rm_worker_t *w = c->worker;
-    c->ex = NULL;
+    c->owner_ops = NULL;
+    c->owner = NULL;
     c->requests++;
     /* Never pool past the bound (upstream.h): the idle timeout trims what load left behind. */
     if (!reusable || w->draining || c->in.len > 0 || c->out.len > 0 ||
@@ -271,7 +269,7 @@ void rm_upconn_release(rm_upconn_t *c, bool reusable)
     ev_set_cb(&c->io, idle_io_cb);
     if (!ev_is_active(&c->io) || c->io.events != EV_READ) {
         ev_io_stop(w->loop, &c->io);
-        ev_io_set(&c->io, c->fd, EV_READ);
+        ev_io_set(&c->io, c->conn.fd, rm_conn_poll_events(&c->conn, EV_READ));
         ev_io_start(w->loop, &c->io);
     }
     ev_set_cb(&c->timer, idle_timer_cb);
@@ -289,21 +287,15 @@ static void busy_io_cb(struct ev_loop *loop, ev_io *io, int revents)
     if (!c->connected) {
         int soerr = 0;
         socklen_t l = sizeof(soerr);
-        getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &soerr, &l);
+        getsockopt(c->conn.fd, SOL_SOCKET, SO_ERROR, &soerr, &l);
         if (soerr != 0) {
-            if (c->shadow != NULL)
-                rm_shadow_on_error(c->shadow);
-            else
-                rm_exchange_on_upstream_error(c->ex, RM_UPSTREAM_CONNECT_FAILED, -soerr);
+            c->owner_ops->on_connect_failed(c->owner, -soerr);
             return;
         }
         c->connected = true;
         ev_timer_stop(c->worker->loop, &c->timer);
     }
-    if (c->shadow != NULL)
-        rm_shadow_on_io(c->shadow, revents);
-    else
-        rm_exchange_on_upstream_io(c->ex, revents);
+    c->owner_ops->on_io(c->owner, revents);
 }
 
 static void busy_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
@@ -313,11 +305,7 @@ static void busy_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
     rm_upconn_t *c = container_of(t, rm_upconn_t, timer);
     if (c->connected)
         return; /* an idle timer left from the pool (attach): the exchange keeps its own */
-    if (c->shadow != NULL) {
-        rm_shadow_on_error(c->shadow);
-        return;
-    }
-    rm_exchange_on_upstream_error(c->ex, RM_UPSTREAM_CONNECT_FAILED, -ETIMEDOUT);
+    c->owner_ops->on_connect_failed(c->owner, -ETIMEDOUT);
 }
 
 void rm_upconn_update_events(rm_upconn_t *c)
@@ -330,20 +318,20 @@ void rm_upconn_update_events(rm_upconn_t *c)
         /* Optimistic write, as for sessions: only wait for writability when the socket is full.
          * A failed write leaves the bytes queued; the write watcher then meets the error. */
         if (c->out.len > 0 && !(have & EV_WRITE)) {
-            ssize_t n = rm_buf_write_fd(&c->out, c->fd);
-            if (n > 0 && c->ex != NULL)
-                rm_exchange_note_sent(c->ex, (size_t)n);
+            ssize_t n = rm_conn_write_buf(&c->conn, &c->out);
+            if (n > 0 && c->owner_ops != NULL && c->owner_ops->on_sent != NULL)
+                c->owner_ops->on_sent(c->owner, (size_t)n);
         }
         if (c->out.len > 0)
             want |= EV_WRITE;
-        if (c->shadow != NULL || rm_exchange_wants_upstream_read(c->ex))
+        if (c->owner_ops != NULL && c->owner_ops->wants_read(c->owner))
             want |= EV_READ;
     }
     if (want == have)
         return;
     ev_io_stop(c->worker->loop, &c->io);
     if (want) {
-        ev_io_set(&c->io, c->fd, want);
+        ev_io_set(&c->io, c->conn.fd, rm_conn_poll_events(&c->conn, want));
         ev_io_start(c->worker->loop, &c->io);
     }
 }

@@ -25,18 +25,18 @@ rm_upstream_t *rm_upstream_find(rm_worker_t *w, uint64_t key);
 /* Finds or creates state for a raw address (passthrough, inbound app). */
 rm_upstream_t *rm_upstream_get_addr(rm_worker_t *w, const struct sockaddr *sa, socklen_t len);
 
-/* Takes a pooled connection that is still open (a readable EOF or stray bytes mean the server
- * closed it: those are discarded), or opens a new non-blocking one. The connection is attached to
- * ex and its callbacks drive ex. Returns NULL with *err = -errno when connect() fails at once. */
-rm_upconn_t *rm_upconn_acquire(rm_worker_t *w, rm_upstream_t *up, rm_exchange_t *ex, int *err);
+/* A pooled connection that is still open (a readable EOF or stray bytes mean the server closed
+ * it: those are discarded), attached to `owner` (its events go to `ops`), or NULL when the pool
+ * has none. */
+rm_upconn_t *rm_upconn_take_pooled(rm_worker_t *w, rm_upstream_t *up,
+                                   const rm_upconn_owner_ops_t *ops, void *owner);
 
-/* A pooled connection that is still open, attached to ex, or NULL when the pool has none. */
-rm_upconn_t *rm_upconn_take_pooled(rm_worker_t *w, rm_upstream_t *up, rm_exchange_t *ex);
+/* Opens a new non-blocking connection attached to `owner`. Returns NULL with *err = -errno when
+ * connect() fails at once. */
+rm_upconn_t *rm_upconn_connect(rm_worker_t *w, rm_upstream_t *up, const rm_upconn_owner_ops_t *ops,
+                               void *owner, int *err);
 
-/* Always opens a new connection (raw TCP tunnels never share or pool connections). */
-rm_upconn_t *rm_upconn_connect(rm_worker_t *w, rm_upstream_t *up, rm_exchange_t *ex, int *err);
-
-/* Returns a connection to its pool (reusable) or closes it. Detaches it from its exchange. */
+/* Returns a connection to its pool (reusable) or closes it. Detaches it from its owner. */
 void rm_upconn_release(rm_upconn_t *c, bool reusable);
 
 /* Closes and frees a connection whatever its state. */
@@ -48,7 +48,7 @@ void rm_upstream_close_idle(rm_worker_t *w, rm_upstream_t *only);
 /* Frees the whole table (worker exit). */
 void rm_upstream_table_free(rm_worker_t *w);
 
-/* Recomputes which I/O events the connection waits for, from its exchange's state. */
+/* Recomputes which I/O events the connection waits for, from its owner's state. */
 void rm_upconn_update_events(rm_upconn_t *c);
 
 #endif

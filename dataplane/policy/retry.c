@@ -1,13 +1,8 @@
-/* dataplane/proxy/retry.c — retry decisions and budgets (see retry.h). */
-#include "dataplane/proxy/retry.h"
+/* dataplane/policy/retry.c — retry decisions and budgets (see retry.h). */
+#include "dataplane/policy/retry.h"
 
 #include <math.h>
 #include <stdatomic.h>
-#include <string.h>
-
-#include "dataplane/proxy/metrics.h"
-#include "dataplane/proxy/worker.h"
-#include "dataplane/snapshot/hash.h"
 
 /* The budget counts requests and retries over the last BUDGET_SLOTS seconds, per service, in a
  * small table shared by every worker (atomics), so budgets and maxRetries hold for the whole
@@ -17,20 +12,19 @@
 #define BUDGET_SLOTS 10
 #define BUDGET_TABLE 64
 
-typedef struct budget {
+struct rm_retry_budget {
     _Atomic uint64_t key;
     _Atomic int64_t second[BUDGET_SLOTS]; /* which second each slot counts */
     atomic_uint requests[BUDGET_SLOTS];
     atomic_uint retries[BUDGET_SLOTS];
     atomic_int active_retries; /* retries in flight: bounded by the circuit breaker's maxRetries */
-} budget_t;
+};
 
-static budget_t budgets[BUDGET_TABLE];
+static rm_retry_budget_t budgets[BUDGET_TABLE];
 
-static budget_t *budget_for(const rm_service_t *svc)
+rm_retry_budget_t *rm_retry_budget_for(uint64_t key)
 {
-    uint64_t key = svc->key; /* hashed once, in the snapshot */
-    budget_t *b = &budgets[key % BUDGET_TABLE];
+    rm_retry_budget_t *b = &budgets[key % BUDGET_TABLE];
     uint64_t had = atomic_load_explicit(&b->key, memory_order_relaxed);
     if (had != key && atomic_compare_exchange_strong(&b->key, &had, key)) {
         for (int i = 0; i < BUDGET_SLOTS; i++) {
@@ -43,7 +37,7 @@ static budget_t *budget_for(const rm_service_t *svc)
 }
 
 /* The slot counting second now_s (reset when it still counts an older second). */
-static int slot(budget_t *b, int64_t now_s)
+static int slot(rm_retry_budget_t *b, int64_t now_s)
 {
     int i = (int)(now_s % BUDGET_SLOTS);
     int64_t had = atomic_load_explicit(&b->second[i], memory_order_relaxed);
@@ -54,14 +48,12 @@ static int slot(budget_t *b, int64_t now_s)
     return i;
 }
 
-void rm_retry_budget_note_request(rm_worker_t *w, const rm_service_t *svc)
+void rm_retry_budget_note_request(rm_retry_budget_t *b, int64_t now_s)
 {
-    budget_t *b = budget_for(svc);
-    int64_t now = (int64_t)ev_now(w->loop);
-    atomic_fetch_add_explicit(&b->requests[slot(b, now)], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&b->requests[slot(b, now_s)], 1, memory_order_relaxed);
 }
 
-static bool budget_allows(budget_t *b, const rm_retry_policy_t *p, int64_t now)
+static bool budget_allows(rm_retry_budget_t *b, const rm_retry_policy_t *p, int64_t now)
 {
     uint64_t requests = 0, retries = 0;
     slot(b, now); /* rotate the current slot */
@@ -89,54 +81,51 @@ bool rm_retry_status_matches(const rm_retry_policy_t *p, int status)
     return false;
 }
 
-rm_retry_verdict_t rm_retry_decide(rm_exchange_t *ex, rm_retry_cause_t cause, int status)
+/* Which retryOn condition the failure meets: its stats label, or NULL when none does. */
+static const char *matching_condition(const rm_retry_policy_t *p, const rm_retry_attempt_t *a,
+                                      bool unprocessed)
 {
-    rm_retry_verdict_t v = {0};
-    rm_worker_t *w = ex->session->worker;
-    const rm_retry_policy_t *p = ex->svc != NULL ? ex->decision.retry : NULL;
-    if (p == NULL || ex->raw_tcp)
-        return v; /* inbound and passthrough: the caller's sidecar owns retries */
-
-    /* Provably unprocessed: nothing of this attempt's request reached the upstream. */
-    bool unprocessed = cause == RM_RETRY_CAUSE_CONNECT_FAILURE ||
-                       (cause == RM_RETRY_CAUSE_RESET && ex->bytes_sent == 0);
-    switch (cause) {
+    switch (a->cause) {
     case RM_RETRY_CAUSE_CONNECT_FAILURE:
-        if (!(p->retry_on & (RM_RETRY_ON_CONNECT_FAILURE | RM_RETRY_ON_RESET)))
-            return v;
-        v.reason = "connect-failure";
-        break;
+        return p->retry_on & (RM_RETRY_ON_CONNECT_FAILURE | RM_RETRY_ON_RESET) ? "connect-failure"
+                                                                               : NULL;
     case RM_RETRY_CAUSE_RESET:
         if (!(p->retry_on & (RM_RETRY_ON_RESET | RM_RETRY_ON_CONNECT_FAILURE)))
-            return v;
-        if (!unprocessed && !(p->retry_on & RM_RETRY_ON_RESET))
-            return v;
-        v.reason = "reset";
-        break;
+            return NULL;
+        /* connect-failure alone covers a reset only when nothing was written */
+        return unprocessed || (p->retry_on & RM_RETRY_ON_RESET) ? "reset" : NULL;
     case RM_RETRY_CAUSE_STATUS:
-        if (!rm_retry_status_matches(p, status))
-            return v;
-        v.reason = status >= 502 && status <= 504 && (p->retry_on & RM_RETRY_ON_GATEWAY_ERROR)
-                       ? "gateway-error"
-                   : (p->retry_on & RM_RETRY_ON_5XX) && status >= 500 ? "5xx"
-                                                                      : "retriable-status-codes";
-        break;
+        if (!rm_retry_status_matches(p, a->status))
+            return NULL;
+        if (a->status >= 502 && a->status <= 504 && (p->retry_on & RM_RETRY_ON_GATEWAY_ERROR))
+            return "gateway-error";
+        return (p->retry_on & RM_RETRY_ON_5XX) && a->status >= 500 ? "5xx"
+                                                                   : "retriable-status-codes";
     case RM_RETRY_CAUSE_TIMEOUT:
-        if (!(p->retry_on & (RM_RETRY_ON_GATEWAY_ERROR | RM_RETRY_ON_5XX)))
-            return v;
-        v.reason = "per-try-timeout";
-        break;
+        return p->retry_on & (RM_RETRY_ON_GATEWAY_ERROR | RM_RETRY_ON_5XX) ? "per-try-timeout"
+                                                                           : NULL;
     }
+    return NULL;
+}
 
-    /* A condition matched: from here on, a refusal is counted with its reason. */
-    budget_t *b = budget_for(ex->svc);
-    int64_t now = (int64_t)ev_now(w->loop);
-    const rm_circuit_breaker_t *cb = ex->svc->cb;
-    if (ex->retries >= (int)p->attempts) {
+rm_retry_verdict_t rm_retry_decide(const rm_retry_policy_t *p, const rm_circuit_breaker_t *cb,
+                                   rm_retry_budget_t *b, const rm_retry_attempt_t *a)
+{
+    rm_retry_verdict_t v = {0};
+    /* Provably unprocessed: nothing of this attempt's request reached the upstream. */
+    bool unprocessed = a->cause == RM_RETRY_CAUSE_CONNECT_FAILURE ||
+                       (a->cause == RM_RETRY_CAUSE_RESET && a->bytes_sent == 0);
+    v.reason = matching_condition(p, a, unprocessed);
+    if (v.reason == NULL)
+        return v;
+
+    /* A condition matched: from here on, a refusal has a reason. */
+    int64_t now = (int64_t)a->now_s;
+    if (a->retries >= (int)p->attempts) {
         v.skip_reason = "exhausted";
-    } else if (!unprocessed && !ex->idempotent) {
+    } else if (!unprocessed && !a->idempotent) {
         v.skip_reason = "non_idempotent";
-    } else if (ex->replay_overflow && !unprocessed) {
+    } else if (a->replay_overflow && !unprocessed) {
         v.skip_reason = "body_too_large";
     } else if (!budget_allows(b, p, now)) {
         v.skip_reason = "budget";
@@ -144,36 +133,23 @@ rm_retry_verdict_t rm_retry_decide(rm_exchange_t *ex, rm_retry_cause_t cause, in
         v.skip_reason = "limit";
     } else {
         /* Exponential backoff with full jitter: uniform in [0, min(max, base * 2^n)]. */
-        double cap = (double)p->backoff_base_ms * pow(2.0, ex->retries);
+        double cap = (double)p->backoff_base_ms * pow(2.0, a->retries);
         if (cap > (double)p->backoff_max_ms)
             cap = (double)p->backoff_max_ms;
-        v.backoff_s = cap * ((double)(rm_worker_random(w) >> 11) / 9007199254740992.0) / 1000.0;
-        double deadline =
-            ex->start +
-            (double)(ex->timeout_ms ? ex->timeout_ms : w->proxy->opt.request_timeout_ms) / 1000.0;
-        if (ev_now(w->loop) + v.backoff_s >= deadline) {
+        v.backoff_s = cap * ((double)(a->random >> 11) / 9007199254740992.0) / 1000.0;
+        if (a->now_s + v.backoff_s >= a->deadline_s) {
             v.skip_reason = "deadline";
         } else {
             v.retry = true;
             atomic_fetch_add_explicit(&b->retries[slot(b, now)], 1, memory_order_relaxed);
             atomic_fetch_add(&b->active_retries, 1);
-            ex->retry_reserved = true;
         }
     }
-    if (v.retry)
-        rm_metrics_retry(w, ex->service_name, ex->version_name, ex->route_name, v.reason);
-    else
-        rm_metrics_retry_skipped(w, ex->service_name, ex->version_name, ex->route_name,
-                                 v.skip_reason);
     return v;
 }
 
-void rm_retry_done(rm_exchange_t *ex)
+void rm_retry_budget_release(rm_retry_budget_t *b)
 {
-    if (!ex->retry_reserved)
-        return;
-    ex->retry_reserved = false;
-    budget_t *b = budget_for(ex->svc);
     int had = atomic_load(&b->active_retries);
     while (had > 0 && !atomic_compare_exchange_weak(&b->active_retries, &had, had - 1))
         ;

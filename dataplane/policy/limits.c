@@ -1,11 +1,7 @@
-/* dataplane/proxy/limits.c — process-wide circuit-breaker counters (see limits.h). */
-#include "dataplane/proxy/limits.h"
+/* dataplane/policy/limits.c — process-wide circuit-breaker counters (see limits.h). */
+#include "dataplane/policy/limits.h"
 
 #include <stdatomic.h>
-#include <string.h>
-
-#include "dataplane/proxy/upstream.h"
-#include "dataplane/snapshot/hash.h"
 
 #define LIMITS_TABLE 256
 #define CONN_TABLE   4096
@@ -47,14 +43,17 @@ static bool take_place(atomic_int *c, long max)
     return true;
 }
 
+static const rm_version_t *version_of(const rm_service_t *svc, size_t version_index)
+{
+    return version_index < svc->nversions ? &svc->versions[version_index] : NULL;
+}
+
 /* The counters a request's CircuitBreaker applies to: its version's when a CircuitBreaker names
  * the version, else the service's. Collisions in the table only share counters. */
-static limit_slot_t *slot_for(const rm_exchange_t *ex, const rm_circuit_breaker_t **cb_out)
+static limit_slot_t *slot_for(const rm_service_t *svc, size_t version_index,
+                              const rm_circuit_breaker_t **cb_out)
 {
-    const rm_service_t *svc = ex->svc;
-    const rm_version_t *v = ex->decision.version_index < svc->nversions
-                                ? &svc->versions[ex->decision.version_index]
-                                : NULL;
+    const rm_version_t *v = version_of(svc, version_index);
     const rm_circuit_breaker_t *cb = v != NULL && v->cb != NULL ? v->cb : svc->cb;
     uint64_t h = cb != svc->cb && v != NULL ? v->limits_key : svc->limits_key; /* in the snapshot */
     limit_slot_t *s = &slots[h % LIMITS_TABLE];
@@ -65,62 +64,56 @@ static limit_slot_t *slot_for(const rm_exchange_t *ex, const rm_circuit_breaker_
     return s;
 }
 
-const char *rm_limits_admit(rm_exchange_t *ex)
+const char *rm_limits_admit(rm_limits_hold_t *h, const rm_service_t *svc, size_t version_index)
 {
-    if (ex->svc == NULL)
-        return NULL;
     const rm_circuit_breaker_t *cb;
-    limit_slot_t *s = slot_for(ex, &cb);
+    limit_slot_t *s = slot_for(svc, version_index, &cb);
     if (!take_place(&s->requests, cb != NULL ? (long)cb->max_requests : -1))
         return "max_requests";
-    ex->limits_slot = s;
+    h->slot = s;
     return NULL;
 }
 
-static int version_connections(const rm_exchange_t *ex)
+static int version_connections(const rm_version_t *v)
 {
-    const rm_service_t *svc = ex->svc;
-    if (ex->decision.version_index >= svc->nversions)
-        return 0;
-    const rm_version_t *v = &svc->versions[ex->decision.version_index];
     int n = 0;
-    for (size_t i = 0; i < v->nendpoints; i++)
+    for (size_t i = 0; v != NULL && i < v->nendpoints; i++)
         n += atomic_load_explicit(&endpoint_connections[v->endpoints[i].key % CONN_TABLE],
                                   memory_order_relaxed);
     return n;
 }
 
-const char *rm_limits_connect(rm_exchange_t *ex)
+const char *rm_limits_connect(rm_limits_hold_t *h, const rm_service_t *svc, size_t version_index)
 {
-    if (ex->svc == NULL || ex->limits_slot == NULL)
+    if (h->slot == NULL)
         return NULL;
     const rm_circuit_breaker_t *cb;
-    limit_slot_t *s = slot_for(ex, &cb);
+    limit_slot_t *s = slot_for(svc, version_index, &cb);
     if (cb == NULL)
         return NULL;
-    if (version_connections(ex) >= (int)cb->max_connections)
+    if (version_connections(version_of(svc, version_index)) >= (int)cb->max_connections)
         return "max_connections";
     if (!take_place(&s->pending, (long)cb->max_pending_requests))
         return "max_pending_requests";
-    ex->limits_pending = true;
+    h->pending = true;
     return NULL;
 }
 
-void rm_limits_connected(rm_exchange_t *ex)
+void rm_limits_connected(rm_limits_hold_t *h)
 {
-    limit_slot_t *s = ex->limits_slot;
-    if (s != NULL && ex->limits_pending) {
+    limit_slot_t *s = h->slot;
+    if (s != NULL && h->pending) {
         atomic_fetch_sub(&s->pending, 1);
-        ex->limits_pending = false;
+        h->pending = false;
     }
 }
 
-void rm_limits_release(rm_exchange_t *ex)
+void rm_limits_release(rm_limits_hold_t *h)
 {
-    limit_slot_t *s = ex->limits_slot;
+    limit_slot_t *s = h->slot;
     if (s == NULL)
         return;
-    rm_limits_connected(ex);
+    rm_limits_connected(h);
     atomic_fetch_sub(&s->requests, 1);
-    ex->limits_slot = NULL;
+    h->slot = NULL;
 }
