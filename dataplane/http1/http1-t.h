@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dataplane/message/message-t.h"
+
 /* Return codes. Positive results (a head length, a decoder event) are documented per function.
  * Each error maps to the status a proxy answers; the parsers also store that status and a short,
  * more specific reason string in the struct they fill. Responses always map to 502: the proxy
@@ -58,17 +60,11 @@
 /* Serializer edit flags (rm_http1_edit_t.flags). */
 #define RM_HTTP1_EDIT_F_HOP_BY_HOP (1u << 0) /* drop hop-by-hop fields, see http1.h */
 
-/* A byte range. Borrowed: ptr points into a buffer someone else owns. */
-typedef struct rm_http1_span {
-    const char *ptr;
-    size_t len;
-} rm_http1_span_t;
-
-/* One field line. Both spans borrow from the parsed buffer; value has its OWS trimmed. */
-typedef struct rm_http1_header {
-    rm_http1_span_t name;
-    rm_http1_span_t value;
-} rm_http1_header_t;
+/* A byte range and a field line are the neutral message's (dataplane/message), so a parsed head's
+ * fields are the exchange's without a copy. Spans borrow from the parsed buffer; a field's value
+ * has its OWS trimmed. */
+typedef rm_span_t rm_http1_span_t;
+typedef rm_field_t rm_http1_header_t;
 
 /* Limits for one head. rm_http1_limits_init fills the defaults. */
 typedef struct rm_http1_limits {

@@ -33,9 +33,9 @@ void rm_access_log_write(const rm_exchange_t *ex, double seconds)
     json_object_set_new(o, "time", json_real((double)time(NULL)));
     json_object_set_new(o, "direction", json_string(dirs[ex->session->kind]));
     json_object_set_new(o, "request_id", json_string(ex->request_id));
-    json_object_set_new(
-        o, "method",
-        json_string(rm_http1_method_name(ex->method) ? rm_http1_method_name(ex->method) : "OTHER"));
+    json_object_set_new(o, "method",
+                        json_stringn(ex->req.method_name.ptr ? ex->req.method_name.ptr : "",
+                                     ex->req.method_name.len));
     json_object_set_new(o, "service", json_string(ex->service_name));
     json_object_set_new(o, "route", json_string(ex->route_name));
     json_object_set_new(

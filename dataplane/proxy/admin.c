@@ -13,7 +13,7 @@
 #include "dataplane/proxy/session.h"
 #include "dataplane/proxy/worker.h"
 
-static bool span_is(rm_http1_span_t s, const char *lit)
+static bool span_is(rm_span_t s, const char *lit)
 {
     size_t n = strlen(lit);
     return s.len == n && memcmp(s.ptr, lit, n) == 0;
@@ -21,7 +21,7 @@ static bool span_is(rm_http1_span_t s, const char *lit)
 
 static void reply_text(rm_session_t *s, int status, const char *text)
 {
-    rm_session_reply(s, status, NULL, "text/plain", text, strlen(text), false);
+    rm_session_reply(s, status, NULL, 0, "text/plain", text, strlen(text), false);
 }
 
 static void reply_owned(rm_session_t *s, int status, const char *type, char *body, size_t len)
@@ -30,26 +30,25 @@ static void reply_owned(rm_session_t *s, int status, const char *type, char *bod
         reply_text(s, 500, "out of memory\n");
         return;
     }
-    rm_session_reply(s, status, NULL, type, body, len, false);
+    rm_session_reply(s, status, NULL, 0, type, body, len, false);
     free(body);
 }
 
-void rm_admin_handle(rm_session_t *s, const rm_http1_request_t *req)
+void rm_admin_handle(rm_session_t *s, const rm_request_head_t *req)
 {
     rm_proxy_t *p = s->worker->proxy;
-    rm_http1_span_t path = req->path;
-    rm_http1_span_t query = {NULL, 0};
+    rm_span_t path = req->path;
+    rm_span_t query = {NULL, 0};
     const char *q = memchr(path.ptr, '?', path.len);
     if (q != NULL) {
         query.ptr = q + 1;
         query.len = path.len - (size_t)(q + 1 - path.ptr);
         path.len = (size_t)(q - path.ptr);
     }
-    bool get = req->method == RM_HTTP1_METHOD_GET || req->method == RM_HTTP1_METHOD_HEAD;
-    if (req->body != RM_HTTP1_BODY_NONE &&
-        !(req->body == RM_HTTP1_BODY_CONTENT_LENGTH && req->content_length == 0)) {
+    bool get = req->method == RM_METHOD_GET || req->method == RM_METHOD_HEAD;
+    if (req->flags & RM_MSG_F_BODY) {
         /* Admin requests carry no body; refusing keeps the connection's framing simple. */
-        rm_session_reply(s, 413, NULL, "text/plain", "admin requests take no body\n", 28, true);
+        rm_session_reply(s, 413, NULL, 0, "text/plain", "admin requests take no body\n", 28, true);
         return;
     }
     if (span_is(path, "/healthz") && get) {
@@ -77,7 +76,7 @@ void rm_admin_handle(rm_session_t *s, const rm_http1_request_t *req)
         size_t len = 0;
         char *body = rm_proxy_source_dump_json(p, s->worker->snap, &len);
         reply_owned(s, 200, "application/json", body, len);
-    } else if (span_is(path, "/drain") && req->method == RM_HTTP1_METHOD_POST) {
+    } else if (span_is(path, "/drain") && req->method == RM_METHOD_POST) {
         rm_proxy_source_begin_drain(p);
         reply_text(s, 200, "draining\n");
     } else if (span_is(path, "/healthz") || span_is(path, "/ready") || span_is(path, "/stats") ||

@@ -5,8 +5,9 @@
 
 #include "dataplane/proxy/proxy-t.h"
 
-/* Answers one admin request on session s (loop thread of worker 0). */
-void rm_admin_handle(rm_session_t *s, const rm_http1_request_t *req);
+/* Answers one admin request on session s (loop thread of worker 0): the admin listener's
+ * rm_local_handler_t. */
+void rm_admin_handle(rm_session_t *s, const rm_request_head_t *req);
 
 /* Starts the app-port probe on w's loop: /ready needs the app to answer. No-op without an app
  * port. */

@@ -1,10 +1,13 @@
-/* dataplane/proxy/exchange.h — one request/response through the proxy.
+/* dataplane/proxy/exchange.h — one request/response through the proxy, whatever the protocol.
  *
- * The exchange routes the request (service, rule, version, endpoint), takes an upstream
+ * The exchange routes the neutral request (service, rule, version, endpoint), takes an upstream
  * connection, streams the request body up and the response down with bounded buffers and
- * back-pressure, and answers locally (502/503/504) when the upstream fails before a response
- * began. Calls that can finish the exchange free it through rm_session_exchange_done(): callers
- * must not touch the exchange after calling any rm_exchange_on_* function.
+ * back-pressure, retries, bounces, mirrors and counts, and answers locally (502/503/504) when the
+ * upstream fails before a response began. It reaches its downstream only through
+ * rm_downstream_ops_t and its upstream connection through the connection's codec ops
+ * (proxy-t.h), so a codec is added without editing it. Calls that can finish the exchange free it
+ * (the downstream's `finished`): callers must not touch the exchange after calling any
+ * rm_exchange_on_* function unless the session is still open and ex->finished is false.
  */
 #ifndef RM_PROXY_EXCHANGE_H
 #define RM_PROXY_EXCHANGE_H
@@ -18,14 +21,16 @@ typedef enum rm_upstream_failure {
     RM_UPSTREAM_PROTOCOL,           /* malformed response */
 } rm_upstream_failure_t;
 
-/* Creates an exchange for the head req (head_len bytes at the start of s->in). Copies what it
- * needs and consumes the head bytes. Returns NULL when out of memory. */
-rm_exchange_t *rm_exchange_new(rm_session_t *s, rm_http1_request_t *req, size_t head_len);
+/* Creates an exchange for the request head (decoded by the downstream's codec; its spans may go
+ * once this returns: the exchange keeps a copy) arriving on session s through down (borrowed,
+ * outlives the exchange). Routes it. Returns NULL when out of memory. */
+rm_exchange_t *rm_exchange_new(rm_session_t *s, rm_downstream_t *down,
+                               const rm_request_head_t *head);
 
 /* Creates an exchange that tunnels the session's bytes, unparsed, to its original destination
  * (transparently redirected traffic for a destination the mesh does not know). NULL when out of
  * memory. Start it with rm_exchange_start. */
-rm_exchange_t *rm_exchange_new_tunnel(rm_session_t *s);
+rm_exchange_t *rm_exchange_new_tunnel(rm_session_t *s, rm_downstream_t *down);
 
 /* Routes and begins forwarding; may finish at once with a local reply. */
 void rm_exchange_start(rm_exchange_t *ex);
@@ -39,7 +44,8 @@ bool rm_exchange_wants_downstream_read(const rm_exchange_t *ex);
 /* True once the whole request body was forwarded (or there was none). */
 bool rm_exchange_request_done(const rm_exchange_t *ex);
 
-/* True when the client connection may carry another request after this one. */
+/* True when the exchange leaves the client connection able to carry another request (the codec
+ * has its own say: the client's keep-alive, the response's framing). */
 bool rm_exchange_keepalive(const rm_exchange_t *ex);
 
 /* The request timeout passed (the session's timer keeps ex->deadline): 504, or a cut response. */

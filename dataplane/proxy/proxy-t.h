@@ -27,7 +27,10 @@
 #include "common/stats/stats.h"
 #include "dataplane/buffer/buffer.h"
 #include "dataplane/buffer/cache_level.h"
+#include "dataplane/codec/h1_client.h"
+#include "dataplane/codec/h1_server.h"
 #include "dataplane/http1/http1.h"
+#include "dataplane/message/message-t.h"
 #include "dataplane/policy/limits.h"
 #include "dataplane/policy/outlier.h"
 #include "dataplane/route/route.h"
@@ -77,6 +80,7 @@ typedef struct rm_exchange rm_exchange_t;
 typedef struct rm_upstream rm_upstream_t;
 typedef struct rm_upconn rm_upconn_t;
 typedef struct rm_shadow rm_shadow_t;
+typedef struct rm_upstream_codec_ops rm_upstream_codec_ops_t;
 
 typedef struct rm_listener {
     ev_io io;
@@ -121,6 +125,8 @@ typedef struct rm_upconn {
     rm_conn_t conn;                         /* owned: the socket and its transport */
     rm_upstream_t *up;                      /* borrowed: upstreams outlive their connections */
     const rm_upconn_owner_ops_t *owner_ops; /* the owner's callbacks; NULL while pooled */
+    const rm_upstream_codec_ops_t *codec;   /* the protocol spoken on it */
+    rm_h1_client_t h1;                      /* the HTTP/1 codec's state */
     void *owner;                            /* borrowed: who uses it (an exchange, a shadow) */
     rm_worker_t *worker;
     rm_list_t link;       /* in up->idle while idle */
@@ -135,12 +141,70 @@ typedef enum rm_exchange_phase {
     RM_EX_ROUTING = 0, /* head parsed, choosing a destination */
     RM_EX_CONNECTING,  /* waiting for an upstream connection */
     RM_EX_FORWARDING,  /* request going up, response coming down */
-    RM_EX_TUNNEL,      /* after 101 Switching Protocols: raw bytes both ways */
+    RM_EX_TUNNEL,      /* after an upgrade (101, CONNECT): raw bytes both ways */
     RM_EX_DONE,
 } rm_exchange_phase_t;
 
+/* The exchange's side of its downstream: how it reads the request body and writes the response
+ * without knowing the protocol (a codec behind a session implements it: HTTP/1 today). The
+ * calls that can end the exchange (reply, finished, abort) free it: the caller must not touch
+ * the exchange afterwards (rm_exchange_* callers check ex->finished or the session's closing). */
+typedef struct rm_downstream rm_downstream_t;
+typedef struct rm_downstream_ops {
+    /* The request body: the next span of at most `room` decoded bytes, and its consumption
+     * (message-t.h's rm_body_event_t). In a tunnel, raw bytes. */
+    rm_body_event_t (*body_next)(rm_downstream_t *d, size_t room, rm_span_t *data);
+    void (*body_consume)(rm_downstream_t *d);
+    /* The response: head (interim ones too), body bytes, the end. close: the connection must not
+     * carry another request after this one. 0 or a negative error. */
+    int (*write_head)(rm_downstream_t *d, const rm_response_head_t *h, const rm_field_edit_t *edit,
+                      bool close);
+    int (*write_data)(rm_downstream_t *d, const char *p, size_t n);
+    int (*write_end)(rm_downstream_t *d);
+    /* Response body bytes write_data may take now (back-pressure). */
+    size_t (*write_room)(const rm_downstream_t *d);
+    /* A whole response of the proxy's own (errors, overload, drain). */
+    void (*reply)(rm_downstream_t *d, int status, const rm_field_t *extra, size_t nextra,
+                  const char *body, size_t len, bool close);
+    /* Bytes moved: flush what can be written and re-arm the downstream's I/O and timer. */
+    void (*update)(rm_downstream_t *d);
+    /* The response is queued whole: the exchange is retired; the downstream goes on. */
+    void (*finished)(rm_downstream_t *d);
+    /* Nothing more can be said (a cut response, a client gone): close the connection. */
+    void (*abort)(rm_downstream_t *d);
+} rm_downstream_ops_t;
+
+struct rm_downstream {
+    const rm_downstream_ops_t *ops;
+    rm_session_t *session; /* borrowed: the connection it belongs to */
+};
+
+/* The exchange's side of an upstream connection's protocol (a codec: HTTP/1 today). */
+struct rm_upstream_codec_ops {
+    /* The request: head (with the exchange's field edits), body bytes, its end. */
+    int (*write_head)(rm_upconn_t *c, const rm_request_head_t *h, const rm_field_edit_t *edit);
+    int (*write_data)(rm_upconn_t *c, const char *p, size_t n);
+    int (*write_end)(rm_upconn_t *c);
+    size_t (*write_room)(const rm_upconn_t *c);
+    /* The response head: 1 with *h filled (valid until head_done), 0 for more bytes, < 0 when
+     * malformed. Interim heads come first, each followed by head_done. */
+    int (*read_head)(rm_upconn_t *c, rm_response_head_t *h);
+    void (*head_done)(rm_upconn_t *c);
+    /* The response body, as rm_downstream_ops_t's body_next/body_consume. */
+    rm_body_event_t (*body_next)(rm_upconn_t *c, size_t room, rm_span_t *data);
+    void (*body_consume)(rm_upconn_t *c);
+    /* The response's body ends when the upstream closes (until close, a tunnel). */
+    bool (*ends_at_close)(const rm_upconn_t *c);
+    /* The connection can carry another request. */
+    bool (*reusable)(const rm_upconn_t *c);
+    /* From now on raw bytes both ways (a passthrough tunnel from the first byte). */
+    void (*tunnel)(rm_upconn_t *c);
+};
+
 typedef struct rm_exchange {
-    rm_session_t *session;   /* borrowed: the session owns the exchange */
+    rm_session_t *session;   /* borrowed: the connection the request came on (its facts: worker,
+                                listener kind, peer, original destination) */
+    rm_downstream_t *down;   /* borrowed: how to read the request and answer it */
     rm_snapshot_t *snap;     /* one reference, held for the whole exchange */
     const rm_service_t *svc; /* borrowed from snap; NULL for passthrough/local */
     rm_route_decision_t decision;
@@ -160,15 +224,14 @@ typedef struct rm_exchange {
     int retries;            /* retries taken so far */
     bool retry_reserved;    /* holds circuit-breaker room for a retry in flight */
     bool replay_overflow;   /* the body outgrew the replay buffer: ambiguous failures are final */
-    rm_buf_t replay;        /* request body bytes as sent (re-framed), for the next attempt */
+    rm_buf_t replay;        /* request body bytes sent so far (decoded), for the next attempt */
     ev_timer try_timer;     /* per-try timeout, or the backoff before the next attempt */
     bool backing_off;       /* try_timer is the backoff */
     bool outlier_recorded;  /* this attempt's outcome went to outlier detection */
-    rm_limits_hold_t limits; /* circuit-breaker places this request holds */
-    rm_buf_t shadow_head;    /* the mirror copy's head (Host + "-shadow"), when mirrored */
-    const rm_service_t *shadow_svc;
-    size_t shadow_version; /* in shadow_svc->versions */
-    bool shadow_pending;   /* mirrored, not launched yet */
+    rm_limits_hold_t limits;        /* circuit-breaker places this request holds */
+    const rm_service_t *shadow_svc; /* the mirror's target, when mirrored */
+    size_t shadow_version;          /* in shadow_svc->versions */
+    bool shadow_pending;            /* mirrored, not launched yet */
     size_t ntried;
     /* The drain hand-off (exchange.c, "bounce"): this attempt's endpoint was tried before (no
      * untried one was left), the request may be bounced by a draining server sidecar, how many
@@ -180,20 +243,18 @@ typedef struct rm_exchange {
     char service_name[64];
     char endpoint_address[64];
 
-    /* Request facts kept after its head left the session's input buffer. */
-    rm_http1_method_t method;
+    /* The request, as the exchange keeps it after its head left the connection's buffer. */
+    rm_request_head_t req; /* spans and fields in req_store */
+    rm_buf_t req_store;    /* owned */
     bool idempotent;
-    bool req_keepalive;
-    rm_http1_body_t req_body;      /* framing of the request body */
-    uint64_t req_remaining;        /* Content-Length bytes still to forward */
-    rm_http1_chunked_t req_chunks; /* chunked decoder state */
-    bool req_done;                 /* whole request body forwarded */
-    bool upgrade;                  /* Upgrade/CONNECT: tunnel after the head */
+    bool req_done; /* whole request body forwarded */
+    bool upgrade;  /* Upgrade/CONNECT: tunnel after the response head */
+    char xff[512]; /* x-forwarded-for as it goes upstream */
+    size_t xff_len;
+    bool add_request_id; /* the client sent none: x-request-id goes up with ours */
     char request_id[40];
     char route_name[64];
     char version_name[64];
-
-    rm_buf_t up_head; /* the rewritten request head (kept for retries) */
 
     /* Upstream attempt. */
     rm_upconn_t *conn; /* borrowed from the pool while in use */
@@ -203,14 +264,8 @@ typedef struct rm_exchange {
     /* Response. */
     bool resp_head_done;
     int status;
-    rm_http1_body_t resp_body;
-    uint64_t resp_remaining;
-    rm_http1_chunked_t resp_chunks;
-    bool resp_chunked_out; /* re-encoding chunked towards the client */
     bool resp_done;
-    rm_http1_response_t resp; /* the upstream head being received */
-    bool resp_close;          /* upstream said Connection: close */
-    bool resp_started;        /* bytes sent to the client: no local error reply possible */
+    bool resp_started; /* bytes sent to the client: no local error reply possible */
 
     ev_tstamp start;
 } rm_exchange_t;
@@ -219,6 +274,10 @@ typedef struct rm_exchange {
  * that has begun (header timeout); during one, the exchange's deadline applies. */
 enum { RM_WAIT_EXCHANGE = 0, RM_WAIT_IDLE, RM_WAIT_HEAD };
 
+/* A listener's own handler of requests (the admin endpoints): answers the head at once, in the
+ * session's output, through the codec's reply. head's spans borrow from the session's input. */
+typedef void (*rm_local_handler_t)(rm_session_t *s, const rm_request_head_t *head);
+
 typedef struct rm_session {
     ev_io io;
     ev_timer timer;       /* fires by the deadline of what the connection waits for (deadline.h) */
@@ -226,8 +285,9 @@ typedef struct rm_session {
     uint8_t waiting;      /* RM_WAIT_*: what the connection waits for between exchanges */
     rm_conn_t conn;       /* owned: the socket and its transport */
     rm_listener_kind_t kind;
-    rm_worker_t *worker; /* borrowed */
-    rm_list_t link;      /* in worker->sessions */
+    rm_local_handler_t local_handler; /* requests answered by the proxy itself, or NULL */
+    rm_worker_t *worker;              /* borrowed */
+    rm_list_t link;                   /* in worker->sessions */
     /* SO_ORIGINAL_DST when transparently redirected. Sized for IPv4/IPv6 only, not a
      * sockaddr_storage: every idle keep-alive connection carries a session. */
     union {
@@ -237,9 +297,10 @@ typedef struct rm_session {
     } orig_dst;
     bool has_orig_dst;
     char peer_ip[48];
-    rm_buf_t in, out;       /* owned */
-    rm_exchange_t *ex;      /* owned: the request in progress */
-    rm_http1_request_t req; /* the head being received (scan state survives partial reads) */
+    rm_buf_t in, out;     /* owned */
+    rm_exchange_t *ex;    /* owned: the request in progress */
+    rm_h1_server_t h1;    /* the HTTP/1 codec's state for this connection */
+    rm_downstream_t down; /* the exchange's view of this connection */
     bool read_eof;
     bool close_after; /* close once `out` drains */
     bool closing;     /* marked for the reaper */

@@ -24,7 +24,25 @@ static void local(rm_exchange_t *ex, int status, const char *reason)
     ex->local_reason = reason;
 }
 
-void rm_routing_decide(rm_exchange_t *ex, rm_http1_request_t *req)
+rm_request_view_t rm_routing_view(rm_exchange_t *ex)
+{
+    rm_worker_t *w = ex->session->worker;
+    const rm_request_head_t *req = &ex->req;
+    size_t n = req->nfields < 128 ? req->nfields : 128;
+    for (size_t i = 0; i < n; i++) {
+        w->header_views[i] = (rm_header_view_t){req->fields[i].name.ptr, req->fields[i].name.len,
+                                                req->fields[i].value.ptr, req->fields[i].value.len};
+    }
+    rm_request_view_t view = {.method = req->method_name.ptr,
+                              .method_len = req->method_name.len,
+                              .headers = w->header_views,
+                              .nheaders = n};
+    rm_route_split_target(req->path.ptr, req->path.len, &view.path, &view.path_len, &view.query,
+                          &view.query_len);
+    return view;
+}
+
+void rm_routing_decide(rm_exchange_t *ex)
 {
     rm_session_t *s = ex->session;
     rm_worker_t *w = s->worker;
@@ -43,9 +61,9 @@ void rm_routing_decide(rm_exchange_t *ex, rm_http1_request_t *req)
         local(ex, 503, "no config loaded yet");
         return;
     }
-    rm_http1_span_t authority = req->authority.ptr ? req->authority : req->host;
+    rm_span_t authority = ex->req.authority;
     const rm_service_t *svc = NULL;
-    if (authority.ptr != NULL)
+    if (authority.len > 0)
         svc = rm_snapshot_service_by_host(ex->snap, authority.ptr, authority.len);
     if (svc == NULL && s->has_orig_dst)
         svc = rm_snapshot_service_by_addr(ex->snap, &s->orig_dst.sa);
@@ -63,18 +81,7 @@ void rm_routing_decide(rm_exchange_t *ex, rm_http1_request_t *req)
     ex->svc = svc;
     set_name(ex->service_name, sizeof(ex->service_name), svc->name);
 
-    size_t n = req->num_headers < 128 ? req->num_headers : 128;
-    for (size_t i = 0; i < n; i++) {
-        w->header_views[i] =
-            (rm_header_view_t){req->headers[i].name.ptr, req->headers[i].name.len,
-                               req->headers[i].value.ptr, req->headers[i].value.len};
-    }
-    rm_request_view_t view = {.method = req->method_name.ptr,
-                              .method_len = req->method_name.len,
-                              .headers = w->header_views,
-                              .nheaders = n};
-    rm_route_split_target(req->path.ptr, req->path.len, &view.path, &view.path_len, &view.query,
-                          &view.query_len);
+    rm_request_view_t view = rm_routing_view(ex);
     int rc = rm_route_decide(svc, &view, rm_worker_random(w), &ex->decision);
     /* Stats and `meshctl stats --route` speak of Route documents; the rule goes to the access
      * log. Requests no rule matched are counted under "default". */
@@ -86,7 +93,7 @@ void rm_routing_decide(rm_exchange_t *ex, rm_http1_request_t *req)
     if (rc == RM_ROUTE_NO_VERSION || rc < 0)
         local(ex, 503, "no healthy upstream");
     else if (ex->decision.mirror)
-        rm_shadow_prepare(ex, req);
+        rm_shadow_prepare(ex, &view);
 }
 
 /* Active requests of an endpoint on this worker, or -1 while outlier detection ejects it. */

@@ -5,10 +5,14 @@
 
 #include "dataplane/proxy/proxy-t.h"
 
-/* Decides service, rule and version for the request whose head is req (still in the session's
- * buffer). Fills ex->svc, ex->decision, the names used in stats, ex->timeout_ms; or sets
+/* Decides service, rule and version for the exchange's request (ex->req). Fills ex->svc,
+ * ex->decision, the names used in stats, ex->timeout_ms, the mirror (shadow.h); or sets
  * ex->local_status/local_reason when the proxy must answer itself (no route, no config). */
-void rm_routing_decide(rm_exchange_t *ex, rm_http1_request_t *req);
+void rm_routing_decide(rm_exchange_t *ex);
+
+/* The request as dataplane/route matches it: built once per request in the worker's scratch
+ * (valid until the next request is routed on this worker), shared by routing and the mirror. */
+rm_request_view_t rm_routing_view(rm_exchange_t *ex);
 
 /* Picks the endpoint for the next attempt (a different one from earlier attempts where one
  * exists) and returns its upstream state, or NULL when none is available. Sets

@@ -1,8 +1,10 @@
-/* dataplane/proxy/session.c — downstream connections: read heads, dispatch, write responses.
+/* dataplane/proxy/session.c — downstream connections: bytes in and out through the transport,
+ * request heads through the HTTP/1 codec (dataplane/codec/h1_server.h) to exchanges, timeouts.
  *
  * A session handles one request at a time (HTTP/1.1 has no multiplexing); pipelined requests
  * wait in the input buffer until the previous response is queued. The header timeout runs from
  * the first byte of a head until it is complete (408); the idle timeout runs between requests.
+ * The exchange reaches the session only through rm_downstream_ops_t (the table at the end).
  */
 #include "dataplane/proxy/session.h"
 
@@ -18,7 +20,6 @@
 #include <unistd.h>
 
 #include "common/log/log.h"
-#include "dataplane/proxy/admin.h"
 #include "dataplane/proxy/deadline.h"
 #include "dataplane/proxy/exchange.h"
 #include "dataplane/proxy/list.h"
@@ -70,8 +71,11 @@ static void read_original_dst(rm_session_t *s)
     s->has_orig_dst = true;
 }
 
+static const rm_downstream_ops_t h1_downstream_ops;
+
 rm_session_t *rm_session_new(rm_worker_t *w, int fd, rm_listener_kind_t kind,
-                             const struct sockaddr_storage *peer, socklen_t plen)
+                             rm_local_handler_t local_handler, const struct sockaddr_storage *peer,
+                             socklen_t plen)
 {
     rm_session_t *s = calloc(1, sizeof(*s));
     if (s == NULL)
@@ -83,7 +87,11 @@ rm_session_t *rm_session_new(rm_worker_t *w, int fd, rm_listener_kind_t kind,
     peer_to_string(peer, s->peer_ip, sizeof(s->peer_ip));
     rm_buf_init(&s->in, w->proxy->opt.buffer_limit);
     rm_buf_init(&s->out, w->proxy->opt.buffer_limit + OUT_HIGH_WATER);
-    rm_http1_request_init(&s->req, w->headers, w->proxy->opt.max_headers);
+    s->local_handler = local_handler;
+    rm_h1_server_init(&s->h1, &s->in, &s->out, w->headers,
+                      sizeof(w->headers) / sizeof(w->headers[0]), w->proxy->opt.max_head_bytes,
+                      w->proxy->opt.max_headers);
+    s->down = (rm_downstream_t){.ops = &h1_downstream_ops, .session = s};
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     if (kind == RM_LISTENER_OUTBOUND)
@@ -96,7 +104,8 @@ rm_session_t *rm_session_new(rm_worker_t *w, int fd, rm_listener_kind_t kind,
         (w->snap == NULL || rm_snapshot_service_by_addr(w->snap, &s->orig_dst.sa) == NULL)) {
         /* Redirected traffic for a destination the mesh does not know, in whatever protocol
          * (it may be a server-speaks-first one): a plain TCP tunnel, never dropped. */
-        s->ex = rm_exchange_new_tunnel(s);
+        rm_h1_server_tunnel(&s->h1);
+        s->ex = rm_exchange_new_tunnel(s, &s->down);
         if (s->ex == NULL) {
             rm_session_close(s);
             return s;
@@ -206,22 +215,24 @@ void rm_session_arm_timer(rm_session_t *s)
     rm_deadline_arm(w->loop, &s->timer, session_deadline(s), w->timer_slice);
 }
 
-void rm_session_reply(rm_session_t *s, int status, const char *extra_headers,
+/* Inbound connections of a draining sidecar close after their response: the caller's sidecar
+ * then opens its next connection to a pod that stays. */
+static bool draining_inbound(const rm_session_t *s)
+{
+    return rm_worker_draining(s->worker) && s->kind == RM_LISTENER_INBOUND;
+}
+
+void rm_session_reply(rm_session_t *s, int status, const rm_field_t *extra, size_t nextra,
                       const char *content_type, const char *body, size_t body_len, bool close_after)
 {
-    if (rm_worker_draining(s->worker) && s->kind == RM_LISTENER_INBOUND)
-        close_after = true;
-    int rc = rm_buf_printf(
-        &s->out, "HTTP/1.1 %d %s\r\ncontent-length: %zu\r\ncontent-type: %s\r\n%s%s\r\n", status,
-        rm_http1_reason_phrase(status), body_len, content_type ? content_type : "text/plain",
-        extra_headers ? extra_headers : "", close_after ? "connection: close\r\n" : "");
-    if (rc == 0)
-        rc = rm_buf_append(&s->out, body, body_len);
-    if (rc != 0) {
+    close_after = close_after || draining_inbound(s);
+    if (rm_h1_server_write_reply(&s->h1, status, extra, nextra,
+                                 content_type ? content_type : "text/plain", body, body_len,
+                                 close_after) != 0) {
         rm_session_close(s);
         return;
     }
-    if (close_after)
+    if (s->h1.close)
         s->close_after = true;
 }
 
@@ -231,7 +242,7 @@ static void reject_head(rm_session_t *s, int status, const char *reason)
 {
     char body[256];
     int n = snprintf(body, sizeof(body), "%s\n", reason ? reason : rm_http1_reason_phrase(status));
-    rm_session_reply(s, status, NULL, NULL, body, (size_t)n, true);
+    rm_session_reply(s, status, NULL, 0, NULL, body, (size_t)n, true);
     rm_metrics_request(s->worker, "", "", "", status, 0);
     rm_buf_consume(&s->in, s->in.len);
 }
@@ -239,7 +250,7 @@ static void reject_head(rm_session_t *s, int status, const char *reason)
 void rm_session_exchange_done(rm_session_t *s)
 {
     rm_exchange_t *ex = s->ex;
-    bool keep = ex != NULL && rm_exchange_keepalive(ex);
+    bool keep = ex != NULL && rm_exchange_keepalive(ex) && !s->h1.close;
     if (ex != NULL) {
         s->ex = NULL;
         rm_exchange_free(ex);
@@ -258,7 +269,7 @@ void rm_session_exchange_done(rm_session_t *s)
         rm_session_update_events(s);
         return;
     }
-    rm_http1_request_init(&s->req, s->worker->headers, s->worker->proxy->opt.max_headers);
+    rm_h1_server_next(&s->h1);
     session_process(s); /* a pipelined request may already be buffered */
 }
 
@@ -266,33 +277,30 @@ void rm_session_exchange_done(rm_session_t *s)
 static void session_process(rm_session_t *s)
 {
     while (!s->closing && s->ex == NULL && !s->close_after && s->in.len > 0) {
-        rm_http1_limits_t lim;
-        rm_http1_limits_init(&lim);
-        lim.max_head_bytes = s->worker->proxy->opt.max_head_bytes;
-        lim.max_headers = s->worker->proxy->opt.max_headers;
-        int n = rm_http1_parse_request(rm_buf_head(&s->in), s->in.len, &s->req, &lim);
-        if (n == RM_HTTP1_INCOMPLETE) {
-            if (rm_buf_room(&s->in) == 0 || s->in.len >= lim.max_head_bytes)
-                reject_head(s, 431, "request head too large");
+        rm_request_head_t head;
+        int status = 0;
+        const char *reason = NULL;
+        int n = rm_h1_server_read_head(&s->h1, &head, &status, &reason);
+        if (n == 0)
             break;
-        }
         if (n < 0) {
-            reject_head(s, s->req.error_status, s->req.error_reason);
+            reject_head(s, status, reason);
             break;
         }
-        if (s->kind == RM_LISTENER_ADMIN) {
-            rm_admin_handle(s, &s->req);
-            rm_buf_consume(&s->in, (size_t)n);
+        if (s->local_handler != NULL) {
+            s->local_handler(s, &head);
+            rm_h1_server_head_consumed(&s->h1, (size_t)n);
             s->requests++;
-            rm_http1_request_init(&s->req, s->worker->headers, s->worker->proxy->opt.max_headers);
+            rm_h1_server_next(&s->h1);
             continue;
         }
-        /* The exchange copies what it needs from the head, then the head bytes are consumed. */
-        rm_exchange_t *ex = rm_exchange_new(s, &s->req, (size_t)n);
+        /* The exchange copies the head, then its bytes are consumed. */
+        rm_exchange_t *ex = rm_exchange_new(s, &s->down, &head);
         if (ex == NULL) {
             reject_head(s, 503, "out of memory");
             break;
         }
+        rm_h1_server_head_consumed(&s->h1, (size_t)n);
         s->ex = ex;
         rm_exchange_start(ex); /* may finish synchronously (local reply) */
         return;
@@ -427,3 +435,89 @@ static void session_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
     }
     rm_session_close(s);
 }
+
+void rm_session_close(rm_session_t *s)
+{
+    if (s->closing)
+        return;
+    rm_session_shutdown(s);
+    s->closing = true;
+    rm_list_remove(&s->link);
+    rm_list_push_back(&s->worker->dead, &s->link);
+    s->worker->nsessions--;
+}
+
+/* The exchange's view of an HTTP/1 session (proxy-t.h's rm_downstream_ops_t). */
+
+/* Stop moving response bytes into the session while this much waits to be written. */
+#define DOWNSTREAM_HIGH_WATER ((size_t)64 * 1024)
+
+static rm_body_event_t h1_body_next(rm_downstream_t *d, size_t room, rm_span_t *data)
+{
+    return rm_h1_server_body_next(&d->session->h1, room, data);
+}
+
+static void h1_body_consume(rm_downstream_t *d)
+{
+    rm_h1_server_body_consume(&d->session->h1);
+}
+
+static int h1_write_head(rm_downstream_t *d, const rm_response_head_t *h,
+                         const rm_field_edit_t *edit, bool close)
+{
+    rm_session_t *s = d->session;
+    int rc = rm_h1_server_write_head(&s->h1, h, edit, close || draining_inbound(s));
+    if (rc == 0 && s->h1.close && !(h->flags & RM_MSG_F_INTERIM) && h->status != 101)
+        s->close_after = true;
+    return rc;
+}
+
+static int h1_write_data(rm_downstream_t *d, const char *p, size_t n)
+{
+    return rm_h1_server_write_data(&d->session->h1, p, n);
+}
+
+static int h1_write_end(rm_downstream_t *d)
+{
+    return rm_h1_server_write_end(&d->session->h1);
+}
+
+static size_t h1_write_room(const rm_downstream_t *d)
+{
+    return rm_h1_server_write_room(&d->session->h1, DOWNSTREAM_HIGH_WATER);
+}
+
+static void h1_reply(rm_downstream_t *d, int status, const rm_field_t *extra, size_t nextra,
+                     const char *body, size_t len, bool close)
+{
+    rm_session_reply(d->session, status, extra, nextra, "text/plain", body, len, close);
+}
+
+static void h1_update(rm_downstream_t *d)
+{
+    if (!d->session->closing)
+        rm_session_update_events(d->session);
+}
+
+static void h1_finished(rm_downstream_t *d)
+{
+    rm_session_exchange_done(d->session);
+}
+
+static void h1_abort(rm_downstream_t *d)
+{
+    rm_session_close(d->session);
+}
+
+static const rm_downstream_ops_t h1_downstream_ops = {
+    .body_next = h1_body_next,
+    .body_consume = h1_body_consume,
+    .write_head = h1_write_head,
+    .write_data = h1_write_data,
+    .write_end = h1_write_end,
+    .write_room = h1_write_room,
+    .reply = h1_reply,
+    .update = h1_update,
+    .finished = h1_finished,
+    .abort = h1_abort,
+};

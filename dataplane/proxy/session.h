@@ -9,7 +9,12 @@
 /* Takes ownership of fd (accepted, non-blocking). Returns NULL (fd left open) when out of memory.
  */
 rm_session_t *rm_session_new(rm_worker_t *w, int fd, rm_listener_kind_t kind,
-                             const struct sockaddr_storage *peer, socklen_t plen);
+                             rm_local_handler_t local_handler, const struct sockaddr_storage *peer,
+                             socklen_t plen);
+
+/* Marks a session for the reaper: stops its watchers and closes its socket now, frees it before
+ * the loop next sleeps (so callers further up the stack never touch freed memory). */
+void rm_session_close(rm_session_t *s);
 
 /* Stops watchers, closes the socket and ends any exchange; memory stays until rm_session_free. */
 void rm_session_shutdown(rm_session_t *s);
@@ -24,9 +29,10 @@ void rm_session_arm_timer(rm_session_t *s);
 /* The exchange finished (response fully queued in s->out): start the next request or close. */
 void rm_session_exchange_done(rm_session_t *s);
 
-/* Queues a complete local response (status, extra headers "Name: value\r\n"..., body) and marks
- * the exchange done. Closes after it when close_after. Used for errors and the admin API. */
-void rm_session_reply(rm_session_t *s, int status, const char *extra_headers,
+/* Queues a complete local response (status, extra fields, body). Closes after it when
+ * close_after, when the client does not keep alive, or when an inbound session drains. Used for
+ * refused heads and the local handler (admin). */
+void rm_session_reply(rm_session_t *s, int status, const rm_field_t *extra, size_t nextra,
                       const char *content_type, const char *body, size_t body_len,
                       bool close_after);
 

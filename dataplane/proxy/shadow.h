@@ -15,12 +15,14 @@
 /* Shadows in flight per worker, at most. */
 #define RM_SHADOW_MAX_CONCURRENCY 128
 
-/* Prepares the copy's head from the request head (Host gets "-shadow"); called while routing,
- * when the decision says to mirror. Loop thread. */
-void rm_shadow_prepare(rm_exchange_t *ex, const rm_http1_request_t *req);
+/* Settles the copy's target (for a mirror to another service, its routes choose the version,
+ * from the request's view); called while routing, when the decision says to mirror. Loop
+ * thread. */
+void rm_shadow_prepare(rm_exchange_t *ex, const rm_request_view_t *view);
 
-/* Sends the copy now that the whole request body went to the primary (its bytes are in the
- * exchange's replay buffer). No-op when the request is not shadowed. Loop thread. */
+/* Sends the copy (Host/authority gets "-shadow") now that the whole request body went to the
+ * primary (its bytes are in the exchange's replay buffer). No-op when the request is not
+ * shadowed. Loop thread. */
 void rm_shadow_launch(rm_exchange_t *ex);
 
 #endif

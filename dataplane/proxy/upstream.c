@@ -239,6 +239,10 @@ rm_upconn_t *rm_upconn_connect(rm_worker_t *w, rm_upstream_t *up, const rm_upcon
     rm_list_init(&c->link);
     rm_buf_init(&c->in, w->proxy->opt.buffer_limit);
     rm_buf_init(&c->out, w->proxy->opt.buffer_limit);
+    /* One protocol per pool today: HTTP/1, one request at a time per connection. */
+    c->codec = &rm_upstream_codec_h1;
+    rm_h1_client_init(&c->h1, &c->in, &c->out, w->headers,
+                      sizeof(w->headers) / sizeof(w->headers[0]), w->proxy->opt.max_headers);
     ev_io_init(&c->io, busy_io_cb, fd, EV_WRITE);
     ev_timer_init(&c->timer, busy_timer_cb, 0, 0);
     rm_limits_connection_opened(up->key);

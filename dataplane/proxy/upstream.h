@@ -16,6 +16,9 @@
  * 30% of requests paid a connect, and the proxy's CPU per request nearly doubled. */
 #define RM_UPSTREAM_MAX_IDLE 1024
 
+/* HTTP/1 on an upstream connection (upstream_h1.c): the exchange's codec ops for it. */
+extern const rm_upstream_codec_ops_t rm_upstream_codec_h1;
+
 /* Finds or creates the state for an endpoint. NULL when out of memory. */
 rm_upstream_t *rm_upstream_get(rm_worker_t *w, const rm_endpoint_ref_t *ep);
 

@@ -17,6 +17,7 @@
 
 #include "common/log/log.h"
 #include "dataplane/buffer/buffer.h"
+#include "dataplane/proxy/admin.h"
 #include "dataplane/proxy/config_source.h"
 #include "dataplane/proxy/exchange.h"
 #include "dataplane/proxy/list.h"
@@ -122,7 +123,8 @@ static void accept_cb(struct ev_loop *loop, ev_io *io, int revents)
             close(fd); /* the kernel answers RST-free FIN; the client retries elsewhere */
             continue;
         }
-        rm_session_t *s = rm_session_new(w, fd, l->kind, &peer, plen);
+        rm_session_t *s = rm_session_new(
+            w, fd, l->kind, l->kind == RM_LISTENER_ADMIN ? rm_admin_handle : NULL, &peer, plen);
         if (s == NULL) {
             close(fd);
             continue;
@@ -261,17 +263,6 @@ static void reaper_cb(struct ev_loop *loop, ev_prepare *pr, int revents)
         rm_list_remove(&s->link);
         rm_session_free(s);
     }
-}
-
-void rm_session_close(rm_session_t *s)
-{
-    if (s->closing)
-        return;
-    rm_session_shutdown(s);
-    s->closing = true;
-    rm_list_remove(&s->link);
-    rm_list_push_back(&s->worker->dead, &s->link);
-    s->worker->nsessions--;
 }
 
 int rm_worker_init(rm_worker_t *w, rm_proxy_t *p, int id)

@@ -18,10 +18,6 @@ void rm_worker_notify(rm_worker_t *w);
 /* Joins the thread and frees everything the worker owns. Main thread. */
 void rm_worker_join(rm_worker_t *w);
 
-/* Marks a session for the reaper: stops its watchers and closes its socket now, frees it before
- * the loop next sleeps (so callers further up the stack never touch freed memory). */
-void rm_session_close(rm_session_t *s);
-
 /* True when this worker has started draining (loop thread). */
 static inline bool rm_worker_draining(const rm_worker_t *w)
 {
