@@ -4,7 +4,7 @@
 #include "common/log/log.h"
 #include "dataplane/proxy/metrics.h"
 #include "dataplane/proxy/upstream.h"
-#include "dataplane/proxy/worker.h"
+#include "dataplane/proxy/worker_state.h"
 
 rm_retry_verdict_t rm_attempt_retry_verdict(rm_exchange_t *ex, rm_retry_cause_t cause, int status)
 {

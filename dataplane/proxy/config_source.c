@@ -29,8 +29,8 @@ typedef struct config_source {
     struct ev_loop *loop;
     ev_signal sighup, sigterm, sigint;
     ev_stat file_watch;
-    ev_async worker_exit;
-    uint64_t version;             /* bumped on every successful load of the file */
+    ev_timer withdraw_poll; /* while draining: is the withdrawal with the control plane yet? */
+    uint64_t version;       /* bumped on every successful load of the file */
     rm_control_client_t *control; /* --control-plane: the discovery stream client */
     bool judged;                  /* a file was loaded (or refused) before */
     uint64_t last_hash;           /* rm_hash64 of that file's bytes */
@@ -206,11 +206,29 @@ static void sigterm_cb(struct ev_loop *loop, ev_signal *w, int revents)
     rm_proxy_source_begin_drain(source.proxy);
 }
 
-static void worker_exit_cb(struct ev_loop *loop, ev_async *w, int revents)
+/* Publishes whether the control plane has the withdrawal, for the draining workers, until it
+ * does (main thread: the control client is asked here, never from a worker). */
+static void withdraw_poll_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)revents;
+    bool delivered = rm_control_client_withdraw_delivered(source.control);
+    atomic_store(&source.proxy->withdraw_delivered, delivered);
+    if (delivered)
+        ev_timer_stop(loop, t);
+}
+
+/* A worker exited, or the drain began (from any thread): the main loop's wake-up. */
+static void main_wakeup_cb(struct ev_loop *loop, ev_async *w, int revents)
 {
     (void)w;
     (void)revents;
-    if (atomic_load(&source.proxy->running_workers) == 0)
+    rm_proxy_t *p = source.proxy;
+    if (atomic_load(&p->draining) && !atomic_load(&p->withdraw_delivered) &&
+        !ev_is_active(&source.withdraw_poll)) {
+        ev_timer_start(loop, &source.withdraw_poll);
+        withdraw_poll_cb(loop, &source.withdraw_poll, 0);
+    }
+    if (atomic_load(&p->running_workers) == 0)
         ev_break(loop, EVBREAK_ALL);
 }
 
@@ -223,8 +241,10 @@ int rm_proxy_source_init(rm_proxy_t *p, struct ev_loop *main_loop)
     ev_signal_start(main_loop, &cs->sigterm);
     ev_signal_init(&cs->sigint, sigterm_cb, SIGINT);
     ev_signal_start(main_loop, &cs->sigint);
-    ev_async_init(&cs->worker_exit, worker_exit_cb);
-    ev_async_start(main_loop, &cs->worker_exit);
+    p->main_loop = main_loop;
+    ev_async_init(&p->main_wakeup, main_wakeup_cb);
+    ev_async_start(main_loop, &p->main_wakeup);
+    ev_timer_init(&cs->withdraw_poll, withdraw_poll_cb, 0.05, 0.05);
     if (p->opt.config_path != NULL) {
         if (load_file(cs) != 0)
             return -1;
@@ -274,19 +294,8 @@ void rm_proxy_source_begin_drain(rm_proxy_t *p)
     rm_log_info("draining: /ready fails now; accepting for %llums more, deadline %llums",
                 (unsigned long long)p->opt.drain_grace_ms,
                 (unsigned long long)p->opt.drain_deadline_ms);
+    ev_async_send(source.loop, &p->main_wakeup); /* starts publishing withdraw_delivered */
     notify_workers(p);
-}
-
-bool rm_proxy_source_withdraw_delivered(const rm_proxy_t *p)
-{
-    (void)p;
-    return rm_control_client_withdraw_delivered(source.control);
-}
-
-void rm_proxy_source_worker_exited(rm_proxy_t *p)
-{
-    atomic_fetch_sub(&p->running_workers, 1);
-    ev_async_send(source.loop, &source.worker_exit);
 }
 
 char *rm_proxy_source_dump_json(rm_proxy_t *p, const rm_snapshot_t *snap, size_t *len)

@@ -17,16 +17,10 @@
 int rm_proxy_source_init(rm_proxy_t *p, struct ev_loop *main_loop);
 
 /* Starts the drain (SIGTERM and POST /drain): /ready fails, the withdrawal goes to the control
- * plane, workers stop taking new work after the grace period once it was delivered, and the
- * process exits when idle or at the deadline. Any thread. */
+ * plane, workers stop taking new work after the grace period once it was delivered (published as
+ * rm_proxy_t.withdraw_delivered), and the process exits when idle or at the deadline (workers
+ * signal rm_proxy_t.main_wakeup as they exit). Any thread. */
 void rm_proxy_source_begin_drain(rm_proxy_t *p);
-
-/* Whether the control plane has this pod's withdrawal (always true with a config file): a
- * draining worker keeps its listeners until then, or until the drain deadline. Any thread. */
-bool rm_proxy_source_withdraw_delivered(const rm_proxy_t *p);
-
-/* A worker's loop ended; the main loop exits after the last one. Worker thread. */
-void rm_proxy_source_worker_exited(rm_proxy_t *p);
 
 /* The config in force as JSON {"version":N,"config":[documents]}; malloc'd, or NULL. */
 char *rm_proxy_source_dump_json(rm_proxy_t *p, const rm_snapshot_t *snap, size_t *len);

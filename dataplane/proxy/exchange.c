@@ -26,7 +26,7 @@
 #include "dataplane/proxy/routing.h"
 #include "dataplane/proxy/shadow.h"
 #include "dataplane/proxy/upstream.h"
-#include "dataplane/proxy/worker.h"
+#include "dataplane/proxy/worker_state.h"
 #include "dataplane/transport/transport.h"
 
 static void finish(rm_exchange_t *ex);
@@ -572,8 +572,17 @@ static void pump_request_body(rm_exchange_t *ex)
         return;
     while (!ex->req_done || tunnel) {
         size_t room = c->codec->write_room(c);
+        if (room == 0 && c->connected) {
+            /* Full: write now rather than stop. Stopping here and letting the connection's
+             * optimistic write empty the buffer afterwards left the rest of a body that had
+             * already arrived (its last read) waiting for a client event that never came. */
+            ssize_t n = rm_conn_write_buf(&c->conn, &c->out);
+            if (n > 0)
+                ex->bytes_sent += (size_t)n;
+            room = c->codec->write_room(c);
+        }
         if (room == 0)
-            break;
+            break; /* the write watcher resumes it (rm_upconn_update_events) */
         rm_span_t data;
         rm_body_event_t ev = d->ops->body_next(d, room, &data);
         if (ev == RM_BODY_WAIT)

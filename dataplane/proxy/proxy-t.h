@@ -297,9 +297,12 @@ typedef struct rm_session {
     } orig_dst;
     bool has_orig_dst;
     char peer_ip[48];
-    rm_buf_t in, out;     /* owned */
-    rm_exchange_t *ex;    /* owned: the request in progress */
-    rm_h1_server_t h1;    /* the HTTP/1 codec's state for this connection */
+    rm_buf_t in, out;  /* owned */
+    rm_exchange_t *ex; /* owned: the request in progress */
+    /* Owned: the HTTP/1 codec's state while a request is in progress or has begun; NULL on an
+     * idle keep-alive connection, which holds no codec state, as it holds no buffer memory
+     * (session.c: session_codec). */
+    rm_h1_server_t *h1;
     rm_downstream_t down; /* the exchange's view of this connection */
     bool read_eof;
     bool close_after; /* close once `out` drains */
@@ -328,6 +331,8 @@ typedef struct rm_worker {
     rm_list_t dead;           /* sessions closed this iteration, freed by the reaper */
     rm_list_t dead_exchanges; /* exchanges retired this iteration, freed by the reaper */
     rm_list_t free_exchanges; /* reaped exchanges kept for reuse (at most RM_EXCHANGE_KEEP) */
+    rm_h1_server_t *free_codecs[64]; /* sessions' codec states kept for reuse (session.c) */
+    int nfree_codecs;
     rm_cache_level_t free_exchanges_level; /* how many are kept (dataplane/buffer/cache_level.h) */
     ev_timer housekeeping; /* once a second: give back what a burst left in the caches */
     int nsessions;
@@ -351,6 +356,14 @@ struct rm_proxy {
     atomic_int running_workers; /* the main thread exits when this reaches 0 */
     atomic_bool app_up;         /* the app port answered the last probe */
     atomic_bool app_refused;    /* the app port refused connections for RM_APP_REFUSED_FOR_S */
+    /* While draining: the control plane has this pod's withdrawal (always true with a config
+     * file). Published by the config source on the main thread; workers keep their listeners
+     * until it holds or the drain deadline passes. */
+    atomic_bool withdraw_delivered;
+    /* The main thread's loop and its wake-up: workers send it when they exit, the drain when it
+     * begins (any thread); the config source owns the callback. */
+    struct ev_loop *main_loop;
+    ev_async main_wakeup;
     atomic_uint_fast64_t config_version;
     ev_tstamp drain_started;
     FILE *access_log;

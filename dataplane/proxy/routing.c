@@ -8,7 +8,7 @@
 
 #include "dataplane/proxy/shadow.h"
 #include "dataplane/proxy/upstream.h"
-#include "dataplane/proxy/worker.h"
+#include "dataplane/proxy/worker_state.h"
 
 /* Copies a name into a fixed field, cut to fit (runs several times per request: no snprintf). */
 static void set_name(char *dst, size_t n, const char *src)

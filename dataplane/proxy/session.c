@@ -25,7 +25,7 @@
 #include "dataplane/proxy/list.h"
 #include "dataplane/proxy/metrics.h"
 #include "dataplane/proxy/upstream.h"
-#include "dataplane/proxy/worker.h"
+#include "dataplane/proxy/worker_state.h"
 #include "dataplane/transport/transport.h"
 
 /* Stop reading the client while this much response is waiting to be written to it. */
@@ -73,6 +73,46 @@ static void read_original_dst(rm_session_t *s)
 
 static const rm_downstream_ops_t h1_downstream_ops;
 
+/* Codec states kept per worker for the next request (beyond: freed). */
+#define CODEC_KEEP ((int)(sizeof(((rm_worker_t *)0)->free_codecs) / sizeof(rm_h1_server_t *)))
+
+/* The session's codec state, made when a request begins: an idle keep-alive connection holds
+ * none (a third of its memory otherwise), as it holds no buffer memory. NULL when out of
+ * memory. Loop thread. */
+static rm_h1_server_t *session_codec(rm_session_t *s)
+{
+    if (s->h1 != NULL)
+        return s->h1;
+    rm_worker_t *w = s->worker;
+    rm_h1_server_t *st =
+        w->nfree_codecs > 0 ? w->free_codecs[--w->nfree_codecs] : malloc(sizeof(*st));
+    if (st == NULL)
+        return NULL;
+    rm_h1_server_init(st, &s->in, &s->out, w->headers, sizeof(w->headers) / sizeof(w->headers[0]),
+                      w->proxy->opt.max_head_bytes, w->proxy->opt.max_headers);
+    s->h1 = st;
+    return st;
+}
+
+/* The connection is idle (no request, no byte of the next): its codec state goes back. */
+static void session_codec_release(rm_session_t *s)
+{
+    rm_worker_t *w = s->worker;
+    if (s->h1 == NULL)
+        return;
+    if (w->nfree_codecs < CODEC_KEEP)
+        w->free_codecs[w->nfree_codecs++] = s->h1;
+    else
+        free(s->h1);
+    s->h1 = NULL;
+}
+
+void rm_session_free_codecs(rm_worker_t *w)
+{
+    while (w->nfree_codecs > 0)
+        free(w->free_codecs[--w->nfree_codecs]);
+}
+
 rm_session_t *rm_session_new(rm_worker_t *w, int fd, rm_listener_kind_t kind,
                              rm_local_handler_t local_handler, const struct sockaddr_storage *peer,
                              socklen_t plen)
@@ -88,9 +128,6 @@ rm_session_t *rm_session_new(rm_worker_t *w, int fd, rm_listener_kind_t kind,
     rm_buf_init(&s->in, w->proxy->opt.buffer_limit);
     rm_buf_init(&s->out, w->proxy->opt.buffer_limit + OUT_HIGH_WATER);
     s->local_handler = local_handler;
-    rm_h1_server_init(&s->h1, &s->in, &s->out, w->headers,
-                      sizeof(w->headers) / sizeof(w->headers[0]), w->proxy->opt.max_head_bytes,
-                      w->proxy->opt.max_headers);
     s->down = (rm_downstream_t){.ops = &h1_downstream_ops, .session = s};
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -104,8 +141,10 @@ rm_session_t *rm_session_new(rm_worker_t *w, int fd, rm_listener_kind_t kind,
         (w->snap == NULL || rm_snapshot_service_by_addr(w->snap, &s->orig_dst.sa) == NULL)) {
         /* Redirected traffic for a destination the mesh does not know, in whatever protocol
          * (it may be a server-speaks-first one): a plain TCP tunnel, never dropped. */
-        rm_h1_server_tunnel(&s->h1);
-        s->ex = rm_exchange_new_tunnel(s, &s->down);
+        rm_h1_server_t *h1 = session_codec(s);
+        if (h1 != NULL)
+            rm_h1_server_tunnel(h1);
+        s->ex = h1 != NULL ? rm_exchange_new_tunnel(s, &s->down) : NULL;
         if (s->ex == NULL) {
             rm_session_close(s);
             return s;
@@ -133,6 +172,7 @@ void rm_session_shutdown(rm_session_t *s)
 
 void rm_session_free(rm_session_t *s)
 {
+    free(s->h1);
     rm_buf_free(&s->in);
     rm_buf_free(&s->out);
     free(s);
@@ -226,13 +266,14 @@ void rm_session_reply(rm_session_t *s, int status, const rm_field_t *extra, size
                       const char *content_type, const char *body, size_t body_len, bool close_after)
 {
     close_after = close_after || draining_inbound(s);
-    if (rm_h1_server_write_reply(&s->h1, status, extra, nextra,
-                                 content_type ? content_type : "text/plain", body, body_len,
-                                 close_after) != 0) {
+    rm_h1_server_t *h1 = session_codec(s);
+    if (h1 == NULL || rm_h1_server_write_reply(h1, status, extra, nextra,
+                                               content_type ? content_type : "text/plain", body,
+                                               body_len, close_after) != 0) {
         rm_session_close(s);
         return;
     }
-    if (s->h1.close)
+    if (h1->close)
         s->close_after = true;
 }
 
@@ -250,14 +291,16 @@ static void reject_head(rm_session_t *s, int status, const char *reason)
 void rm_session_exchange_done(rm_session_t *s)
 {
     rm_exchange_t *ex = s->ex;
-    bool keep = ex != NULL && rm_exchange_keepalive(ex) && !s->h1.close;
+    bool keep = ex != NULL && rm_exchange_keepalive(ex) && s->h1 != NULL && !s->h1->close;
     if (ex != NULL) {
         s->ex = NULL;
         rm_exchange_free(ex);
     }
     s->requests++;
-    if (s->in.len == 0)
-        rm_buf_release(&s->in); /* an idle keep-alive connection holds no buffer memory */
+    if (s->in.len == 0) { /* an idle keep-alive connection holds no buffer or codec memory */
+        rm_buf_release(&s->in);
+        session_codec_release(s);
+    }
     if (!keep)
         s->close_after = true;
     if (s->close_after) {
@@ -269,7 +312,8 @@ void rm_session_exchange_done(rm_session_t *s)
         rm_session_update_events(s);
         return;
     }
-    rm_h1_server_next(&s->h1);
+    if (s->h1 != NULL)
+        rm_h1_server_next(s->h1);
     session_process(s); /* a pipelined request may already be buffered */
 }
 
@@ -277,10 +321,15 @@ void rm_session_exchange_done(rm_session_t *s)
 static void session_process(rm_session_t *s)
 {
     while (!s->closing && s->ex == NULL && !s->close_after && s->in.len > 0) {
+        rm_h1_server_t *h1 = session_codec(s);
+        if (h1 == NULL) {
+            rm_session_close(s);
+            return;
+        }
         rm_request_head_t head;
         int status = 0;
         const char *reason = NULL;
-        int n = rm_h1_server_read_head(&s->h1, &head, &status, &reason);
+        int n = rm_h1_server_read_head(h1, &head, &status, &reason);
         if (n == 0)
             break;
         if (n < 0) {
@@ -289,9 +338,9 @@ static void session_process(rm_session_t *s)
         }
         if (s->local_handler != NULL) {
             s->local_handler(s, &head);
-            rm_h1_server_head_consumed(&s->h1, (size_t)n);
+            rm_h1_server_head_consumed(h1, (size_t)n);
             s->requests++;
-            rm_h1_server_next(&s->h1);
+            rm_h1_server_next(h1);
             continue;
         }
         /* The exchange copies the head, then its bytes are consumed. */
@@ -300,7 +349,7 @@ static void session_process(rm_session_t *s)
             reject_head(s, 503, "out of memory");
             break;
         }
-        rm_h1_server_head_consumed(&s->h1, (size_t)n);
+        rm_h1_server_head_consumed(h1, (size_t)n);
         s->ex = ex;
         rm_exchange_start(ex); /* may finish synchronously (local reply) */
         return;
@@ -411,8 +460,11 @@ static void session_io_cb(struct ev_loop *loop, ev_io *io, int revents)
     }
     if (revents & EV_READ)
         session_read(s);
-    if (!s->closing && s->ex == NULL && s->in.len == 0)
-        rm_buf_release(&s->in); /* idle connections hold no buffer memory */
+    if (!s->closing && s->ex == NULL && s->in.len == 0) {
+        rm_buf_release(&s->in); /* idle connections hold no buffer or codec memory */
+        if (!s->close_after)
+            session_codec_release(s);
+    }
 }
 
 static void session_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
@@ -454,37 +506,37 @@ void rm_session_close(rm_session_t *s)
 
 static rm_body_event_t h1_body_next(rm_downstream_t *d, size_t room, rm_span_t *data)
 {
-    return rm_h1_server_body_next(&d->session->h1, room, data);
+    return rm_h1_server_body_next(d->session->h1, room, data);
 }
 
 static void h1_body_consume(rm_downstream_t *d)
 {
-    rm_h1_server_body_consume(&d->session->h1);
+    rm_h1_server_body_consume(d->session->h1);
 }
 
 static int h1_write_head(rm_downstream_t *d, const rm_response_head_t *h,
                          const rm_field_edit_t *edit, bool close)
 {
     rm_session_t *s = d->session;
-    int rc = rm_h1_server_write_head(&s->h1, h, edit, close || draining_inbound(s));
-    if (rc == 0 && s->h1.close && !(h->flags & RM_MSG_F_INTERIM) && h->status != 101)
+    int rc = rm_h1_server_write_head(s->h1, h, edit, close || draining_inbound(s));
+    if (rc == 0 && s->h1->close && !(h->flags & RM_MSG_F_INTERIM) && h->status != 101)
         s->close_after = true;
     return rc;
 }
 
 static int h1_write_data(rm_downstream_t *d, const char *p, size_t n)
 {
-    return rm_h1_server_write_data(&d->session->h1, p, n);
+    return rm_h1_server_write_data(d->session->h1, p, n);
 }
 
 static int h1_write_end(rm_downstream_t *d)
 {
-    return rm_h1_server_write_end(&d->session->h1);
+    return rm_h1_server_write_end(d->session->h1);
 }
 
 static size_t h1_write_room(const rm_downstream_t *d)
 {
-    return rm_h1_server_write_room(&d->session->h1, DOWNSTREAM_HIGH_WATER);
+    return rm_h1_server_write_room(d->session->h1, DOWNSTREAM_HIGH_WATER);
 }
 
 static void h1_reply(rm_downstream_t *d, int status, const rm_field_t *extra, size_t nextra,

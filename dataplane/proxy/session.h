@@ -20,6 +20,9 @@ void rm_session_close(rm_session_t *s);
 void rm_session_shutdown(rm_session_t *s);
 void rm_session_free(rm_session_t *s);
 
+/* Frees the codec states a worker keeps for reuse (worker exit, on its thread). */
+void rm_session_free_codecs(rm_worker_t *w);
+
 /* Recomputes the I/O events the session waits for, from its state. */
 void rm_session_update_events(rm_session_t *s);
 

@@ -9,7 +9,7 @@
 #include "common/log/log.h"
 #include "dataplane/proxy/metrics.h"
 #include "dataplane/proxy/upstream.h"
-#include "dataplane/proxy/worker.h"
+#include "dataplane/proxy/worker_state.h"
 #include "dataplane/transport/transport.h"
 
 /* A shadow gets this long for its whole exchange; then it is abandoned and counted an error. */

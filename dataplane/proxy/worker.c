@@ -18,7 +18,6 @@
 #include "common/log/log.h"
 #include "dataplane/buffer/buffer.h"
 #include "dataplane/proxy/admin.h"
-#include "dataplane/proxy/config_source.h"
 #include "dataplane/proxy/exchange.h"
 #include "dataplane/proxy/list.h"
 #include "dataplane/proxy/metrics.h"
@@ -195,7 +194,7 @@ static void drain_tick_cb(struct ev_loop *loop, ev_timer *t, int revents)
     ev_tstamp elapsed = ev_now(loop) - p->drain_started;
     bool deadline = elapsed * 1000.0 >= (double)p->opt.drain_deadline_ms;
     if (!w->listeners_closed && elapsed * 1000.0 >= (double)p->opt.drain_grace_ms) {
-        if (rm_proxy_source_withdraw_delivered(p) || deadline) {
+        if (atomic_load(&p->withdraw_delivered) || deadline) {
             close_listeners(w, true);
             w->listeners_closed = true;
         } else if (!w->waiting_withdraw_logged) {
@@ -319,7 +318,10 @@ static void *worker_main(void *arg)
     rm_metrics_worker_free(w); /* its handle cache is thread-local: free it on this thread */
     rm_buf_thread_cache_free();
     rm_exchange_free_recycled(w);
-    rm_proxy_source_worker_exited(w->proxy);
+    rm_session_free_codecs(w);
+    /* The main loop exits after the last worker (config_source.c). */
+    atomic_fetch_sub(&w->proxy->running_workers, 1);
+    ev_async_send(w->proxy->main_loop, &w->proxy->main_wakeup);
     return NULL;
 }
 

@@ -4,6 +4,7 @@
 #define RM_PROXY_WORKER_H
 
 #include "dataplane/proxy/proxy-t.h"
+#include "dataplane/proxy/worker_state.h"
 
 /* Creates the loop and binds the listeners (admin only on worker 0). Main thread, before start.
  * Returns 0 or -errno with a message logged. */
@@ -17,22 +18,5 @@ void rm_worker_notify(rm_worker_t *w);
 
 /* Joins the thread and frees everything the worker owns. Main thread. */
 void rm_worker_join(rm_worker_t *w);
-
-/* True when this worker has started draining (loop thread). */
-static inline bool rm_worker_draining(const rm_worker_t *w)
-{
-    return w->draining;
-}
-
-/* A fast per-worker random number (xorshift64*). */
-static inline uint64_t rm_worker_random(rm_worker_t *w)
-{
-    uint64_t x = w->rng;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    w->rng = x;
-    return x * 2685821657736338717ULL;
-}
 
 #endif
