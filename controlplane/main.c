@@ -117,7 +117,7 @@ int main(int argc, char **argv)
 {
     const char *listen = "127.0.0.1:15010";
     const char *store_uri = RM_STORE_DEFAULT_URI;
-    rm_control_options_t opt = {
+    rm_cp_options_t opt = {
         .debounce_ms = RM_CONTROL_DEFAULT_DEBOUNCE_MS,
         .grace_ms = RM_CONTROL_DEFAULT_GRACE_MS,
     };

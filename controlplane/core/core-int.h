@@ -10,7 +10,7 @@
  * its content did not change); marks it built at c->changes. */
 void rm__snapshot_build(rm_control_t *c, rm_scope_t *sc);
 /* snapshot.c: frees a snapshot's bytes. */
-void rm__snapshot_clear(rm_snapshot_t *s);
+void rm__snapshot_clear(rm_scope_snapshot_t *s);
 /* snapshot.c: frees c->index (rm_control_close). */
 void rm__snapshot_index_free(rm_control_t *c);
 
