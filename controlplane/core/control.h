@@ -26,8 +26,8 @@
  *
  * Threads: an rm_control_t and everything it owns belong to one thread at a time.
  */
-#ifndef RM_CONTROL_H
-#define RM_CONTROL_H
+#ifndef REMORA_CONTROLPLANE_CORE_CONTROL_H
+#define REMORA_CONTROLPLANE_CORE_CONTROL_H
 
 #include <stdatomic.h>
 #include <stddef.h>
@@ -231,4 +231,4 @@ void rm_discovery_sent(rm_control_t *c, rm_sidecar_t *sc, const rm_scope_snapsho
 /* The stream of sc ended; sc must not be used afterwards. */
 void rm_discovery_close(rm_control_t *c, rm_sidecar_t *sc, uint64_t now_ms);
 
-#endif /* RM_CONTROL_H */
+#endif /* REMORA_CONTROLPLANE_CORE_CONTROL_H */

@@ -15,8 +15,8 @@
  * completion-queue thread only). Calls block on disk I/O (SQLite) — see server.c for why that is
  * acceptable there.
  */
-#ifndef RM_STORE_H
-#define RM_STORE_H
+#ifndef REMORA_CONTROLPLANE_STORE_STORE_H
+#define REMORA_CONTROLPLANE_STORE_STORE_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -192,4 +192,4 @@ void rm_store_record_free(rm_store_record_t *r);
 /* Frees an array from history() and its records. */
 void rm_store_records_free(rm_store_record_t *r, size_t n);
 
-#endif /* RM_STORE_H */
+#endif /* REMORA_CONTROLPLANE_STORE_STORE_H */
