@@ -19,10 +19,7 @@
 #include <unistd.h>
 
 #include "common/cidr.h"
-
-#ifndef REMORA_VERSION
-#define REMORA_VERSION "0.1.0"
-#endif
+#include "common/version.h"
 
 #define MAX_ITEMS 64
 #define MAX_ARGS  24
@@ -407,7 +404,7 @@ int main(int argc, char **argv)
             fputs(usage, stdout);
             return 0;
         case OPT_VERSION:
-            printf("remora-init %s\n", REMORA_VERSION);
+            printf("remora-init %s\n", RM_VERSION);
             return 0;
         default:
             return bad_flag(argv[optind - 1], NULL, "unknown flag or missing value");

@@ -21,19 +21,16 @@
 #include <openssl/evp.h>
 
 #include "common/cidr.h"
+#include "common/version.h"
 #include "injector/patch.h"
-
-#ifndef REMORA_VERSION
-#define REMORA_VERSION "0.1.0"
-#endif
 
 #define MAX_PORTS 64
 #define MAX_CIDRS 64
 
 void rm_inject_opts_default(rm_inject_opts_t *o)
 {
-    o->proxy_image = "remora/proxy:" REMORA_VERSION;
-    o->init_image = "remora/init:" REMORA_VERSION;
+    o->proxy_image = "remora/proxy:" RM_VERSION;
+    o->init_image = "remora/init:" RM_VERSION;
     o->control_plane = "remora-control.remora-system.svc:15010";
     o->mode = RM_INJECT_MODE_NATIVE;
     o->proxy_uid = 1337;

@@ -9,8 +9,7 @@
 
 #include "llhttp.h"
 
-#define RM__BACKEND_VERSION "0.1.0"
-#define RM__BACKEND_NAME    "remora-test-backend"
+#define RM__BACKEND_NAME "remora-test-backend"
 
 /* Request line plus header names and values, as the SPEC's limit for the backend. */
 #define RM__HEADER_BYTES_MAX ((size_t)64 * 1024)
