@@ -12,13 +12,10 @@
 
 #include "common/duration.h"
 #include "common/log/log.h"
+#include "common/version.h"
 #include "controlplane/core/control.h"
 #include "controlplane/server/server.h"
 #include "controlplane/store/store.h"
-
-#ifndef REMORA_VERSION
-#define REMORA_VERSION "0.1.0"
-#endif
 
 #define PROG "remora-control"
 
@@ -117,7 +114,7 @@ int main(int argc, char **argv)
 {
     const char *listen = "127.0.0.1:15010";
     const char *store_uri = RM_STORE_DEFAULT_URI;
-    rm_control_options_t opt = {
+    rm_cp_options_t opt = {
         .debounce_ms = RM_CONTROL_DEFAULT_DEBOUNCE_MS,
         .grace_ms = RM_CONTROL_DEFAULT_GRACE_MS,
     };
@@ -168,7 +165,7 @@ int main(int argc, char **argv)
             fputs(usage, stdout);
             return 0;
         case OPT_VERSION:
-            printf(PROG " %s (gRPC core %s)\n", REMORA_VERSION, grpc_version_string());
+            printf(PROG " %s (gRPC core %s)\n", RM_VERSION, grpc_version_string());
             return 0;
         case ':':
             return bad_flag("%s needs a value%s", argv[optind - 1], "");
@@ -214,7 +211,7 @@ int main(int argc, char **argv)
         restore_ms = opt.grace_ms; /* as the core does (controlplane/core/registrations.c) */
     rm_log_info(PROG " %s listening on %.*s:%d; store %s at version %llu; debounce %llums, "
                      "endpoint grace %llums, restore grace %llums",
-                REMORA_VERSION, (int)(colon - listen), listen, rm_server_port(srv), store_uri,
+                RM_VERSION, (int)(colon - listen), listen, rm_server_port(srv), store_uri,
                 (unsigned long long)ctl->version, (unsigned long long)opt.debounce_ms,
                 (unsigned long long)opt.grace_ms, (unsigned long long)restore_ms);
     rm_server_run(srv, &stop_flag);

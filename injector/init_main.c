@@ -8,7 +8,6 @@
  * `iptables -C` says they are absent. iptables is run by fork/exec with an argv built from
  * validated numbers and addresses; no shell ever sees the input.
  */
-#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -19,9 +18,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#ifndef REMORA_VERSION
-#define REMORA_VERSION "0.1.0"
-#endif
+#include "common/cidr.h"
+#include "common/version.h"
 
 #define MAX_ITEMS 64
 #define MAX_ARGS  24
@@ -50,7 +48,7 @@ typedef struct init_cfg {
     int n_in, in_ports[MAX_ITEMS];
     int n_out, out_ports[MAX_ITEMS];
     int n_cidr;
-    char cidrs[MAX_ITEMS][24];
+    char cidrs[MAX_ITEMS][RM_CIDR4_BUF];
     const char *iptables; /* borrowed from argv */
     int dry_run;
 } init_cfg_t;
@@ -116,23 +114,13 @@ static int add_port(const char *s, void *arg)
     return 0;
 }
 
+/* The same strings the injector accepts in its annotation (common/cidr.h). */
 static int add_cidr(const char *s, void *arg)
 {
     init_cfg_t *c = arg;
-    char addr[16]; /* INET_ADDRSTRLEN */
-    const char *slash = strchr(s, '/');
-    size_t alen = slash ? (size_t)(slash - s) : strlen(s);
-    struct in_addr a;
-    int prefix = 32;
-    if (alen == 0 || alen >= sizeof(addr) || c->n_cidr == MAX_ITEMS)
+    if (c->n_cidr == MAX_ITEMS || rm_cidr4_parse(s, c->cidrs[c->n_cidr], sizeof(c->cidrs[0])) < 0)
         return -1;
-    memcpy(addr, s, alen);
-    addr[alen] = '\0';
-    if (inet_pton(AF_INET, addr, &a) != 1)
-        return -1;
-    if (slash && parse_int(slash + 1, 0, 32, &prefix) < 0)
-        return -1;
-    snprintf(c->cidrs[c->n_cidr++], sizeof(c->cidrs[0]), "%s/%d", addr, prefix);
+    c->n_cidr++;
     return 0;
 }
 
@@ -416,7 +404,7 @@ int main(int argc, char **argv)
             fputs(usage, stdout);
             return 0;
         case OPT_VERSION:
-            printf("remora-init %s\n", REMORA_VERSION);
+            printf("remora-init %s\n", RM_VERSION);
             return 0;
         default:
             return bad_flag(argv[optind - 1], NULL, "unknown flag or missing value");

@@ -25,11 +25,8 @@
 #include <openssl/ssl.h>
 
 #include "common/log/log.h"
+#include "common/version.h"
 #include "injector/patch.h"
-
-#ifndef REMORA_VERSION
-#define REMORA_VERSION "0.1.0"
-#endif
 
 #define MAX_CONNS       512
 #define MAX_HEAD        16384
@@ -46,8 +43,8 @@ static const char usage[] =
     "  --cert FILE               PEM certificate chain (re-read when the file changes)\n"
     "  --key FILE                PEM private key (re-read when the file changes)\n"
     "  --listen HOST:PORT        address to serve (default 0.0.0.0:8443)\n"
-    "  --proxy-image IMAGE       sidecar image (default remora/proxy:" REMORA_VERSION ")\n"
-    "  --init-image IMAGE        init image (default remora/init:" REMORA_VERSION ")\n"
+    "  --proxy-image IMAGE       sidecar image (default remora/proxy:" RM_VERSION ")\n"
+    "  --init-image IMAGE        init image (default remora/init:" RM_VERSION ")\n"
     "  --control-plane HOST:PORT given to the sidecar (default "
     "remora-control.remora-system.svc:15010)\n"
     "  --sidecar-mode native|classic\n"
@@ -709,7 +706,7 @@ int main(int argc, char **argv)
             fputs(usage, stdout);
             return 0;
         case OPT_VERSION:
-            printf("remora-injector %s\n", REMORA_VERSION);
+            printf("remora-injector %s\n", RM_VERSION);
             return 0;
         default:
             return bad_flag(argv[optind - 1], NULL, "unknown flag or missing value");

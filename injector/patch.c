@@ -10,7 +10,6 @@
  * the proxy cannot serve), the ports of every httpGet/tcpSocket/grpc probe of the app containers
  * are added to remora-init's --exclude-inbound-ports, so the kubelet reaches the app directly.
  */
-#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
@@ -21,19 +20,17 @@
 
 #include <openssl/evp.h>
 
+#include "common/cidr.h"
+#include "common/version.h"
 #include "injector/patch.h"
-
-#ifndef REMORA_VERSION
-#define REMORA_VERSION "0.1.0"
-#endif
 
 #define MAX_PORTS 64
 #define MAX_CIDRS 64
 
 void rm_inject_opts_default(rm_inject_opts_t *o)
 {
-    o->proxy_image = "remora/proxy:" REMORA_VERSION;
-    o->init_image = "remora/init:" REMORA_VERSION;
+    o->proxy_image = "remora/proxy:" RM_VERSION;
+    o->init_image = "remora/init:" RM_VERSION;
     o->control_plane = "remora-control.remora-system.svc:15010";
     o->mode = RM_INJECT_MODE_NATIVE;
     o->proxy_uid = 1337;
@@ -134,34 +131,16 @@ static int add_port_item(const char *item, void *arg)
 
 typedef struct cidr_list {
     int n;
-    char text[MAX_CIDRS][24]; /* "255.255.255.255/32" */
+    char text[MAX_CIDRS][RM_CIDR4_BUF]; /* normalized: "255.255.255.255/32" */
 } cidr_list_t;
 
-/* IPv4 only: remora-init programs iptables, not ip6tables. A bare address means /32. */
+/* IPv4 only, the same strings remora-init accepts (common/cidr.h). */
 static int add_cidr_item(const char *item, void *arg)
 {
     cidr_list_t *l = arg;
-    char addr[16]; /* INET_ADDRSTRLEN */
-    const char *slash = strchr(item, '/');
-    size_t alen = slash ? (size_t)(slash - item) : strlen(item);
-    struct in_addr a;
-    int prefix = 32;
-    if (alen == 0 || alen >= sizeof(addr) || l->n == MAX_CIDRS)
+    if (l->n == MAX_CIDRS || rm_cidr4_parse(item, l->text[l->n], sizeof(l->text[0])) < 0)
         return -1;
-    memcpy(addr, item, alen);
-    addr[alen] = '\0';
-    if (inet_pton(AF_INET, addr, &a) != 1)
-        return -1;
-    if (slash) {
-        char *end;
-        if (!isdigit((unsigned char)slash[1]))
-            return -1;
-        long v = strtol(slash + 1, &end, 10);
-        if (*end || v < 0 || v > 32)
-            return -1;
-        prefix = (int)v;
-    }
-    snprintf(l->text[l->n++], sizeof(l->text[0]), "%s/%d", addr, prefix);
+    l->n++;
     return 0;
 }
 

@@ -89,4 +89,4 @@ int rm_inject_object(json_t *obj, const rm_inject_opts_t *o, const char **reason
 int rm_inject_review(const char *body, size_t len, const rm_inject_opts_t *o, char **resp_out,
                      char *err, size_t errlen);
 
-#endif
+#endif /* REMORA_INJECTOR_PATCH_H */

@@ -40,8 +40,8 @@
  * "retriable-status-codes" to retryOn when it is missing (SPEC.md's example relies on that).
  * Regexes are checked by compiling them with PCRE2 in UTF mode.
  */
-#ifndef RM_CONFIG_H
-#define RM_CONFIG_H
+#ifndef REMORA_COMMON_CONFIG_CONFIG_H
+#define REMORA_COMMON_CONFIG_CONFIG_H
 
 #include <stddef.h>
 #include <stdio.h>
@@ -183,4 +183,4 @@ void rm_config_diags_print(const rm_config_diags_t *diags, FILE *out, const char
 /* Frees what the list owns and zeroes it, ready for reuse. NULL is a no-op. */
 void rm_config_diags_free(rm_config_diags_t *diags);
 
-#endif /* RM_CONFIG_H */
+#endif /* REMORA_COMMON_CONFIG_CONFIG_H */

@@ -2,8 +2,8 @@
  * YAML node tree, diagnostics helpers, paths, the schema helpers over protobuf-c descriptors and
  * the source map.
  */
-#ifndef RM_CONFIG_INTERNAL_H
-#define RM_CONFIG_INTERNAL_H
+#ifndef REMORA_COMMON_CONFIG_INTERNAL_H
+#define REMORA_COMMON_CONFIG_INTERNAL_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -250,4 +250,4 @@ int rm__is_token(const char *s);
 
 void rm__validate_route(rm__vctx_t *v, Remora__V1__Route *route);
 
-#endif /* RM_CONFIG_INTERNAL_H */
+#endif /* REMORA_COMMON_CONFIG_INTERNAL_H */

@@ -1,8 +1,8 @@
 /* common/config/test_util.h — helpers shared by the config library's cmocka tests: load a
  * document from a string and compare diagnostics as the exact lines users see.
  */
-#ifndef RM_CONFIG_TEST_UTIL_H
-#define RM_CONFIG_TEST_UTIL_H
+#ifndef REMORA_COMMON_CONFIG_TEST_UTIL_H
+#define REMORA_COMMON_CONFIG_TEST_UTIL_H
 
 #include "common/config/config.h"
 
@@ -38,4 +38,4 @@ char *tu_dump(const rm_config_diags_t *d);
 
 void tu_free(Remora__V1__ConfigSet *set);
 
-#endif /* RM_CONFIG_TEST_UTIL_H */
+#endif /* REMORA_COMMON_CONFIG_TEST_UTIL_H */

@@ -4,8 +4,8 @@
  * write(2) so lines from several threads never interleave. Thread-safe; callable from any thread,
  * including the event loop (stderr is expected to be a pipe or file that does not block for long).
  */
-#ifndef RM_LOG_H
-#define RM_LOG_H
+#ifndef REMORA_COMMON_LOG_LOG_H
+#define REMORA_COMMON_LOG_LOG_H
 
 #include <stdarg.h>
 
@@ -38,4 +38,4 @@ void rm_logv(rm_log_level_t level, const char *fmt, va_list ap);
 #define rm_log_warn(...)  rm_log(RM_LOG_WARN, __VA_ARGS__)
 #define rm_log_error(...) rm_log(RM_LOG_ERROR, __VA_ARGS__)
 
-#endif
+#endif /* REMORA_COMMON_LOG_LOG_H */

@@ -6,8 +6,8 @@
  * single relaxed atomic operations and safe from any thread. Series live as long as the registry:
  * a returned pointer is never invalidated by later lookups.
  */
-#ifndef RM_STATS_H
-#define RM_STATS_H
+#ifndef REMORA_COMMON_STATS_STATS_H
+#define REMORA_COMMON_STATS_STATS_H
 
 #include <stdatomic.h>
 #include <stddef.h>
@@ -125,4 +125,4 @@ typedef struct rm_stats_series_view {
 int rm_stats_visit(rm_stats_registry_t *reg, int (*fn)(const rm_stats_series_view_t *, void *),
                    void *arg);
 
-#endif
+#endif /* REMORA_COMMON_STATS_STATS_H */

@@ -12,8 +12,8 @@
  *
  * Threads: the thread that owns the rm_control_t.
  */
-#ifndef RM_ADMIN_H
-#define RM_ADMIN_H
+#ifndef REMORA_CONTROLPLANE_CORE_ADMIN_H
+#define REMORA_CONTROLPLANE_CORE_ADMIN_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -66,4 +66,4 @@ void rm_admin_wait_finish(rm_control_t *c, rm_admin_method_t m, rm_admin_reply_t
 
 void rm_admin_reply_free(rm_admin_reply_t *reply);
 
-#endif /* RM_ADMIN_H */
+#endif /* REMORA_CONTROLPLANE_CORE_ADMIN_H */

@@ -23,8 +23,8 @@ static void make_boot_id(char out[17])
     snprintf(out, 17, "%016llx", (unsigned long long)r);
 }
 
-int rm_control_open(rm_store_t *store, const rm_control_options_t *opt, rm_control_t **out,
-                    char *err, size_t errlen)
+int rm_control_open(rm_store_t *store, const rm_cp_options_t *opt, rm_control_t **out, char *err,
+                    size_t errlen)
 {
     rm_control_t *c = rm_xcalloc(1, sizeof(*c));
     rm_store_record_t rec;
@@ -102,7 +102,8 @@ void rm_control_changed(rm_control_t *c, uint64_t now_ms, int urgent)
 }
 
 /* The scope's snapshot, rebuilt as `when` allows (see rm_snap_when_t). */
-static const rm_snapshot_t *scope_snapshot(rm_control_t *c, rm_scope_t *s, rm_snap_when_t when)
+static const rm_scope_snapshot_t *scope_snapshot(rm_control_t *c, rm_scope_t *s,
+                                                 rm_snap_when_t when)
 {
     int build = 0;
     if (when == RM_SNAP_PUSH)
@@ -114,18 +115,18 @@ static const rm_snapshot_t *scope_snapshot(rm_control_t *c, rm_scope_t *s, rm_sn
     return &s->snap;
 }
 
-const rm_snapshot_t *rm_control_snapshot(rm_control_t *c)
+const rm_scope_snapshot_t *rm_control_snapshot(rm_control_t *c)
 {
     return scope_snapshot(c, c->all, RM_SNAP_PUSH);
 }
 
-const rm_snapshot_t *rm_control_snapshot_for_hello(rm_control_t *c)
+const rm_scope_snapshot_t *rm_control_snapshot_for_hello(rm_control_t *c)
 {
     return scope_snapshot(c, c->all, RM_SNAP_HELLO);
 }
 
-const rm_snapshot_t *rm_control_sidecar_snapshot(rm_control_t *c, rm_sidecar_t *sc,
-                                                 rm_snap_when_t when)
+const rm_scope_snapshot_t *rm_control_sidecar_snapshot(rm_control_t *c, rm_sidecar_t *sc,
+                                                       rm_snap_when_t when)
 {
     return scope_snapshot(c, sc != NULL && sc->scope != NULL ? sc->scope : c->all, when);
 }

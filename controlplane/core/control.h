@@ -26,8 +26,8 @@
  *
  * Threads: an rm_control_t and everything it owns belong to one thread at a time.
  */
-#ifndef RM_CONTROL_H
-#define RM_CONTROL_H
+#ifndef REMORA_CONTROLPLANE_CORE_CONTROL_H
+#define REMORA_CONTROLPLANE_CORE_CONTROL_H
 
 #include <stdatomic.h>
 #include <stddef.h>
@@ -46,11 +46,12 @@
  * after the restart, and until then its clients must keep its endpoint. */
 #define RM_CONTROL_DEFAULT_RESTORE_GRACE_MS 30000u
 
-typedef struct rm_control_options {
+/* remora-control's options (the sidecar's control client has its own, in dataplane/control). */
+typedef struct rm_cp_options {
     uint64_t debounce_ms;      /* longest a change waits before it is pushed */
     uint64_t grace_ms;         /* how long a dead stream's endpoint stays listed */
     uint64_t restore_grace_ms; /* restored registrations (0: the default); at least grace_ms */
-} rm_control_options_t;
+} rm_cp_options_t;
 
 /*
  * Packed snapshot bytes with an atomic reference count, so the server can hand them to gRPC
@@ -68,8 +69,9 @@ void rm_snapshot_bytes_ref(rm_snapshot_bytes_t *b);
 /* Drops a reference, freeing on the last (any thread). NULL is a no-op. */
 void rm_snapshot_bytes_unref(rm_snapshot_bytes_t *b);
 
-/* The snapshot as sent: one packed DiscoveryResponse shared by every stream of one scope. */
-typedef struct rm_snapshot {
+/* The snapshot as sent: one packed DiscoveryResponse shared by every stream of one scope. (The
+ * sidecar's decoded, validated snapshot is dataplane/snapshot's rm_snapshot_t.) */
+typedef struct rm_scope_snapshot {
     uint64_t gen; /* unique per build across all scopes, grows; 0: never built */
     uint64_t version;
     char nonce[RM_REGISTRY_NONCE_MAX];
@@ -77,7 +79,7 @@ typedef struct rm_snapshot {
     const uint8_t *data;        /* bytes->data: packed remora.v1.DiscoveryResponse */
     size_t len;
     size_t n_endpoints;
-} rm_snapshot_t;
+} rm_scope_snapshot_t;
 
 /* Longest egress list a Hello may carry, and longest entry. */
 #define RM_SCOPE_MAX_ENTRIES 1024
@@ -89,16 +91,16 @@ struct rm_scope {
     char *key;    /* owned: "name.ns,..." sorted and unique; "" for everything */
     char **items; /* owned: the key's entries, sorted (n_items == 0: everything) */
     size_t n_items;
-    size_t refs;        /* connected sidecars in this scope (the "all" scope is never freed) */
-    rm_snapshot_t snap; /* owned */
-    uint64_t built;     /* c->changes when snap was last (re)considered */
-    uint64_t content;   /* hash of the endpoint list of snap (with its version: its content) */
-    rm_scope_t *next;   /* the control's list */
+    size_t refs; /* connected sidecars in this scope (the "all" scope is never freed) */
+    rm_scope_snapshot_t snap; /* owned */
+    uint64_t built;           /* c->changes when snap was last (re)considered */
+    uint64_t content; /* hash of the endpoint list of snap (with its version: its content) */
+    rm_scope_t *next; /* the control's list */
 };
 
 typedef struct rm_control {
     rm_store_t *store; /* owned */
-    rm_control_options_t opt;
+    rm_cp_options_t opt;
 
     uint64_t version;              /* current config version; 0 when the store is empty */
     Remora__V1__ConfigSet *config; /* owned, never NULL; defaulted and valid */
@@ -133,8 +135,8 @@ typedef struct rm_control {
  * negative code with a one-line reason in err (a stored config that no longer unpacks, a store
  * that cannot be read).
  */
-int rm_control_open(rm_store_t *store, const rm_control_options_t *opt, rm_control_t **out,
-                    char *err, size_t errlen);
+int rm_control_open(rm_store_t *store, const rm_cp_options_t *opt, rm_control_t **out, char *err,
+                    size_t errlen);
 /* Frees everything, closing the store. NULL is a no-op. */
 void rm_control_close(rm_control_t *c);
 
@@ -144,7 +146,7 @@ void rm_control_changed(rm_control_t *c, uint64_t now_ms, int urgent);
 
 /* The current whole ("all" scope) snapshot, rebuilt first when dirty. Borrowed until the next
  * call that may rebuild it. */
-const rm_snapshot_t *rm_control_snapshot(rm_control_t *c);
+const rm_scope_snapshot_t *rm_control_snapshot(rm_control_t *c);
 
 /*
  * The whole snapshot for a stream that just said Hello: the current one when it already carries
@@ -153,7 +155,7 @@ const rm_snapshot_t *rm_control_snapshot(rm_control_t *c);
  * when the config version moved. Why: in a connect storm of N sidecars, rebuilding per Hello
  * would encode N snapshots of up to N endpoints each — quadratic work and memory for nothing.
  */
-const rm_snapshot_t *rm_control_snapshot_for_hello(rm_control_t *c);
+const rm_scope_snapshot_t *rm_control_snapshot_for_hello(rm_control_t *c);
 
 typedef enum rm_snap_when {
     RM_SNAP_CURRENT = 0, /* as built; never rebuilds (a send completed: catch up only) */
@@ -166,8 +168,8 @@ typedef enum rm_snap_when {
  * Hello). Borrowed until the next call that may rebuild it; gen 0 when never built. Owner
  * thread.
  */
-const rm_snapshot_t *rm_control_sidecar_snapshot(rm_control_t *c, rm_sidecar_t *sc,
-                                                 rm_snap_when_t when);
+const rm_scope_snapshot_t *rm_control_sidecar_snapshot(rm_control_t *c, rm_sidecar_t *sc,
+                                                       rm_snap_when_t when);
 
 /* What sc receives, for ProxyStatus: its scope's key, or "all". Borrowed. */
 const char *rm_control_sidecar_scope(const rm_sidecar_t *sc);
@@ -224,9 +226,9 @@ int rm_discovery_handle(rm_control_t *c, rm_sidecar_t *sc, const uint8_t *data, 
                         uint64_t now_ms, rm_disc_result_t *res);
 
 /* The server is sending `snap` to `sc` (so ACK/NACK of its nonce can be resolved). */
-void rm_discovery_sent(rm_control_t *c, rm_sidecar_t *sc, const rm_snapshot_t *snap);
+void rm_discovery_sent(rm_control_t *c, rm_sidecar_t *sc, const rm_scope_snapshot_t *snap);
 
 /* The stream of sc ended; sc must not be used afterwards. */
 void rm_discovery_close(rm_control_t *c, rm_sidecar_t *sc, uint64_t now_ms);
 
-#endif /* RM_CONTROL_H */
+#endif /* REMORA_CONTROLPLANE_CORE_CONTROL_H */

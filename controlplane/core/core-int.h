@@ -1,6 +1,6 @@
 /* controlplane/core/core-int.h — what the files of controlplane/core share and nobody else sees. */
-#ifndef RM_CORE_INT_H
-#define RM_CORE_INT_H
+#ifndef REMORA_CONTROLPLANE_CORE_CORE_INT_H
+#define REMORA_CONTROLPLANE_CORE_CORE_INT_H
 
 #include "controlplane/core/admin.h"
 #include "controlplane/core/control.h"
@@ -10,7 +10,7 @@
  * its content did not change); marks it built at c->changes. */
 void rm__snapshot_build(rm_control_t *c, rm_scope_t *sc);
 /* snapshot.c: frees a snapshot's bytes. */
-void rm__snapshot_clear(rm_snapshot_t *s);
+void rm__snapshot_clear(rm_scope_snapshot_t *s);
 /* snapshot.c: frees c->index (rm_control_close). */
 void rm__snapshot_index_free(rm_control_t *c);
 
@@ -55,4 +55,4 @@ void rm__reply_body(rm_admin_reply_t *reply, const ProtobufCMessage *msg);
 /* The wait a request asked for: timeout in ms from a Duration (NULL/unset: default), capped. */
 uint64_t rm__wait_ms(const Remora__V1__Duration *d);
 
-#endif /* RM_CORE_INT_H */
+#endif /* REMORA_CONTROLPLANE_CORE_CORE_INT_H */

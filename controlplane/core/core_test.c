@@ -39,7 +39,7 @@ static rm_control_t *new_control(void)
     rm_store_t *st = NULL;
     rm_control_t *c = NULL;
     char err[256];
-    rm_control_options_t opt = {.debounce_ms = 20, .grace_ms = 2000};
+    rm_cp_options_t opt = {.debounce_ms = 20, .grace_ms = 2000};
     assert_int_equal(rm_store_open("mem:", &st, err, sizeof(err)), 0);
     assert_int_equal(rm_control_open(st, &opt, &c, err, sizeof(err)), 0);
     return c;
@@ -82,7 +82,7 @@ static int hello(rm_control_t *c, rm_sidecar_t *sc, const char *pod, const char 
     return send_msg(c, sc, &m, now, res);
 }
 
-static Remora__V1__Snapshot *unpack_snapshot(const rm_snapshot_t *s,
+static Remora__V1__Snapshot *unpack_snapshot(const rm_scope_snapshot_t *s,
                                              Remora__V1__DiscoveryResponse **owner)
 {
     *owner = remora__v1__discovery_response__unpack(NULL, s->len, s->data);
@@ -128,7 +128,7 @@ static void test_hello_snapshot_and_endpoints(void **state)
     assert_true(res.send_now);
     assert_true(rm_control_push_due(c, 220)); /* the registration is pushed to the others */
 
-    const rm_snapshot_t *s = rm_control_snapshot(c);
+    const rm_scope_snapshot_t *s = rm_control_snapshot(c);
     uint64_t gen = s->gen;
     char nonce[RM_REGISTRY_NONCE_MAX];
     snprintf(nonce, sizeof(nonce), "%s", s->nonce);
@@ -240,7 +240,7 @@ static void test_scopes(void **state)
     assert_string_equal(rm_control_sidecar_scope(s4), "all");
     assert_int_equal(c->n_scopes, 3);
 
-    const rm_snapshot_t *sa = rm_control_sidecar_snapshot(c, s1, RM_SNAP_PUSH);
+    const rm_scope_snapshot_t *sa = rm_control_sidecar_snapshot(c, s1, RM_SNAP_PUSH);
     assert_ptr_equal(rm_control_sidecar_snapshot(c, s2, RM_SNAP_PUSH), sa);
     uint64_t gen_a = sa->gen;
     Remora__V1__DiscoveryResponse *own;

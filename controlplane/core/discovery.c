@@ -146,7 +146,7 @@ out:
     return rc;
 }
 
-void rm_discovery_sent(rm_control_t *c, rm_sidecar_t *sc, const rm_snapshot_t *snap)
+void rm_discovery_sent(rm_control_t *c, rm_sidecar_t *sc, const rm_scope_snapshot_t *snap)
 {
     (void)c;
     rm_registry_sent(sc, snap->version, snap->nonce);

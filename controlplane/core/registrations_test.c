@@ -110,7 +110,7 @@ static rm_control_t *open_on(rm_store_t *inner, int shared)
     assert_non_null(v);
     v->base.ops = shared ? &shared_ops : &local_ops;
     v->inner = inner;
-    rm_control_options_t opt = {.debounce_ms = 20, .grace_ms = 2000};
+    rm_cp_options_t opt = {.debounce_ms = 20, .grace_ms = 2000};
     rm_control_t *c = NULL;
     char err[256];
     assert_int_equal(rm_control_open(&v->base, &opt, &c, err, sizeof(err)), 0);
@@ -167,7 +167,7 @@ static void withdraw(rm_control_t *c, rm_sidecar_t *sc, uint64_t now)
 /* The whole snapshot's registered endpoint at `addr`: -1 absent, else its draining flag. */
 static int listed(rm_control_t *c, const char *addr)
 {
-    const rm_snapshot_t *s = rm_control_snapshot(c);
+    const rm_scope_snapshot_t *s = rm_control_snapshot(c);
     Remora__V1__DiscoveryResponse *r =
         remora__v1__discovery_response__unpack(NULL, s->len, s->data);
     assert_non_null(r);

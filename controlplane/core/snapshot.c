@@ -37,7 +37,7 @@ void rm_snapshot_bytes_unref(rm_snapshot_bytes_t *b)
     }
 }
 
-void rm__snapshot_clear(rm_snapshot_t *s)
+void rm__snapshot_clear(rm_scope_snapshot_t *s)
 {
     rm_snapshot_bytes_unref(s->bytes);
     s->bytes = NULL;
@@ -322,7 +322,7 @@ void rm__snapshot_build(rm_control_t *c, rm_scope_t *scope)
         }
     }
 
-    rm_snapshot_t *sn = &scope->snap;
+    rm_scope_snapshot_t *sn = &scope->snap;
     uint64_t content = endpoints_hash(ptrs, k);
     scope->built = c->changes;
     if (sn->gen != 0 && sn->version == c->version && scope->content == content)

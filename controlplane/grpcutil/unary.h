@@ -15,8 +15,8 @@
  * Threads: a call and its result belong to the thread that started it; the channel and queue are
  * gRPC's to share as gRPC allows (a pluck queue: one plucking thread per tag).
  */
-#ifndef RM_GRPCUTIL_UNARY_H
-#define RM_GRPCUTIL_UNARY_H
+#ifndef REMORA_CONTROLPLANE_GRPCUTIL_UNARY_H
+#define REMORA_CONTROLPLANE_GRPCUTIL_UNARY_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -79,4 +79,4 @@ int rm_unary_call(grpc_channel *ch, grpc_completion_queue *pluck_cq, const char 
 /* Frees what res owns (NULL fields are fine) and zeroes it. */
 void rm_unary_result_free(rm_unary_result_t *res);
 
-#endif /* RM_GRPCUTIL_UNARY_H */
+#endif /* REMORA_CONTROLPLANE_GRPCUTIL_UNARY_H */

@@ -6,11 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/version.h"
 #include "controlplane/meshctl/meshctl.h"
-
-#ifndef REMORA_VERSION
-#define REMORA_VERSION "0.1.0"
-#endif
 
 #define SERVER_HELP                                                                                \
     "  --server HOST:PORT   the control plane (default $MESH_SERVER, else " RM__DEFAULT_SERVER     \
@@ -164,7 +161,7 @@ int main(int argc, char **argv)
             usage(stdout);
             return RM__EXIT_OK;
         } else if (strcmp(a, "--version") == 0) {
-            printf("meshctl %s\n", REMORA_VERSION);
+            printf("meshctl %s\n", RM_VERSION);
             return RM__EXIT_OK;
         } else if (strcmp(a, "--server") == 0 && i + 1 < argc) {
             cli.server = argv[++i];

@@ -5,8 +5,8 @@
  * Threads: meshctl is single-threaded; every function here runs on the main thread.
  * Memory: the CLI may abort on a failed allocation (STYLE.md), so helpers use rm__x* allocators.
  */
-#ifndef RM_MESHCTL_H
-#define RM_MESHCTL_H
+#ifndef REMORA_CONTROLPLANE_MESHCTL_MESHCTL_H
+#define REMORA_CONTROLPLANE_MESHCTL_MESHCTL_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -173,4 +173,4 @@ int rm__cmd_inject(rm__cli_t *cli, const rm__cmd_t *cmd, int argc, char **argv);
 extern const rm__cmd_t rm__commands[];
 extern const size_t rm__commands_count;
 
-#endif /* RM_MESHCTL_H */
+#endif /* REMORA_CONTROLPLANE_MESHCTL_MESHCTL_H */

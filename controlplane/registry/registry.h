@@ -28,8 +28,8 @@
  *
  * Threads: none; the caller (the completion-queue thread) owns the registry.
  */
-#ifndef RM_REGISTRY_H
-#define RM_REGISTRY_H
+#ifndef REMORA_CONTROLPLANE_REGISTRY_REGISTRY_H
+#define REMORA_CONTROLPLANE_REGISTRY_REGISTRY_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -172,4 +172,4 @@ const char *rm_sidecar_state_name(rm_sidecar_state_t s);
 /* Whether sc has answered `version`: ACKed it or newer, or NACKed it or newer. */
 int rm_sidecar_answered(const rm_sidecar_t *sc, uint64_t version);
 
-#endif /* RM_REGISTRY_H */
+#endif /* REMORA_CONTROLPLANE_REGISTRY_REGISTRY_H */

@@ -6,8 +6,8 @@
  * and is freed when the last one completes after the call closed, so no event can ever arrive
  * for freed memory.
  */
-#ifndef RM_SERVER_INT_H
-#define RM_SERVER_INT_H
+#ifndef REMORA_CONTROLPLANE_SERVER_SERVER_INT_H
+#define REMORA_CONTROLPLANE_SERVER_SERVER_INT_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -90,6 +90,6 @@ uint8_t *rm__bb_read(grpc_byte_buffer *bb, size_t *len);
 /* A slice over a snapshot's bytes, without a copy: it holds a reference to them (dropped by gRPC,
  * possibly on its own threads, when the last user of the slice is done). The caller owns the
  * returned slice reference. */
-grpc_slice rm__snapshot_slice(const rm_snapshot_t *snap);
+grpc_slice rm__snapshot_slice(const rm_scope_snapshot_t *snap);
 
-#endif /* RM_SERVER_INT_H */
+#endif /* REMORA_CONTROLPLANE_SERVER_SERVER_INT_H */

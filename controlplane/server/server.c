@@ -46,7 +46,7 @@ static void snapshot_bytes_release(void *p)
     rm_snapshot_bytes_unref(p);
 }
 
-grpc_slice rm__snapshot_slice(const rm_snapshot_t *snap)
+grpc_slice rm__snapshot_slice(const rm_scope_snapshot_t *snap)
 {
     /* Every send of one scope's snapshot shares its bytes: 1,000 streams of one scope cost one
      * encode and no copy, whatever the number of scopes a push interleaves. */

@@ -11,8 +11,8 @@
  * push debounce, the endpoint grace, WaitForAck deadlines, polling a shared store's change
  * flag) are the completion queue's wait deadline.
  */
-#ifndef RM_SERVER_H
-#define RM_SERVER_H
+#ifndef REMORA_CONTROLPLANE_SERVER_SERVER_H
+#define REMORA_CONTROLPLANE_SERVER_SERVER_H
 
 #include <signal.h>
 
@@ -41,4 +41,4 @@ int rm_server_run(rm_server_t *srv, volatile sig_atomic_t *stop);
  * NULL is a no-op. */
 void rm_server_free(rm_server_t *srv);
 
-#endif /* RM_SERVER_H */
+#endif /* REMORA_CONTROLPLANE_SERVER_SERVER_H */

@@ -106,7 +106,7 @@ void rm__stream_push(rm_server_t *srv, rm__stream_t *s, int first)
         return;
     /* Never a rebuild here except for Hello and the debounced push (rm__stream_push_all): a
      * stream only ever catches up to the newest snapshot built for its scope. */
-    const rm_snapshot_t *snap =
+    const rm_scope_snapshot_t *snap =
         rm_control_sidecar_snapshot(srv->ctl, s->sc, first ? RM_SNAP_HELLO : RM_SNAP_CURRENT);
     if (snap->gen == 0 || s->sent_gen == snap->gen)
         return;

@@ -44,8 +44,8 @@
  *
  * Threads: none of this is shared; the caller (the completion-queue thread) owns every object.
  */
-#ifndef RM_STATSAGG_H
-#define RM_STATSAGG_H
+#ifndef REMORA_CONTROLPLANE_STATSAGG_STATSAGG_H
+#define REMORA_CONTROLPLANE_STATSAGG_STATSAGG_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -141,4 +141,4 @@ void rm_statsagg_compute(rm_statsagg_history_t *const *hs, size_t n, const rm_st
 double rm_statsagg_configured_share(const Remora__V1__ConfigSet *config, const char *ns,
                                     const char *service, const char *route, const char *version);
 
-#endif /* RM_STATSAGG_H */
+#endif /* REMORA_CONTROLPLANE_STATSAGG_STATSAGG_H */

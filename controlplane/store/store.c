@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "controlplane/store/store.h"
+#include "controlplane/store/store-int.h"
 
 static void set_err(char *err, size_t errlen, const char *fmt, const char *arg)
 {

@@ -51,7 +51,7 @@
 
 #include "common/log/log.h"
 #include "controlplane/grpcutil/unary.h"
-#include "controlplane/store/store.h"
+#include "controlplane/store/store-int.h"
 #include "etcdpb/rpc.pb-c.h"
 
 #define RM_ETCD_CALL_MS     3000 /* longest one unary call may take */

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "controlplane/store/store.h"
+#include "controlplane/store/store-int.h"
 
 typedef struct mem_store {
     rm_store_t base;

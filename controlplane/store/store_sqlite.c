@@ -22,7 +22,7 @@
 
 #include <sqlite3.h>
 
-#include "controlplane/store/store.h"
+#include "controlplane/store/store-int.h"
 
 #define SCHEMA_VERSION "1"
 

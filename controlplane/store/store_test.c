@@ -24,7 +24,7 @@
 
 #include <sqlite3.h>
 
-#include "controlplane/store/store.h"
+#include "controlplane/store/store-int.h"
 #include "etcdpb/rpc.pb-c.h"
 
 static char tmpdir[PATH_MAX];

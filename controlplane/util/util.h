@@ -8,8 +8,8 @@
  *
  * Threads: everything here is reentrant; any thread.
  */
-#ifndef RM_CP_UTIL_H
-#define RM_CP_UTIL_H
+#ifndef REMORA_CONTROLPLANE_UTIL_UTIL_H
+#define REMORA_CONTROLPLANE_UTIL_UTIL_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -79,4 +79,4 @@ int rm_pb_equal(const ProtobufCMessage *a, const ProtobufCMessage *b);
 uint64_t rm_mono_ms(void);
 uint64_t rm_wall_ms(void);
 
-#endif /* RM_CP_UTIL_H */
+#endif /* REMORA_CONTROLPLANE_UTIL_UTIL_H */

@@ -5,8 +5,8 @@
  * keep the process alive. An empty buffer can be released (rm_buf_release) so idle connections
  * hold no buffer memory at all. Single-threaded: a buffer belongs to one connection on one loop.
  */
-#ifndef RM_BUFFER_H
-#define RM_BUFFER_H
+#ifndef REMORA_DATAPLANE_BUFFER_BUFFER_H
+#define REMORA_DATAPLANE_BUFFER_BUFFER_H
 
 #include <stddef.h>
 #include <string.h>
@@ -87,4 +87,4 @@ void rm_buf_thread_cache_trim(void);
 /* Blocks in the calling thread's cache (for tests and diagnostics). */
 size_t rm_buf_thread_cache_count(void);
 
-#endif
+#endif /* REMORA_DATAPLANE_BUFFER_BUFFER_H */

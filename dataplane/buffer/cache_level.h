@@ -7,8 +7,8 @@
  * tracks its count and the fewest it held since the last trim (its low-water mark); this file is
  * that bookkeeping, shared by every such cache. One thread per cache: no locking.
  */
-#ifndef RM_DATAPLANE_BUFFER_CACHE_LEVEL_H
-#define RM_DATAPLANE_BUFFER_CACHE_LEVEL_H
+#ifndef REMORA_DATAPLANE_BUFFER_CACHE_LEVEL_H
+#define REMORA_DATAPLANE_BUFFER_CACHE_LEVEL_H
 
 typedef struct rm_cache_level {
     int count; /* objects in the cache now */
@@ -43,4 +43,4 @@ static inline void rm_cache_level_trimmed(rm_cache_level_t *l)
     l->low = l->count;
 }
 
-#endif
+#endif /* REMORA_DATAPLANE_BUFFER_CACHE_LEVEL_H */

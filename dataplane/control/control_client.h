@@ -10,8 +10,8 @@
  * (StatsReport.uptime_ms: the counters were zero at its start): one right after each Hello, then
  * every second for RM_CONTROL_STATS_WARMUP_MS, then every stats_interval_ms.
  */
-#ifndef RM_CONTROL_CLIENT_H
-#define RM_CONTROL_CLIENT_H
+#ifndef REMORA_DATAPLANE_CONTROL_CONTROL_CLIENT_H
+#define REMORA_DATAPLANE_CONTROL_CONTROL_CLIENT_H
 
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -88,4 +88,4 @@ bool rm_control_client_has_config(const rm_control_client_t *c);
 /* Stops the thread, cancels the stream and frees everything. Main thread. */
 void rm_control_client_stop(rm_control_client_t *c);
 
-#endif
+#endif /* REMORA_DATAPLANE_CONTROL_CONTROL_CLIENT_H */

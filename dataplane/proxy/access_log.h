@@ -1,6 +1,6 @@
 /* dataplane/proxy/access_log.h — one JSON line per request (off unless --access-log). */
-#ifndef RM_PROXY_ACCESS_LOG_H
-#define RM_PROXY_ACCESS_LOG_H
+#ifndef REMORA_DATAPLANE_PROXY_ACCESS_LOG_H
+#define REMORA_DATAPLANE_PROXY_ACCESS_LOG_H
 
 #include "dataplane/proxy/proxy-t.h"
 
@@ -10,4 +10,4 @@ int rm_access_log_open(rm_proxy_t *p, const char *path);
 /* Writes the line for a finished exchange (loop thread). No-op when the log is off. */
 void rm_access_log_write(const rm_exchange_t *ex, double seconds);
 
-#endif
+#endif /* REMORA_DATAPLANE_PROXY_ACCESS_LOG_H */

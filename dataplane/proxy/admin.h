@@ -1,7 +1,7 @@
 /* dataplane/proxy/admin.h — the admin endpoints on port 15000 (SPEC.md "Sidecar admin
  * endpoints"): /healthz, /ready, /stats (Prometheus or ?format=json), /config_dump, POST /drain. */
-#ifndef RM_PROXY_ADMIN_H
-#define RM_PROXY_ADMIN_H
+#ifndef REMORA_DATAPLANE_PROXY_ADMIN_H
+#define REMORA_DATAPLANE_PROXY_ADMIN_H
 
 #include "dataplane/proxy/proxy-t.h"
 
@@ -16,4 +16,4 @@ void rm_admin_start_app_probe(rm_worker_t *w);
 /* True once the app port accepted a connection at the last probe (or when there is no app). */
 bool rm_admin_app_up(const rm_proxy_t *p);
 
-#endif
+#endif /* REMORA_DATAPLANE_PROXY_ADMIN_H */

@@ -26,4 +26,4 @@ void rm_attempt_note_request(rm_exchange_t *ex);
  * endpoint (and closing its pooled connections) when it trips. Only mesh endpoints count. */
 void rm_attempt_record_outcome(rm_exchange_t *ex, rm_outlier_result_t result);
 
-#endif
+#endif /* REMORA_DATAPLANE_PROXY_ATTEMPT_H */

@@ -15,14 +15,11 @@
 
 #include "common/config/config.h"
 #include "common/log/log.h"
+#include "common/version.h"
 #include "dataplane/control/control_client.h"
 #include "dataplane/snapshot/hash.h"
 #include "dataplane/proxy/metrics.h"
 #include "dataplane/proxy/worker.h"
-
-#ifndef REMORA_PROXY_VERSION
-#define REMORA_PROXY_VERSION "0.1.0"
-#endif
 
 typedef struct config_source {
     rm_proxy_t *proxy;
@@ -266,7 +263,7 @@ int rm_proxy_source_init(rm_proxy_t *p, struct ev_loop *main_loop)
                                    .version = p->opt.version,
                                    .egress = p->opt.egress != NULL ? p->opt.egress : "",
                                    .address = cs->address,
-                                   .proxy_version = REMORA_PROXY_VERSION,
+                                   .proxy_version = RM_VERSION,
                                    .stats = p->stats,
                                    .app_up = p->opt.app_port > 0 ? &p->app_up : NULL,
                                    .app_refused = p->opt.app_port > 0 ? &p->app_refused : NULL,

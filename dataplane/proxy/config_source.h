@@ -5,8 +5,8 @@
  * validation is rejected with its errors logged while the last good snapshot stays in force.
  * The control-plane source (--control-plane) plugs in here too.
  */
-#ifndef RM_PROXY_SOURCE_H
-#define RM_PROXY_SOURCE_H
+#ifndef REMORA_DATAPLANE_PROXY_CONFIG_SOURCE_H
+#define REMORA_DATAPLANE_PROXY_CONFIG_SOURCE_H
 
 #include <stddef.h>
 
@@ -27,4 +27,4 @@ char *rm_proxy_source_dump_json(rm_proxy_t *p, const rm_snapshot_t *snap, size_t
 
 void rm_proxy_source_free(rm_proxy_t *p);
 
-#endif
+#endif /* REMORA_DATAPLANE_PROXY_CONFIG_SOURCE_H */

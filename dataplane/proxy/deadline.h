@@ -41,4 +41,4 @@ static inline int rm_deadline_passed(ev_tstamp due, ev_tstamp now)
     return due != 0 && due <= now;
 }
 
-#endif
+#endif /* REMORA_DATAPLANE_PROXY_DEADLINE_H */

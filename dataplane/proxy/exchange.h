@@ -9,8 +9,8 @@
  * (the downstream's `finished`): callers must not touch the exchange after calling any
  * rm_exchange_on_* function unless the session is still open and ex->finished is false.
  */
-#ifndef RM_PROXY_EXCHANGE_H
-#define RM_PROXY_EXCHANGE_H
+#ifndef REMORA_DATAPLANE_PROXY_EXCHANGE_H
+#define REMORA_DATAPLANE_PROXY_EXCHANGE_H
 
 #include "dataplane/proxy/proxy-t.h"
 
@@ -70,4 +70,4 @@ void rm_exchange_trim_recycled(rm_worker_t *w);
 /* Frees the exchanges a worker keeps; call before the worker's thread exits. */
 void rm_exchange_free_recycled(rm_worker_t *w);
 
-#endif
+#endif /* REMORA_DATAPLANE_PROXY_EXCHANGE_H */

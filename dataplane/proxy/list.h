@@ -1,6 +1,6 @@
 /* dataplane/proxy/list.h — the intrusive doubly linked list used for sessions and pools. */
-#ifndef RM_PROXY_LIST_H
-#define RM_PROXY_LIST_H
+#ifndef REMORA_DATAPLANE_PROXY_LIST_H
+#define REMORA_DATAPLANE_PROXY_LIST_H
 
 #include "dataplane/proxy/proxy-t.h"
 
@@ -41,4 +41,4 @@ static inline void rm_list_remove(rm_list_t *n)
     n->prev = n->next = n;
 }
 
-#endif
+#endif /* REMORA_DATAPLANE_PROXY_LIST_H */

@@ -1,6 +1,6 @@
 /* dataplane/proxy/main.c — remora-proxy: flags, start-up, signals, and shutdown.
  *
- * The main thread owns the config source (file now, control plane later), signals and the drain
+ * The main thread owns the config source (a file, or the control plane), signals and the drain
  * decision; worker threads own the data path. See proxy-t.h for the map.
  */
 #include <errno.h>
@@ -13,16 +13,13 @@
 
 #include "common/duration.h"
 #include "common/log/log.h"
+#include "common/version.h"
 #include "dataplane/control/control_client.h"
 #include "dataplane/proxy/access_log.h"
 #include "dataplane/proxy/admin.h"
 #include "dataplane/proxy/config_source.h"
 #include "dataplane/proxy/metrics.h"
 #include "dataplane/proxy/worker.h"
-
-#ifndef REMORA_VERSION
-#define REMORA_VERSION "0.1.0"
-#endif
 
 static const char usage[] =
     "usage: remora-proxy (--config FILE | --control-plane HOST:PORT) [options]\n"
@@ -207,7 +204,7 @@ static int parse_flags(int argc, char **argv, rm_proxy_options_t *o, rm_log_leve
             if (optarg == NULL && optind < argc && argv[optind][0] != '-')
                 optarg = argv[optind++];
             if (optarg == NULL) {
-                printf("remora-proxy %s\n", REMORA_VERSION);
+                printf("remora-proxy %s\n", RM_VERSION);
                 exit(0);
             }
             o->version = optarg;

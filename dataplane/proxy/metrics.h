@@ -3,8 +3,8 @@
  * Series handles are looked up in the shared registry once and cached per worker, keyed by the
  * label values, so the per-request cost is a hash probe and relaxed atomic adds.
  */
-#ifndef RM_PROXY_METRICS_H
-#define RM_PROXY_METRICS_H
+#ifndef REMORA_DATAPLANE_PROXY_METRICS_H
+#define REMORA_DATAPLANE_PROXY_METRICS_H
 
 #include "dataplane/proxy/proxy-t.h"
 
@@ -47,4 +47,4 @@ void rm_metrics_config(rm_proxy_t *p, uint64_t version, bool rejected);
 /* Frees the worker's handle cache (worker exit). */
 void rm_metrics_worker_free(rm_worker_t *w);
 
-#endif
+#endif /* REMORA_DATAPLANE_PROXY_METRICS_H */

@@ -12,8 +12,8 @@
  * Everything below rm_worker_t belongs to that worker's loop thread and is touched by no other
  * thread. Cross-thread hand-offs (new snapshot, drain) go through ev_async.
  */
-#ifndef RM_PROXY_T_H
-#define RM_PROXY_T_H
+#ifndef REMORA_DATAPLANE_PROXY_PROXY_T_H
+#define REMORA_DATAPLANE_PROXY_PROXY_T_H
 
 #include <ev.h>
 #include <pthread.h>
@@ -55,7 +55,7 @@ typedef struct rm_proxy_options {
     const char *control_plane;
     const char *service, *version, *pod, *namespace, *pod_ip;
     const char *egress; /* --egress / $REMORA_EGRESS: the services this sidecar calls; NULL: all */
-    const char *listen_host; /* address the three listeners bind (default 127.0.0.1) */
+    const char *listen_host; /* address the three listeners bind (--bind; default 0.0.0.0) */
     const char *access_log;
     int outbound_port, inbound_port, admin_port, app_port;
     int workers;
@@ -369,4 +369,4 @@ struct rm_proxy {
     FILE *access_log;
 };
 
-#endif
+#endif /* REMORA_DATAPLANE_PROXY_PROXY_T_H */

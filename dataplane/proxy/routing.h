@@ -1,7 +1,7 @@
 /* dataplane/proxy/routing.h — where an exchange goes: the glue between a parsed request and the
  * snapshot's routing decision (dataplane/route), and between a decision and an upstream. */
-#ifndef RM_PROXY_ROUTING_H
-#define RM_PROXY_ROUTING_H
+#ifndef REMORA_DATAPLANE_PROXY_ROUTING_H
+#define REMORA_DATAPLANE_PROXY_ROUTING_H
 
 #include "dataplane/proxy/proxy-t.h"
 
@@ -19,4 +19,4 @@ rm_request_view_t rm_routing_view(rm_exchange_t *ex);
  * ex->endpoint_address. */
 rm_upstream_t *rm_routing_pick_upstream(rm_exchange_t *ex);
 
-#endif
+#endif /* REMORA_DATAPLANE_PROXY_ROUTING_H */

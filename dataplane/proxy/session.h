@@ -1,8 +1,8 @@
 /* dataplane/proxy/session.h — one downstream connection: reads request heads, hands each request
  * to an exchange (or the admin handler), writes responses back, keeps the connection alive
  * between requests, and enforces the header and idle timeouts. */
-#ifndef RM_PROXY_SESSION_H
-#define RM_PROXY_SESSION_H
+#ifndef REMORA_DATAPLANE_PROXY_SESSION_H
+#define REMORA_DATAPLANE_PROXY_SESSION_H
 
 #include "dataplane/proxy/proxy-t.h"
 
@@ -39,4 +39,4 @@ void rm_session_reply(rm_session_t *s, int status, const rm_field_t *extra, size
                       const char *content_type, const char *body, size_t body_len,
                       bool close_after);
 
-#endif
+#endif /* REMORA_DATAPLANE_PROXY_SESSION_H */

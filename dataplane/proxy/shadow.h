@@ -7,8 +7,8 @@
  * Shadows have their own concurrency cap per worker; what is not sent is counted by reason
  * (concurrency, body_too_large, no_endpoint).
  */
-#ifndef RM_PROXY_SHADOW_H
-#define RM_PROXY_SHADOW_H
+#ifndef REMORA_DATAPLANE_PROXY_SHADOW_H
+#define REMORA_DATAPLANE_PROXY_SHADOW_H
 
 #include "dataplane/proxy/proxy-t.h"
 
@@ -25,4 +25,4 @@ void rm_shadow_prepare(rm_exchange_t *ex, const rm_request_view_t *view);
  * shadowed. Loop thread. */
 void rm_shadow_launch(rm_exchange_t *ex);
 
-#endif
+#endif /* REMORA_DATAPLANE_PROXY_SHADOW_H */

@@ -8,8 +8,8 @@
  * the proxy's CPU per request in a profile here. Loopback legs therefore use Reno, the cheapest
  * algorithm the kernel always has; network legs keep the operator's choice.
  */
-#ifndef RM_PROXY_TCP_TUNING_H
-#define RM_PROXY_TCP_TUNING_H
+#ifndef REMORA_DATAPLANE_PROXY_TCP_TUNING_H
+#define REMORA_DATAPLANE_PROXY_TCP_TUNING_H
 
 #include <stdbool.h>
 #include <sys/socket.h>
@@ -26,4 +26,4 @@ bool rm_addr_is_loopback(const struct sockaddr *sa);
  * sandbox that refuses keeps its default, which is only slower. */
 void rm_tcp_use_loopback_congestion(int fd);
 
-#endif /* RM_PROXY_TCP_TUNING_H */
+#endif /* REMORA_DATAPLANE_PROXY_TCP_TUNING_H */

@@ -4,8 +4,8 @@
  * keeps warm connections. Connections are acquired for one exchange at a time and released back
  * to the pool only when both sides of the exchange ended cleanly and the response allowed reuse.
  */
-#ifndef RM_PROXY_UPSTREAM_H
-#define RM_PROXY_UPSTREAM_H
+#ifndef REMORA_DATAPLANE_PROXY_UPSTREAM_H
+#define REMORA_DATAPLANE_PROXY_UPSTREAM_H
 
 #include "dataplane/proxy/proxy-t.h"
 
@@ -54,4 +54,4 @@ void rm_upstream_table_free(rm_worker_t *w);
 /* Recomputes which I/O events the connection waits for, from its owner's state. */
 void rm_upconn_update_events(rm_upconn_t *c);
 
-#endif
+#endif /* REMORA_DATAPLANE_PROXY_UPSTREAM_H */

@@ -1,7 +1,7 @@
 /* dataplane/proxy/worker.h — one data-path thread: a libev loop with its own listeners
  * (SO_REUSEPORT spreads connections across workers), sessions and upstream pools. */
-#ifndef RM_PROXY_WORKER_H
-#define RM_PROXY_WORKER_H
+#ifndef REMORA_DATAPLANE_PROXY_WORKER_H
+#define REMORA_DATAPLANE_PROXY_WORKER_H
 
 #include "dataplane/proxy/proxy-t.h"
 #include "dataplane/proxy/worker_state.h"
@@ -19,4 +19,4 @@ void rm_worker_notify(rm_worker_t *w);
 /* Joins the thread and frees everything the worker owns. Main thread. */
 void rm_worker_join(rm_worker_t *w);
 
-#endif
+#endif /* REMORA_DATAPLANE_PROXY_WORKER_H */

@@ -24,4 +24,4 @@ static inline uint64_t rm_worker_random(rm_worker_t *w)
     return x * 2685821657736338717ULL;
 }
 
-#endif
+#endif /* REMORA_DATAPLANE_PROXY_WORKER_STATE_H */

@@ -135,11 +135,11 @@ const rm_service_t *rm_snapshot_service_by_name(const rm_snapshot_t *s, const ch
                                                 const char *name);
 
 /* The version of svc with that name, or NULL. Linear: for control paths, not per request. */
+const rm_version_t *rm_snapshot_version_by_name(const rm_service_t *svc, const char *name);
+
 /* The key of a circuit breaker's counters: rm_hash_mix64 of FNV-1a over "namespace/service/
  * version" (version "" for the service-wide ones), never 0. Pure: any thread. */
 uint64_t rm_snapshot_limits_key(const char *namespace_, const char *service, const char *version);
-
-const rm_version_t *rm_snapshot_version_by_name(const rm_service_t *svc, const char *name);
 
 /*
  * Whether the whole of subject[0..len) matches re (the pattern is compiled anchored at both

@@ -7,6 +7,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "common/version.h"
 #include "tests/backend/backend.h"
 
 static const char usage[] =
@@ -141,7 +142,7 @@ static int parse_flags(int argc, char **argv, rm__config_t *cfg)
             if (a == NULL && optind < argc && argv[optind][0] != '-')
                 a = argv[optind++];
             if (a == NULL) {
-                printf("%s %s\n", RM__BACKEND_NAME, RM__BACKEND_VERSION);
+                printf("%s %s\n", RM__BACKEND_NAME, RM_VERSION);
                 return 0;
             }
             cfg->version = a;
@@ -193,7 +194,7 @@ static int parse_flags(int argc, char **argv, rm__config_t *cfg)
             fputs(usage, stdout);
             return 0;
         case 'V':
-            printf("%s %s\n", RM__BACKEND_NAME, RM__BACKEND_VERSION);
+            printf("%s %s\n", RM__BACKEND_NAME, RM_VERSION);
             return 0;
         case ':':
             fprintf(stderr, "%s: %s needs a value (see --help)\n", RM__BACKEND_NAME,

@@ -89,7 +89,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     return 0;
 }
 
-static void check_snapshot_of(rm_control_t *c, const rm_snapshot_t *s)
+static void check_snapshot_of(rm_control_t *c, const rm_scope_snapshot_t *s)
 {
     Remora__V1__DiscoveryResponse *r =
         remora__v1__discovery_response__unpack(NULL, s->len, s->data);
@@ -179,7 +179,7 @@ static void discovery_session(rm_control_t *c, const uint8_t *data, size_t size)
         } else {
             CHECK(res.code == RM_STATUS_OK);
             if (res.send_now) {
-                const rm_snapshot_t *hs = rm_control_snapshot_for_hello(c);
+                const rm_scope_snapshot_t *hs = rm_control_snapshot_for_hello(c);
                 check_snapshot_of(c, hs);
                 rm_discovery_sent(c, sc[k], hs);
             }

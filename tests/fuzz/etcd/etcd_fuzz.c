@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "controlplane/store/store.h"
+#include "controlplane/store/store-int.h"
 #include "etcdpb/rpc.pb-c.h"
 
 /* A copy in an exact-size buffer, so ASan catches any read past either end. */
