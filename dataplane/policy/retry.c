@@ -125,7 +125,9 @@ rm_retry_verdict_t rm_retry_decide(const rm_retry_policy_t *p, const rm_circuit_
         v.skip_reason = "exhausted";
     } else if (!unprocessed && !a->idempotent) {
         v.skip_reason = "non_idempotent";
-    } else if (a->replay_overflow && !unprocessed) {
+    } else if (a->replay_overflow) {
+        /* Even an unprocessed request cannot go again once its body was not kept whole: the next
+         * endpoint would get the head and wait for body bytes that are gone. */
         v.skip_reason = "body_too_large";
     } else if (!budget_allows(b, p, now)) {
         v.skip_reason = "budget";

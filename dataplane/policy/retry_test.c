@@ -129,6 +129,11 @@ static void test_refusals_are_named(void **state)
     a.retries = 0;
     a.replay_overflow = true;
     assert_string_equal(rm_retry_decide(&p, NULL, b, &a).skip_reason, "body_too_large");
+    /* Provably unprocessed, yet the body that went to the failed attempt was not kept: refused
+     * too (a retry would send the head and never the body). */
+    rm_retry_attempt_t c = attempt(RM_RETRY_CAUSE_CONNECT_FAILURE);
+    c.replay_overflow = true;
+    assert_string_equal(rm_retry_decide(&p, NULL, b, &c).skip_reason, "body_too_large");
     a.replay_overflow = false;
     a.deadline_s = a.now_s; /* no time left for any backoff */
     assert_string_equal(rm_retry_decide(&p, NULL, b, &a).skip_reason, "deadline");

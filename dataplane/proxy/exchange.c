@@ -739,6 +739,13 @@ static bool pump_response_head(rm_exchange_t *ex)
             return false;
         }
         bool interim = (h.flags & RM_MSG_F_INTERIM) != 0;
+        if ((h.flags & RM_MSG_F_UPGRADE) && !ex->upgrade) {
+            /* A switch nobody asked for (101 to a plain request): forwarding it would turn the
+             * client's next bytes into an unparsed, timeout-free tunnel. */
+            rm_log_debug("upstream %s: unsolicited %d", ex->upstream->address, h.status);
+            on_upstream_error(ex, RM_UPSTREAM_PROTOCOL, 0);
+            return false;
+        }
         if (!interim) {
             ev_timer_stop(w->loop, &ex->try_timer); /* per-try timeout ends at the head */
             if (response_diverted(ex, &h))
@@ -769,6 +776,9 @@ static bool pump_response_head(rm_exchange_t *ex)
             return !ex->session->closing && !ex->finished;
         }
         if (!(h.flags & RM_MSG_F_BODY)) {
+            /* A broken app may send a body anyway, in a later segment: the connection is
+             * checked for stray bytes before its next use (upstream.c, pooled_still_open). */
+            c->peek_before_reuse = true;
             ex->resp_done = true;
             if (d->ops->write_end(d) != 0) {
                 d->ops->abort(d);

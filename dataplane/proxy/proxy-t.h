@@ -133,8 +133,9 @@ typedef struct rm_upconn {
     ev_tstamp idle_since; /* loop time it went back to the pool */
     rm_buf_t in, out;     /* owned */
     bool connected;
-    bool reused;  /* served a previous request */
-    int requests; /* served on this connection */
+    bool reused;            /* served a previous request */
+    bool peek_before_reuse; /* its last response had no body: look for stray bytes first */
+    int requests;           /* served on this connection */
 } rm_upconn_t;
 
 typedef enum rm_exchange_phase {
@@ -308,6 +309,7 @@ typedef struct rm_session {
     bool close_after; /* close once `out` drains */
     bool closing;     /* marked for the reaper */
     bool lingering;   /* write side shut; discarding input until EOF or a short timer */
+    bool processing;  /* session_process is on the stack: it takes the next request itself */
     int requests;
 } rm_session_t;
 
@@ -335,7 +337,9 @@ typedef struct rm_worker {
     int nfree_codecs;
     rm_cache_level_t free_exchanges_level; /* how many are kept (dataplane/buffer/cache_level.h) */
     ev_timer housekeeping; /* once a second: give back what a burst left in the caches */
-    int nsessions;
+    int nsessions;         /* open app and peer connections: bounded by --max-connections */
+    int nadmin_sessions;   /* open admin connections: bounded apart (worker.c) */
+    ev_timer accept_pause; /* accepting is paused while the process is out of descriptors */
     rm_http1_header_t headers[128];     /* scratch for parsing one head at a time (loop thread) */
     rm_header_view_t header_views[128]; /* the same headers as routing reads them */
     rm_upstream_t **utable;             /* hash of upstream state by key */

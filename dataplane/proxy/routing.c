@@ -53,7 +53,7 @@ void rm_routing_decide(rm_exchange_t *ex)
         set_name(ex->service_name, sizeof(ex->service_name), o->service);
         set_name(ex->version_name, sizeof(ex->version_name), o->version);
         set_name(ex->route_name, sizeof(ex->route_name), "inbound");
-        if (o->app_port <= 0)
+        if (o->app_port <= 0 && !s->has_orig_dst)
             local(ex, 503, "no app port configured for inbound traffic");
         return;
     }
@@ -169,8 +169,13 @@ rm_upstream_t *rm_routing_pick_upstream(rm_exchange_t *ex)
     rm_worker_t *w = s->worker;
     rm_upstream_t *up = NULL;
     if (s->kind == RM_LISTENER_INBOUND) {
+        /* The port the caller dialled when iptables redirected it here, else the app port (a
+         * peer sidecar calls the inbound listener itself). */
+        uint16_t port = (uint16_t)w->proxy->opt.app_port;
+        if (s->has_orig_dst && s->orig_dst.sa.sa_family == AF_INET)
+            port = ntohs(s->orig_dst.in4.sin_port);
         struct sockaddr_in a = {.sin_family = AF_INET,
-                                .sin_port = htons((uint16_t)w->proxy->opt.app_port),
+                                .sin_port = htons(port),
                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
         up = rm_upstream_get_addr(w, (struct sockaddr *)&a, sizeof(a));
     } else if (ex->passthrough) {

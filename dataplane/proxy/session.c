@@ -131,13 +131,18 @@ rm_session_t *rm_session_new(rm_worker_t *w, int fd, rm_listener_kind_t kind,
     s->down = (rm_downstream_t){.ops = &h1_downstream_ops, .session = s};
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    if (kind == RM_LISTENER_OUTBOUND)
+    /* Outbound: which service the app dialled. Inbound: which of the app's ports the caller
+     * dialled (iptables sends every inbound port here), as Istio and Linkerd keep it. */
+    if (kind != RM_LISTENER_ADMIN)
         read_original_dst(s);
     ev_io_init(&s->io, session_io_cb, fd, EV_READ);
     ev_timer_init(&s->timer, session_timer_cb, 0, 0);
     rm_list_push_back(&w->sessions, &s->link);
-    w->nsessions++;
-    if (s->has_orig_dst &&
+    if (kind == RM_LISTENER_ADMIN)
+        w->nadmin_sessions++;
+    else
+        w->nsessions++;
+    if (s->has_orig_dst && kind == RM_LISTENER_OUTBOUND &&
         (w->snap == NULL || rm_snapshot_service_by_addr(w->snap, &s->orig_dst.sa) == NULL)) {
         /* Redirected traffic for a destination the mesh does not know, in whatever protocol
          * (it may be a server-speaks-first one): a plain TCP tunnel, never dropped. */
@@ -320,7 +325,19 @@ void rm_session_exchange_done(rm_session_t *s)
 /* Tries to parse a head from the input buffer and starts its exchange. */
 static void session_process(rm_session_t *s)
 {
+    /* Pipelined requests answered at once (local replies) finish their exchange inside
+     * rm_exchange_start, whose end starts the next request: that call comes back here, and
+     * returns, and this loop takes the next one. Recursing instead went one stack frame deeper
+     * per request: thousands deep for one write of pipelined requests. */
+    if (s->processing)
+        return;
+    s->processing = true;
     while (!s->closing && s->ex == NULL && !s->close_after && s->in.len > 0) {
+        /* Responses pile up unsent: write them now, and stop taking requests while the client
+         * does not read them (the write watcher resumes this through session_write). */
+        if (s->out.len >= OUT_HIGH_WATER &&
+            (rm_conn_write_buf(&s->conn, &s->out) <= 0 || s->out.len >= OUT_HIGH_WATER))
+            break;
         rm_h1_server_t *h1 = session_codec(s);
         if (h1 == NULL) {
             rm_session_close(s);
@@ -351,9 +368,9 @@ static void session_process(rm_session_t *s)
         }
         rm_h1_server_head_consumed(h1, (size_t)n);
         s->ex = ex;
-        rm_exchange_start(ex); /* may finish synchronously (local reply) */
-        return;
+        rm_exchange_start(ex); /* may finish synchronously (local reply): then the loop goes on */
     }
+    s->processing = false;
     if (!s->closing)
         rm_session_update_events(s);
 }
@@ -496,7 +513,10 @@ void rm_session_close(rm_session_t *s)
     s->closing = true;
     rm_list_remove(&s->link);
     rm_list_push_back(&s->worker->dead, &s->link);
-    s->worker->nsessions--;
+    if (s->kind == RM_LISTENER_ADMIN)
+        s->worker->nadmin_sessions--;
+    else
+        s->worker->nsessions--;
 }
 
 /* The exchange's view of an HTTP/1 session (proxy-t.h's rm_downstream_ops_t). */

@@ -161,8 +161,12 @@ static bool pooled_still_open(rm_upconn_t *c)
 {
     if (ev_is_pending(&c->io))
         return false;
-    if (ev_now(c->worker->loop) - c->idle_since < RM_POOL_PEEK_AFTER)
+    /* After a response without a body (HEAD, 204, 304) a broken app's stray body bytes may
+     * still be on their way: peek at once, or they would be read as the next caller's
+     * response. Such responses are rare enough for the syscall. */
+    if (ev_now(c->worker->loop) - c->idle_since < RM_POOL_PEEK_AFTER && !c->peek_before_reuse)
         return true;
+    c->peek_before_reuse = false;
     char b;
     /* At the socket, under any transport: pending bytes (TLS's close_notify too) or an EOF both
      * mean the connection cannot be reused. */

@@ -100,6 +100,36 @@ static void close_listeners(rm_worker_t *w, bool keep_admin)
  * others (or in-flight requests) on the same loop. */
 #define ACCEPT_BATCH 64
 
+/* Admin connections are counted apart from --max-connections (so they can never use up the
+ * app's room, nor the app theirs) and bounded on their own: a stats scraper and an operator need a
+ * handful. */
+#define ADMIN_MAX_CONNECTIONS 64
+
+/* Out of file descriptors, accept fails at once and the listener stays readable: polling it again
+ * would spin the loop at 100% CPU. Accepting pauses this long instead (nginx disables accept
+ * events the same way), and in-flight requests go on closing descriptors meanwhile. */
+#define ACCEPT_PAUSE_S 0.1
+
+static void pause_accepting(rm_worker_t *w)
+{
+    if (ev_is_active(&w->accept_pause))
+        return;
+    for (int i = 0; i < w->nlisteners; i++)
+        if (w->listeners[i].fd >= 0)
+            ev_io_stop(w->loop, &w->listeners[i].io);
+    ev_timer_set(&w->accept_pause, ACCEPT_PAUSE_S, 0);
+    ev_timer_start(w->loop, &w->accept_pause);
+}
+
+static void accept_pause_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)revents;
+    rm_worker_t *w = container_of(t, rm_worker_t, accept_pause);
+    for (int i = 0; i < w->nlisteners; i++)
+        if (w->listeners[i].fd >= 0)
+            ev_io_start(loop, &w->listeners[i].io);
+}
+
 static void accept_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
     (void)loop;
@@ -113,12 +143,18 @@ static void accept_cb(struct ev_loop *loop, ev_io *io, int revents)
         if (fd < 0) {
             if (errno == EINTR)
                 continue;
-            if (errno != EAGAIN && errno != EWOULDBLOCK)
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                rm_metrics_overflow(w, "descriptors");
+                pause_accepting(w);
+            } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
                 rm_log_warn("accept: %s", strerror(errno));
+            }
             return;
         }
-        if (w->nsessions >= w->proxy->opt.max_connections && l->kind != RM_LISTENER_ADMIN) {
-            rm_metrics_overflow(w, "connections");
+        bool admin = l->kind == RM_LISTENER_ADMIN;
+        if (admin ? w->nadmin_sessions >= ADMIN_MAX_CONNECTIONS
+                  : w->nsessions >= w->proxy->opt.max_connections) {
+            rm_metrics_overflow(w, admin ? "admin_connections" : "connections");
             close(fd); /* the kernel answers RST-free FIN; the client retries elsewhere */
             continue;
         }
@@ -293,6 +329,7 @@ int rm_worker_init(rm_worker_t *w, rm_proxy_t *p, int id)
         (rc = add_listener(w, RM_LISTENER_INBOUND, p->opt.inbound_port)) < 0 ||
         (id == 0 && (rc = add_listener(w, RM_LISTENER_ADMIN, p->opt.admin_port)) < 0))
         return rc;
+    ev_timer_init(&w->accept_pause, accept_pause_cb, ACCEPT_PAUSE_S, 0);
     ev_async_init(&w->wakeup, wakeup_cb);
     ev_async_start(w->loop, &w->wakeup);
     ev_prepare_init(&w->reaper, reaper_cb);
