@@ -30,6 +30,12 @@ static void reply_owned(rm_session_t *s, int status, const char *type, char *bod
         reply_text(s, 500, "out of memory\n");
         return;
     }
+    if (len + 1024 > rm_buf_room(&s->out)) {
+        /* Never a silent close: say what happened (the limit is session.c's ADMIN_OUT_LIMIT). */
+        free(body);
+        reply_text(s, 500, "reply too large for the admin port\n");
+        return;
+    }
     rm_session_reply(s, status, NULL, 0, type, body, len, false);
     free(body);
 }

@@ -31,6 +31,9 @@
 /* Stop reading the client while this much response is waiting to be written to it. */
 #define OUT_HIGH_WATER ((size_t)256 * 1024)
 
+/* The largest admin reply (a /stats or /config_dump): past it the reply is a clear 500. */
+#define ADMIN_OUT_LIMIT ((size_t)64 * 1024 * 1024)
+
 static void session_io_cb(struct ev_loop *loop, ev_io *io, int revents);
 static void session_timer_cb(struct ev_loop *loop, ev_timer *t, int revents);
 static void session_process(rm_session_t *s);
@@ -126,7 +129,11 @@ rm_session_t *rm_session_new(rm_worker_t *w, int fd, rm_listener_kind_t kind,
     (void)plen;
     peer_to_string(peer, s->peer_ip, sizeof(s->peer_ip));
     rm_buf_init(&s->in, w->proxy->opt.buffer_limit);
-    rm_buf_init(&s->out, w->proxy->opt.buffer_limit + OUT_HIGH_WATER);
+    /* An admin reply is queued whole: a big mesh's /stats or /config_dump runs to megabytes,
+     * and only the admin listener's few connections (worker.c bounds them) may hold that. */
+    rm_buf_init(&s->out, kind == RM_LISTENER_ADMIN
+                             ? ADMIN_OUT_LIMIT
+                             : w->proxy->opt.buffer_limit + OUT_HIGH_WATER);
     s->local_handler = local_handler;
     s->down = (rm_downstream_t){.ops = &h1_downstream_ops, .session = s};
     int one = 1;

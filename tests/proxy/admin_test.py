@@ -62,6 +62,21 @@ class AdminTest(unittest.TestCase):
         self.assertEqual(http_request(p.admin, "/nope").status, 404)
         self.assertEqual(http_request(p.admin, "/drain").status, 405)  # GET is not allowed
 
+    def test_large_replies_are_whole(self):
+        """Issue 18 item 6: a big mesh's /config_dump (and /stats) ran past the admin session's
+        output buffer (~384 KiB) and the connection was closed with nothing said. 3,000
+        services make a /config_dump of about a megabyte; it comes back whole and parses."""
+        docs = ["kind: Service\nname: svc-%04d\nport: 80\nhosts: [svc-%04d.example.internal]\n"
+                "endpoints:\n  - {address: 127.0.0.1:%d, version: v1}\n"
+                % (i, i, self.backends["v1"].port) for i in range(3000)]
+        p = self.h.proxy("---\n".join(docs))
+        r = http_request(p.admin, "/config_dump", timeout=20)
+        self.assertEqual(r.status, 200)
+        self.assertGreater(len(r.body), 384 * 1024)
+        dump = json.loads(r.body)
+        self.assertEqual(len(dump["config"]), 3000)
+        self.assertEqual(http_request(p.admin, "/healthz").status, 200)
+
     def test_ready_needs_the_app(self):
         p = self.h.proxy(two_versions(self.backends, 1, 0), extra=["--app-port", "1"])
         time.sleep(0.8)
