@@ -40,6 +40,7 @@ static void on_upstream_io(void *owner, int revents);
 static void on_upstream_connect_failed(void *owner, int err);
 static bool wants_upstream_read(const void *owner);
 static void note_sent(void *owner, size_t n);
+static const char *may_connect(void *owner);
 
 /* How the exchange's upstream connection reaches it (upstream.h). */
 static const rm_upconn_owner_ops_t upstream_conn_ops = {
@@ -47,6 +48,7 @@ static const rm_upconn_owner_ops_t upstream_conn_ops = {
     .on_connect_failed = on_upstream_connect_failed,
     .wants_read = wants_upstream_read,
     .on_sent = note_sent,
+    .may_connect = may_connect,
 };
 
 #define LIT(s) ((rm_span_t){s, sizeof(s) - 1})
@@ -472,19 +474,13 @@ static void connect_upstream(rm_exchange_t *ex)
     ex->upstream = up;
     up->active++;
     ex->attempts++;
-    ex->conn = ex->raw_tcp ? NULL : rm_upconn_take_pooled(w, up, &upstream_conn_ops, ex);
-    if (ex->conn == NULL && !ex->raw_tcp) {
-        const char *limit =
-            ex->svc != NULL ? rm_limits_connect(&ex->limits, ex->svc, ex->decision.version_index)
-                            : NULL;
-        if (limit != NULL) {
-            overloaded(ex, limit);
-            return;
-        }
-    }
-    if (ex->conn == NULL)
-        ex->conn = rm_upconn_connect(w, up, &upstream_conn_ops, ex, &err);
+    const char *limit = NULL;
+    ex->conn = rm_upstream_stream(w, up, &upstream_conn_ops, ex, ex->raw_tcp, &limit, &err);
     ex->bytes_sent = 0;
+    if (limit != NULL) {
+        overloaded(ex, limit);
+        return;
+    }
     if (ex->conn == NULL) {
         if (ex->raw_tcp) {
             ex->down->ops->abort(ex->down); /* the client sees the refusal as a close */
@@ -639,6 +635,15 @@ static bool wants_upstream_read(const void *owner)
 static void note_sent(void *owner, size_t n)
 {
     ((rm_exchange_t *)owner)->bytes_sent += n;
+}
+
+/* Circuit breaking before a new connection (a pooled one needs no room). Passthrough and
+ * inbound requests have no service's limits. */
+static const char *may_connect(void *owner)
+{
+    rm_exchange_t *ex = owner;
+    return ex->svc != NULL ? rm_limits_connect(&ex->limits, ex->svc, ex->decision.version_index)
+                           : NULL;
 }
 
 static void on_upstream_connect_failed(void *owner, int err)

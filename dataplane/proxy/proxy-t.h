@@ -117,6 +117,9 @@ typedef struct rm_upconn_owner_ops {
     /* n bytes of the owner's request left the connection's buffer outside its callbacks (the
      * optimistic write in rm_upconn_update_events). NULL when the owner does not count them. */
     void (*on_sent)(void *owner, size_t n);
+    /* A new connection is about to be opened for the owner (no pooled one was free): NULL to go
+     * ahead, or the name of the limit that refuses it (circuit breaking). NULL: always allowed. */
+    const char *(*may_connect)(void *owner);
 } rm_upconn_owner_ops_t;
 
 typedef struct rm_upconn {

@@ -131,9 +131,8 @@ rm_session_t *rm_session_new(rm_worker_t *w, int fd, rm_listener_kind_t kind,
     rm_buf_init(&s->in, w->proxy->opt.buffer_limit);
     /* An admin reply is queued whole: a big mesh's /stats or /config_dump runs to megabytes,
      * and only the admin listener's few connections (worker.c bounds them) may hold that. */
-    rm_buf_init(&s->out, kind == RM_LISTENER_ADMIN
-                             ? ADMIN_OUT_LIMIT
-                             : w->proxy->opt.buffer_limit + OUT_HIGH_WATER);
+    rm_buf_init(&s->out, kind == RM_LISTENER_ADMIN ? ADMIN_OUT_LIMIT
+                                                   : w->proxy->opt.buffer_limit + OUT_HIGH_WATER);
     s->local_handler = local_handler;
     s->down = (rm_downstream_t){.ops = &h1_downstream_ops, .session = s};
     int one = 1;

@@ -158,7 +158,8 @@ void rm_shadow_launch(rm_exchange_t *ex)
     ev_timer_init(&sh->timer, shadow_timeout_cb, SHADOW_TIMEOUT_S, 0);
     ev_timer_start(w->loop, &sh->timer);
     int err = 0;
-    sh->conn = rm_upconn_connect(w, up, &shadow_conn_ops, sh, &err);
+    const char *refused = NULL;
+    sh->conn = rm_upstream_stream(w, up, &shadow_conn_ops, sh, true, &refused, &err);
     if (sh->conn == NULL) {
         shadow_free(sh, true);
         return;

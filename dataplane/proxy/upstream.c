@@ -189,8 +189,8 @@ static void attach(rm_upconn_t *c, const rm_upconn_owner_ops_t *ops, void *owner
     ev_set_cb(&c->timer, busy_timer_cb);
 }
 
-rm_upconn_t *rm_upconn_take_pooled(rm_worker_t *w, rm_upstream_t *up,
-                                   const rm_upconn_owner_ops_t *ops, void *owner)
+static rm_upconn_t *take_pooled(rm_worker_t *w, rm_upstream_t *up, const rm_upconn_owner_ops_t *ops,
+                                void *owner)
 {
     while (!rm_list_empty(&up->idle)) {
         rm_upconn_t *c = container_of(up->idle.next, rm_upconn_t, link);
@@ -209,8 +209,8 @@ rm_upconn_t *rm_upconn_take_pooled(rm_worker_t *w, rm_upstream_t *up,
     return NULL;
 }
 
-rm_upconn_t *rm_upconn_connect(rm_worker_t *w, rm_upstream_t *up, const rm_upconn_owner_ops_t *ops,
-                               void *owner, int *err)
+static rm_upconn_t *connect_new(rm_worker_t *w, rm_upstream_t *up, const rm_upconn_owner_ops_t *ops,
+                                void *owner, int *err)
 {
     int fd = socket(up->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
@@ -258,6 +258,18 @@ rm_upconn_t *rm_upconn_connect(rm_worker_t *w, rm_upstream_t *up, const rm_upcon
     }
     rm_upconn_update_events(c);
     return c;
+}
+
+rm_upconn_t *rm_upstream_stream(rm_worker_t *w, rm_upstream_t *up, const rm_upconn_owner_ops_t *ops,
+                                void *owner, bool fresh, const char **refused, int *err)
+{
+    *refused = NULL;
+    rm_upconn_t *c = fresh ? NULL : take_pooled(w, up, ops, owner);
+    if (c != NULL)
+        return c;
+    if (ops->may_connect != NULL && (*refused = ops->may_connect(owner)) != NULL)
+        return NULL;
+    return connect_new(w, up, ops, owner, err);
 }
 
 void rm_upconn_release(rm_upconn_t *c, bool reusable)

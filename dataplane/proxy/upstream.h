@@ -28,16 +28,14 @@ rm_upstream_t *rm_upstream_find(rm_worker_t *w, uint64_t key);
 /* Finds or creates state for a raw address (passthrough, inbound app). */
 rm_upstream_t *rm_upstream_get_addr(rm_worker_t *w, const struct sockaddr *sa, socklen_t len);
 
-/* A pooled connection that is still open (a readable EOF or stray bytes mean the server closed
- * it: those are discarded), attached to `owner` (its events go to `ops`), or NULL when the pool
- * has none. */
-rm_upconn_t *rm_upconn_take_pooled(rm_worker_t *w, rm_upstream_t *up,
-                                   const rm_upconn_owner_ops_t *ops, void *owner);
-
-/* Opens a new non-blocking connection attached to `owner`. Returns NULL with *err = -errno when
- * connect() fails at once. */
-rm_upconn_t *rm_upconn_connect(rm_worker_t *w, rm_upstream_t *up, const rm_upconn_owner_ops_t *ops,
-                               void *owner, int *err);
+/* A stream to the endpoint for `owner` (its events go to `ops`): today one HTTP/1 connection,
+ * taken from the pool when one is still open (a readable EOF or stray bytes mean the server
+ * closed it: those are discarded), else opened once ops->may_connect allows a new connection.
+ * HTTP/2, many streams per connection, goes behind this same call. fresh: always a new
+ * connection (raw tunnels, shadow copies). Returns NULL with *refused naming the limit that
+ * refused a new connection, or with *err = -errno when connect() failed at once. */
+rm_upconn_t *rm_upstream_stream(rm_worker_t *w, rm_upstream_t *up, const rm_upconn_owner_ops_t *ops,
+                                void *owner, bool fresh, const char **refused, int *err);
 
 /* Returns a connection to its pool (reusable) or closes it. Detaches it from its owner. */
 void rm_upconn_release(rm_upconn_t *c, bool reusable);
