@@ -67,6 +67,8 @@ static void check_kitchen(const Remora__V1__ConfigSet *set)
     assert_string_equal(s->endpoints[0]->address, "127.0.0.1:9001");
     assert_string_equal(s->endpoints[0]->version, "v1");
     assert_int_equal(s->endpoints[0]->n_labels, 0);
+    assert_false(s->endpoints[0]->has_sidecar);
+    assert_false(s->endpoints[0]->sidecar);
     assert_string_equal(s->endpoints[1]->address, "[::1]:9002");
     assert_string_equal(s->endpoints[1]->version, "v2");
     assert_int_equal(s->endpoints[1]->n_labels, 2);
@@ -74,6 +76,8 @@ static void check_kitchen(const Remora__V1__ConfigSet *set)
     assert_string_equal(s->endpoints[1]->labels[0]->value, "a");
     assert_string_equal(s->endpoints[1]->labels[1]->key, "rack");
     assert_string_equal(s->endpoints[1]->labels[1]->value, "r1");
+    assert_true(s->endpoints[1]->has_sidecar);
+    assert_true(s->endpoints[1]->sidecar);
 
     r = set->routes[0];
     assert_string_equal(r->kind, "Route");
@@ -273,6 +277,33 @@ static void test_booleans(void **state)
     tu_free(set);
 }
 
+/* An endpoint's `sidecar` flag: true, an explicit false (present, so it prints back) and absent,
+ * in YAML and in JSON. */
+static void test_endpoint_sidecar(void **state)
+{
+    Remora__V1__ConfigSet *set =
+        parse_ok("kind: Service\nname: s\nendpoints:\n"
+                 "  - {address: 10.0.0.1:15006, version: v1, sidecar: true}\n"
+                 "  - {address: 10.0.0.2:80, version: v1, sidecar: false}\n"
+                 "  - {address: 10.0.0.3:80, version: v1}\n");
+    const Remora__V1__Service *s = set->services[0];
+    (void)state;
+    assert_int_equal(s->n_endpoints, 3);
+    assert_true(s->endpoints[0]->has_sidecar);
+    assert_true(s->endpoints[0]->sidecar);
+    assert_true(s->endpoints[1]->has_sidecar);
+    assert_false(s->endpoints[1]->sidecar);
+    assert_false(s->endpoints[2]->has_sidecar);
+    assert_false(s->endpoints[2]->sidecar);
+    tu_free(set);
+
+    set = parse_ok("{\"kind\": \"Service\", \"name\": \"s\", \"endpoints\": [\n"
+                   "  {\"address\": \"10.0.0.1:15006\", \"version\": \"v1\", \"sidecar\": true}]}");
+    assert_true(set->services[0]->endpoints[0]->has_sidecar);
+    assert_true(set->services[0]->endpoints[0]->sidecar);
+    tu_free(set);
+}
+
 static void test_multi_document_order(void **state)
 {
     Remora__V1__ConfigSet *set = parse_ok("---\n# leading separator and comments are fine\n"
@@ -379,6 +410,7 @@ int main(void)
         cmocka_unit_test(test_block_scalars_and_escapes),
         cmocka_unit_test(test_integers),
         cmocka_unit_test(test_booleans),
+        cmocka_unit_test(test_endpoint_sidecar),
         cmocka_unit_test(test_multi_document_order),
         cmocka_unit_test(test_json_single_object_and_array),
         cmocka_unit_test(test_json_tabs_everywhere),

@@ -55,6 +55,12 @@ static void test_unknown_fields(void **state)
     tu_expect_error("kind: Service\nname: s\nport: 80\nzzz: 1\n",
                     "t.yaml:4:1: unknown field \"zzz\" (expected one of: kind, name, namespace, "
                     "port, hosts, vip, endpoints)");
+    tu_expect_error("kind: Service\nname: s\nendpoints: [{address: 1.2.3.4:80, sidcar: true}]\n",
+                    "t.yaml:3:35: endpoints[0]: unknown field \"sidcar\" (did you mean "
+                    "\"sidecar\"?)");
+    tu_expect_error("kind: Service\nname: s\nendpoints: [{address: 1.2.3.4:80, zzz: 1}]\n",
+                    "t.yaml:3:35: endpoints[0]: unknown field \"zzz\" (expected one of: "
+                    "address, version, labels, sidecar)");
     /* The proto's base_ is spelled base in documents; base_ is not accepted. */
     tu_expect_error(SVC "---\nkind: Route\nname: r\nservice: s\nrules:\n"
                         "  - destinations: [{version: v1}]\n    retries: {backoff: {base_: 1s}}\n",
@@ -84,6 +90,19 @@ static void test_wrong_types(void **state)
                     "t.yaml:3:32: rules[0].match.headers.a.present: must be true or false");
     tu_expect_error("kind: Route\nname: r\nrules: [{match: {headers: {a: {present: \"true\"}}}}]\n",
                     "t.yaml:3:32: rules[0].match.headers.a.present: must be true or false");
+    /* An endpoint's sidecar flag is a bool like any other: no yes/1/"true", no list. */
+    tu_expect_error("kind: Service\nname: s\nendpoints:\n  - address: 1.2.3.4:80\n"
+                    "    sidecar: yes\n",
+                    "t.yaml:5:5: endpoints[0].sidecar: must be true or false");
+    tu_expect_error("kind: Service\nname: s\nendpoints: [{address: 1.2.3.4:80, sidecar: 1}]\n",
+                    "t.yaml:3:35: endpoints[0].sidecar: must be true or false");
+    tu_expect_error("kind: Service\nname: s\nendpoints: [{sidecar: \"true\"}]\n",
+                    "t.yaml:3:14: endpoints[0].sidecar: must be true or false");
+    tu_expect_error("kind: Service\nname: s\nendpoints: [{sidecar: [true]}]\n",
+                    "t.yaml:3:14: endpoints[0].sidecar: must be true or false, not a list");
+    tu_expect_error("[{\"kind\": \"Service\", \"name\": \"s\",\n"
+                    "  \"endpoints\": [{\"address\": \"1.2.3.4:80\", \"sidecar\": \"yes\"}]}]\n",
+                    "t.json:2:43: endpoints[0].sidecar: must be true or false");
     tu_expect_error("kind: Route\nname: r\nrules: [{timeout: {millis: 5}}]\n",
                     "t.yaml:3:10: rules[0].timeout: must be a duration such as \"250ms\", \"2s\" "
                     "or \"1m\", not a mapping");

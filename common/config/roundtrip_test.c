@@ -94,7 +94,8 @@ static void test_spec_example_loads_clean(void **state)
     assert_int_equal(set->n_routes, 1);
     assert_int_equal(set->n_circuit_breakers, 1);
     assert_int_equal(set->routes[0]->n_rules, 2);
-    assert_int_equal(set->services[0]->n_endpoints, 2);
+    assert_int_equal(set->services[0]->n_endpoints, 3);
+    assert_true(set->services[0]->endpoints[2]->sidecar);
     round_trip(set);
     tu_free(set);
 }
@@ -205,6 +206,67 @@ static void test_golden_output(void **state)
     tu_free(set);
 }
 
+/* An endpoint's sidecar flag prints back as given: true, an explicit false, and nothing when
+ * absent (so a document without it prints as before). */
+static void test_endpoint_sidecar_output(void **state)
+{
+    static const char want_yaml[] = "kind: Service\n"
+                                    "name: s\n"
+                                    "namespace: default\n"
+                                    "port: 80\n"
+                                    "endpoints:\n"
+                                    "- address: 10.0.0.1:15006\n"
+                                    "  version: v1\n"
+                                    "  sidecar: true\n"
+                                    "- address: 10.0.0.2:80\n"
+                                    "  version: v1\n"
+                                    "  labels:\n"
+                                    "    zone: a\n"
+                                    "  sidecar: false\n"
+                                    "- address: 10.0.0.3:80\n"
+                                    "  version: v1\n";
+    static const char want_json[] = "[\n"
+                                    "  {\n"
+                                    "    \"kind\": \"Service\",\n"
+                                    "    \"name\": \"s\",\n"
+                                    "    \"namespace\": \"default\",\n"
+                                    "    \"port\": 80,\n"
+                                    "    \"endpoints\": [\n"
+                                    "      {\n"
+                                    "        \"address\": \"10.0.0.1:15006\",\n"
+                                    "        \"version\": \"v1\",\n"
+                                    "        \"sidecar\": true\n"
+                                    "      },\n"
+                                    "      {\n"
+                                    "        \"address\": \"10.0.0.2:80\",\n"
+                                    "        \"version\": \"v1\",\n"
+                                    "        \"labels\": {\n"
+                                    "          \"zone\": \"a\"\n"
+                                    "        },\n"
+                                    "        \"sidecar\": false\n"
+                                    "      },\n"
+                                    "      {\n"
+                                    "        \"address\": \"10.0.0.3:80\",\n"
+                                    "        \"version\": \"v1\"\n"
+                                    "      }\n"
+                                    "    ]\n"
+                                    "  }\n"
+                                    "]";
+    Remora__V1__ConfigSet *set =
+        tu_load_ok("kind: Service\nname: s\nport: 80\nendpoints:\n"
+                   "  - {address: 10.0.0.1:15006, version: v1, sidecar: true}\n"
+                   "  - {sidecar: false, address: 10.0.0.2:80, version: v1, labels: {zone: a}}\n"
+                   "  - {address: 10.0.0.3:80, version: v1}\n");
+    char *yaml = rm_config_to_yaml(set), *json = rm_config_to_json(set);
+    (void)state;
+    assert_string_equal(yaml, want_yaml);
+    assert_string_equal(json, want_json);
+    round_trip(set);
+    free(yaml);
+    free(json);
+    tu_free(set);
+}
+
 static void test_empty_set(void **state)
 {
     Remora__V1__ConfigSet set = REMORA__V1__CONFIG_SET__INIT;
@@ -224,6 +286,7 @@ int main(void)
         cmocka_unit_test(test_kitchen_round_trip),
         cmocka_unit_test(test_tricky_strings_round_trip),
         cmocka_unit_test(test_golden_output),
+        cmocka_unit_test(test_endpoint_sidecar_output),
         cmocka_unit_test(test_empty_set),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -98,6 +98,37 @@ static void test_service_rules(void **state)
                        "endpoints: [{address: \"[fe80::1]:1\", version: v1.2_rc-3}]\n"));
 }
 
+/* `sidecar` changes nothing about an endpoint's rules: true or false, its address and version
+ * are checked as any endpoint's, and one address is still one endpoint. */
+static void test_sidecar_endpoints(void **state)
+{
+    static const char *const want[] = {
+        "t.yaml:5:5: endpoints[0].address: is required",
+        "t.yaml:5:5: endpoints[0].version: is required",
+        "t.yaml:7:6: endpoints[2].address: duplicate endpoint \"10.0.0.2:80\" (also "
+        "endpoints[1])",
+        NULL,
+    };
+    Remora__V1__ConfigSet *set;
+    (void)state;
+    tu_expect_errors("kind: Service\nname: s\nport: 80\nendpoints:\n"
+                     "  - {sidecar: true}\n"
+                     "  - {address: 10.0.0.2:80, version: v1, sidecar: true}\n"
+                     "  - {address: 10.0.0.2:80, version: v1, sidecar: false}\n",
+                     want);
+    set = tu_load_ok("kind: Service\nname: s\nport: 80\nendpoints:\n"
+                     "  - {address: 10.0.0.1:15006, version: v1, sidecar: true}\n"
+                     "  - {address: 10.0.0.2:80, version: v1, sidecar: false}\n"
+                     "  - {address: 10.0.0.3:80, version: v2}\n");
+    /* Validation fills no default: an absent flag stays absent (false). */
+    assert_true(set->services[0]->endpoints[0]->sidecar);
+    assert_true(set->services[0]->endpoints[1]->has_sidecar);
+    assert_false(set->services[0]->endpoints[1]->sidecar);
+    assert_false(set->services[0]->endpoints[2]->has_sidecar);
+    assert_false(set->services[0]->endpoints[2]->sidecar);
+    tu_free(set);
+}
+
 static void test_route_references(void **state)
 {
     (void)state;
@@ -527,6 +558,7 @@ int main(void)
         cmocka_unit_test(test_names),
         cmocka_unit_test(test_duplicate_documents),
         cmocka_unit_test(test_service_rules),
+        cmocka_unit_test(test_sidecar_endpoints),
         cmocka_unit_test(test_route_references),
         cmocka_unit_test(test_rules_and_destinations),
         cmocka_unit_test(test_match_rules),

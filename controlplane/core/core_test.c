@@ -204,6 +204,55 @@ static int has_service(const Remora__V1__ConfigSet *set, const char *name)
     return 0;
 }
 
+/* Which endpoints are Remora sidecars: every registered one (whole and scoped snapshots alike),
+ * and a static one only when its document says `sidecar: true`. */
+static void test_sidecar_endpoints_marked(void **state)
+{
+    (void)state;
+    static const char svc[] = "kind: Service\n"
+                              "name: reviews\n"
+                              "port: 9080\n"
+                              "endpoints:\n"
+                              "  - {address: 127.0.0.1:9001, version: v1}\n"
+                              "  - {address: 127.0.0.1:9002, version: v1, sidecar: false}\n"
+                              "  - {address: 127.0.0.1:9003, version: v2, sidecar: true}\n";
+    rm_control_t *c = new_control();
+    rm_admin_reply_t reply;
+    apply(c, svc, "s.yaml", &reply);
+    assert_int_equal(reply.code, RM_STATUS_OK);
+    rm_admin_reply_free(&reply);
+
+    rm_disc_result_t res;
+    char *egress[] = {"reviews"};
+    rm_sidecar_t *a = rm_discovery_open(c, 100), *b = rm_discovery_open(c, 100);
+    assert_int_equal(hello(c, a, "a", "reviews", "10.0.0.2:15006", 200, &res), 0);
+    assert_int_equal(hello_egress(c, b, "b", NULL, "", "", egress, 1, &res), 0);
+
+    const rm_scope_snapshot_t *scopes[] = {
+        rm_control_snapshot(c),
+        rm_control_sidecar_snapshot(c, b, RM_SNAP_PUSH),
+    };
+    assert_ptr_not_equal(scopes[0], scopes[1]);
+    for (size_t i = 0; i < 2; i++) {
+        Remora__V1__DiscoveryResponse *own;
+        Remora__V1__Snapshot *snap = unpack_snapshot(scopes[i], &own);
+        assert_int_equal(snap->n_endpoints, 4);
+        assert_string_equal(snap->endpoints[0]->address, "127.0.0.1:9001");
+        assert_false(snap->endpoints[0]->sidecar);
+        assert_string_equal(snap->endpoints[1]->address, "127.0.0.1:9002");
+        assert_false(snap->endpoints[1]->sidecar);
+        assert_string_equal(snap->endpoints[2]->address, "127.0.0.1:9003");
+        assert_true(snap->endpoints[2]->sidecar);
+        assert_string_equal(snap->endpoints[3]->address, "10.0.0.2:15006");
+        assert_string_equal(snap->endpoints[3]->pod, "a");
+        assert_true(snap->endpoints[3]->sidecar);
+        remora__v1__discovery_response__free_unpacked(own, NULL);
+    }
+    rm_discovery_close(c, a, 300);
+    rm_discovery_close(c, b, 300);
+    rm_control_close(c);
+}
+
 /* Scopes: a sidecar with an egress list gets its services, what their routes mirror to, their
  * routes and breakers and only their endpoints; sidecars with the same list share one snapshot;
  * endpoint churn elsewhere keeps the scope's snapshot; a config change moves every scope. */
@@ -588,6 +637,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_debounce_and_urgent),
         cmocka_unit_test(test_hello_snapshot_and_endpoints),
+        cmocka_unit_test(test_sidecar_endpoints_marked),
         cmocka_unit_test(test_scopes),
         cmocka_unit_test(test_discovery_rules),
         cmocka_unit_test(test_apply_union_positions_and_all_or_nothing),

@@ -1,6 +1,8 @@
 /* controlplane/core/snapshot.c — builds the snapshot of one scope: the config version, a fresh
  * nonce, the scope's part of the ConfigSet and its resolved endpoints (static Service endpoints,
- * then registered sidecars in connection order, draining ones marked).
+ * then registered sidecars in connection order, draining ones marked). Every registered endpoint
+ * is a Remora sidecar's and is sent with `sidecar` set; a static one carries its document's
+ * `sidecar: true|false`.
  *
  * What a scope holds (see control.h): the Services its egress list names, closed over the
  * references a sidecar's validator resolves — a Route's mirror to another service brings that
@@ -204,6 +206,7 @@ static void put_registered(Remora__V1__ResolvedEndpoint *r, const rm_sidecar_t *
     r->address = sc->address;
     r->pod = sc->pod;
     r->draining = sc->draining;
+    r->sidecar = 1; /* only sidecars register */
 }
 
 /* FNV-1a, 64 bits: over the endpoint list, to tell "nothing changed for this scope". */
@@ -234,6 +237,7 @@ static uint64_t endpoints_hash(Remora__V1__ResolvedEndpoint *const *eps, size_t 
         h = fnv_str(h, e->address);
         h = fnv_str(h, e->pod);
         h = fnv(h, &e->draining, sizeof(e->draining));
+        h = fnv(h, &e->sidecar, sizeof(e->sidecar));
     }
     return h;
 }
@@ -284,6 +288,7 @@ void rm__snapshot_build(rm_control_t *c, rm_scope_t *scope)
             r->namespace_ = (char *)ns_of(s->namespace_);
             r->version = (char *)or_empty(e->version);
             r->address = (char *)or_empty(e->address);
+            r->sidecar = e->has_sidecar && e->sidecar;
             ptrs[k++] = r;
         }
     }

@@ -35,6 +35,10 @@ typedef struct rm_endpoint_ref {
     const char *version; /* "" for an endpoint without a version */
     const char *pod;     /* "" for a static endpoint */
     bool draining;       /* withdrawn: never picked for new requests */
+    /* A Remora sidecar's inbound port: a registered endpoint, or a static one configured with
+     * `sidecar: true` (SPEC.md). Only such an endpoint gets the mesh's own x-remora-* headers,
+     * and only its x-remora-error replies are acted on; a plain endpoint's never are. */
+    bool sidecar;
     /* rm_hash64(address): stable across snapshots and sidecars, so the proxy keys its runtime
      * state (pools, active counts, ejection) by it and that state survives snapshot swaps. */
     uint64_t key;

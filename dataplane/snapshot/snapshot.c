@@ -56,6 +56,7 @@ typedef struct bep {
     struct sockaddr_storage addr;
     socklen_t len;
     bool draining;
+    bool sidecar;
     uint64_t key;
 } bep_t;
 
@@ -287,8 +288,10 @@ static int collect_endpoints(build_t *bd, Remora__V1__ResolvedEndpoint *const *e
         bool dup = false;
         for (size_t k = 0; k < b->neps; k++) {
             if (b->eps[k].key == ep.key && strcmp(b->eps[k].address, addr) == 0) {
-                /* Static and registered copies of one pod: one endpoint; withdrawn wins. */
+                /* Static and registered copies of one pod: one endpoint; withdrawn wins, and
+                 * it is a sidecar if either copy says so (a registered copy always does). */
                 b->eps[k].draining = b->eps[k].draining || e->draining;
+                b->eps[k].sidecar = b->eps[k].sidecar || e->sidecar;
                 dup = true;
                 break;
             }
@@ -300,6 +303,7 @@ static int collect_endpoints(build_t *bd, Remora__V1__ResolvedEndpoint *const *e
                                        strlen(str_or_empty(e->version)));
         ep.pod = rm__arena_strndup(&s->arena, str_or_empty(e->pod), strlen(str_or_empty(e->pod)));
         ep.draining = e->draining != 0;
+        ep.sidecar = e->sidecar != 0;
         if (ep.address == NULL || ep.version == NULL || ep.pod == NULL)
             return fail(bd, "out of memory");
         if (b->neps == b->epcap) {
@@ -394,6 +398,7 @@ static int build_versions(build_t *bd)
                 dst->version = ver->name;
                 dst->pod = src->pod;
                 dst->draining = src->draining;
+                dst->sidecar = src->sidecar;
                 dst->key = src->key;
                 ver->nendpoints++;
                 if (!dst->draining)
@@ -1069,6 +1074,7 @@ int rm_snapshot_endpoints_from_config(const Remora__V1__ConfigSet *cfg,
             e->address = dup_or_empty(ep->address);
             e->pod = strdup("");
             e->draining = 0;
+            e->sidecar = ep->has_sidecar && ep->sidecar;
             eps[n++] = e;
             if (e->service == NULL || e->namespace_ == NULL || e->version == NULL ||
                 e->address == NULL || e->pod == NULL)

@@ -31,7 +31,8 @@
  * cfg: a ConfigSet that passed common/config validation (checked again where cheap; anything
  * inconsistent is reported, never trusted). eps/neps: the endpoints to use (discovery's list, or
  * rm_snapshot_endpoints_from_config's); endpoints of services cfg does not define are ignored,
- * an endpoint address listed twice for one service is kept once (draining if either copy is).
+ * an endpoint address listed twice for one service is kept once (draining if either copy is, a
+ * Remora sidecar if either copy is).
  * local_namespace: the proxy's own namespace, used for bare `name` hosts; NULL or "" means
  * "default". version: the config version, reported by rm_snapshot_version and /config_dump.
  *
@@ -48,10 +49,10 @@ rm_snapshot_t *rm_snapshot_build(const Remora__V1__ConfigSet *cfg,
 
 /*
  * The endpoint list of a config used without a control plane: every Service's static
- * `endpoints`, in document order, with service, namespace (default "default"), version and
- * address filled and pod empty. On success returns 0 and stores a malloc'ed array of *nout
- * malloc'ed messages in *out (the caller owns them; free with rm_snapshot_endpoints_free).
- * Returns -1 on allocation failure (*out NULL, *nout 0). Any thread.
+ * `endpoints`, in document order, with service, namespace (default "default"), version,
+ * address and sidecar (the document's `sidecar: true`) filled and pod empty. On success returns 0
+ * and stores a malloc'ed array of *nout malloc'ed messages in *out (the caller owns them; free with
+ * rm_snapshot_endpoints_free). Returns -1 on allocation failure (*out NULL, *nout 0). Any thread.
  */
 int rm_snapshot_endpoints_from_config(const Remora__V1__ConfigSet *cfg,
                                       Remora__V1__ResolvedEndpoint ***out, size_t *nout);

@@ -542,6 +542,75 @@ static void test_endpoints_from_config(void **state)
     tu_set_free(set);
 }
 
+/* Which endpoints are Remora sidecars: a static one configured with `sidecar: true` (running
+ * from a file, and as discovery lists it), a registered one, never a plain one; two copies of
+ * one address are a sidecar if either is. */
+static void test_sidecar_endpoints(void **state)
+{
+    (void)state;
+    Remora__V1__ConfigSet *set = tu_set_new();
+    Remora__V1__Service *svc = tu_service(set, "reviews", NULL, 9080);
+    tu_service_endpoint(svc, "127.0.0.1:9001", "v1");
+    Remora__V1__Endpoint *sc = tu_service_endpoint(svc, "127.0.0.1:9003", "v1");
+    sc->has_sidecar = 1;
+    sc->sidecar = 1;
+    Remora__V1__Endpoint *plain = tu_service_endpoint(svc, "127.0.0.1:9004", "v1");
+    plain->has_sidecar = 1; /* an explicit `sidecar: false` */
+    plain->sidecar = 0;
+
+    /* From a config file: the static endpoints' own flags. */
+    Remora__V1__ResolvedEndpoint **feps;
+    size_t n;
+    assert_int_equal(rm_snapshot_endpoints_from_config(set, &feps, &n), 0);
+    assert_int_equal(n, 3);
+    assert_false(feps[0]->sidecar);
+    assert_true(feps[1]->sidecar);
+    assert_false(feps[2]->sidecar);
+    char err[256];
+    rm_snapshot_t *s = rm_snapshot_build(set, feps, n, NULL, 1, err, sizeof(err));
+    rm_snapshot_endpoints_free(feps, n);
+    if (s == NULL)
+        fail_msg("%s", err);
+    const rm_version_t *v1 = &rm_snapshot_service_by_name(s, NULL, "reviews")->versions[0];
+    assert_int_equal(v1->nendpoints, 3);
+    assert_string_equal(v1->endpoints[0].address, "127.0.0.1:9001");
+    assert_false(v1->endpoints[0].sidecar);
+    assert_string_equal(v1->endpoints[1].address, "127.0.0.1:9003");
+    assert_true(v1->endpoints[1].sidecar);
+    assert_string_equal(v1->endpoints[2].address, "127.0.0.1:9004");
+    assert_false(v1->endpoints[2].sidecar);
+    rm_snapshot_unref(s);
+
+    /* From discovery: static endpoints first (as the control plane marks them), then
+     * registered ones. 10.0.0.5 is listed plain and registered: one endpoint, a sidecar. */
+    tu_eps_t eps = {0};
+    tu_eps_add(&eps, "reviews", NULL, "v1", "127.0.0.1:9001", 0);
+    tu_eps_add(&eps, "reviews", NULL, "v1", "127.0.0.1:9003", 0);
+    eps.v[eps.n - 1]->sidecar = 1;
+    tu_eps_add(&eps, "reviews", NULL, "v2", "10.0.0.5:15006", 0);
+    tu_eps_add_registered(&eps, "reviews", NULL, "v2", "10.0.0.4:15006", "reviews-v2-a");
+    tu_eps_add_registered(&eps, "reviews", NULL, "v2", "10.0.0.5:15006", "reviews-v2-b");
+    s = rm_snapshot_build(set, eps.v, eps.n, NULL, 2, err, sizeof(err));
+    tu_eps_free(&eps);
+    tu_set_free(set);
+    if (s == NULL)
+        fail_msg("%s", err);
+    const rm_service_t *rv = rm_snapshot_service_by_name(s, NULL, "reviews");
+    assert_int_equal(rv->nendpoints, 4);
+    v1 = rm_snapshot_version_by_name(rv, "v1");
+    const rm_version_t *v2 = rm_snapshot_version_by_name(rv, "v2");
+    assert_int_equal(v1->nendpoints, 2);
+    assert_false(v1->endpoints[0].sidecar); /* plain */
+    assert_true(v1->endpoints[1].sidecar);  /* static, sidecar: true */
+    assert_int_equal(v2->nendpoints, 2);
+    assert_string_equal(v2->endpoints[0].address, "10.0.0.5:15006");
+    assert_true(v2->endpoints[0].sidecar); /* plain copy, then registered: a sidecar */
+    assert_string_equal(v2->endpoints[1].address, "10.0.0.4:15006");
+    assert_string_equal(v2->endpoints[1].pod, "reviews-v2-a");
+    assert_true(v2->endpoints[1].sidecar); /* registered */
+    rm_snapshot_unref(s);
+}
+
 static void test_regex_anchoring_and_limits(void **state)
 {
     (void)state;
@@ -639,6 +708,7 @@ int main(void)
         cmocka_unit_test(test_build_errors),
         cmocka_unit_test(test_packed_copy_for_config_dump),
         cmocka_unit_test(test_endpoints_from_config),
+        cmocka_unit_test(test_sidecar_endpoints),
         cmocka_unit_test(test_regex_anchoring_and_limits),
         cmocka_unit_test(test_refcount),
         cmocka_unit_test(test_publish_acquire),

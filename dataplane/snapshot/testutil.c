@@ -75,13 +75,15 @@ void tu_service_vip(Remora__V1__Service *svc, const char *vip)
     svc->vip = xstrdup(vip);
 }
 
-void tu_service_endpoint(Remora__V1__Service *svc, const char *address, const char *version)
+Remora__V1__Endpoint *tu_service_endpoint(Remora__V1__Service *svc, const char *address,
+                                          const char *version)
 {
     Remora__V1__Endpoint *e = xmalloc(sizeof(*e));
     remora__v1__endpoint__init(e);
     e->address = xstrdup(address);
     e->version = xstrdup(version);
     APPEND(Remora__V1__Endpoint *, svc->endpoints, svc->n_endpoints, e);
+    return e;
 }
 
 Remora__V1__Route *tu_route(Remora__V1__ConfigSet *set, const char *name, const char *ns,
@@ -318,6 +320,16 @@ void tu_eps_add(tu_eps_t *eps, const char *service, const char *ns, const char *
     e->pod = xstrdup("");
     e->draining = draining != 0;
     APPEND(Remora__V1__ResolvedEndpoint *, eps->v, eps->n, e);
+}
+
+void tu_eps_add_registered(tu_eps_t *eps, const char *service, const char *ns, const char *version,
+                           const char *address, const char *pod)
+{
+    tu_eps_add(eps, service, ns, version, address, 0);
+    Remora__V1__ResolvedEndpoint *e = eps->v[eps->n - 1];
+    free(e->pod);
+    e->pod = xstrdup(pod ? pod : "");
+    e->sidecar = 1;
 }
 
 void tu_eps_free(tu_eps_t *eps)

@@ -25,7 +25,9 @@ Remora__V1__Service *tu_service(Remora__V1__ConfigSet *set, const char *name, co
                                 uint32_t port);
 void tu_service_host(Remora__V1__Service *svc, const char *host);
 void tu_service_vip(Remora__V1__Service *svc, const char *vip);
-void tu_service_endpoint(Remora__V1__Service *svc, const char *address, const char *version);
+/* Returns the endpoint, for fields no argument sets (sidecar: has_sidecar and sidecar). */
+Remora__V1__Endpoint *tu_service_endpoint(Remora__V1__Service *svc, const char *address,
+                                          const char *version);
 
 Remora__V1__Route *tu_route(Remora__V1__ConfigSet *set, const char *name, const char *ns,
                             const char *service);
@@ -57,6 +59,9 @@ typedef struct tu_eps {
 
 void tu_eps_add(tu_eps_t *eps, const char *service, const char *ns, const char *version,
                 const char *address, int draining);
+/* A registered endpoint as the control plane sends it: pod set, sidecar true, not draining. */
+void tu_eps_add_registered(tu_eps_t *eps, const char *service, const char *ns, const char *version,
+                           const char *address, const char *pod);
 void tu_eps_free(tu_eps_t *eps);
 
 /* xorshift64* — a small seeded RNG for deterministic statistical tests. */

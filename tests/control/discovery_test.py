@@ -89,8 +89,10 @@ class DiscoveryTest(unittest.TestCase):
         s = watcher.snapshot_where(lambda s: ("reviews", "v2", "10.1.0.2:15006") in endpoints(s))
         ep = [e for e in s.endpoints if e.address == "10.1.0.2:15006"][0]
         self.assertEqual((ep.pod, ep.namespace, ep.draining), ("reviews-v2-1", "default", False))
-        # Static endpoints are still there, merged.
+        self.assertTrue(ep.sidecar, "a registered endpoint is a Remora sidecar")
+        # Static endpoints are still there, merged (plain ones not marked as sidecars).
         self.assertIn(("reviews", "v1", "127.0.0.1:9001"), endpoints(s))
+        self.assertFalse([e for e in s.endpoints if e.address == "127.0.0.1:9001"][0].sidecar)
         # The registered version now counts as having endpoints: no warning about v2.
         r = c.apply(route())
         self.assertFalse([w for w in r.warnings if "v2" in w], r.warnings)
