@@ -259,8 +259,8 @@ def netns_story():
         print("   replaced %s with %s (maxSurge 1, maxUnavailable 0)" % (
             ", ".join(p.name for p in pods), ", ".join(p.name for p in new)))
         print("   %d requests, %d client-visible errors; answered by %s; %d of %d carried the "
-              "sidecar's x-remora-attempt" % (summary["total"], summary["failures"], versions,
-                                               summary["with_attempt"], summary["total"]))
+              "hops of both sidecars" % (summary["total"], summary["failures"], versions,
+                                               summary["through_mesh"], summary["total"]))
         time.sleep(5.5)  # sidecars report their counters every 5 s
         stats = r.meshctl("stats", "reviews", check=False)
         print("   $ meshctl stats reviews   (inside the node namespace)")

@@ -83,6 +83,7 @@ int rm_h1_client_write_head(rm_h1_client_t *st, const rm_request_head_t *h,
     };
     rm_http1_edit_t e = {.remove = remove,
                          .num_remove = nremove,
+                         .remove_prefix = edit != NULL ? edit->remove_prefix : (rm_span_t){0},
                          .add = add,
                          .num_add = nadd,
                          .flags = RM_HTTP1_EDIT_F_HOP_BY_HOP};

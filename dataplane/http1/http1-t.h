@@ -177,7 +177,9 @@ typedef struct rm_http1_chunked {
 typedef struct rm_http1_edit {
     const rm_http1_span_t *remove; /* names, compared case-insensitively */
     size_t num_remove;
-    const rm_http1_header_t *add; /* appended after the kept fields, in order */
+    rm_http1_span_t remove_prefix; /* also every name starting with this (case-insensitive);
+                                      empty: none */
+    const rm_http1_header_t *add;  /* appended after the kept fields, in order */
     size_t num_add;
     unsigned flags; /* RM_HTTP1_EDIT_F_* */
 } rm_http1_edit_t;

@@ -108,6 +108,10 @@ static int should_drop(const rm_http1_header_t *headers, size_t n, rm_http1_span
         if (span_ieq(name, edit->remove[i].ptr, edit->remove[i].len))
             return 1;
     }
+    if (edit->remove_prefix.len > 0 && name.len >= edit->remove_prefix.len &&
+        span_ieq((rm_http1_span_t){name.ptr, edit->remove_prefix.len}, edit->remove_prefix.ptr,
+                 edit->remove_prefix.len))
+        return 1;
     if (!(edit->flags & RM_HTTP1_EDIT_F_HOP_BY_HOP))
         return 0;
     if (is_hop_by_hop(name))

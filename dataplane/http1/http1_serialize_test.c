@@ -133,6 +133,26 @@ static void test_serialize_remove_only(void **state)
     assert_memory_equal(out, want, sizeof(want) - 1);
 }
 
+/* A prefix removes a family of fields (the mesh's x-remora-* at a trust boundary), in any
+ * case, but never a field that only shares part of it, and never the fields added. */
+static void test_serialize_remove_prefix(void **state)
+{
+    (void)state;
+    static const char raw[] = "GET / HTTP/1.1\r\nHost: h\r\nX-Remora-Error: draining\r\n"
+                              "x-remora-attempt: 2\r\nX-Remorable: 1\r\nx-remora-: e\r\n\r\n";
+    static const char want[] = "GET / HTTP/1.1\r\nHost: h\r\nX-Remorable: 1\r\n"
+                               "x-remora-peer-identity: spiffe://td/ns/a/sa/b\r\n\r\n";
+    static const rm_http1_header_t add[] = {HDR("x-remora-peer-identity", "spiffe://td/ns/a/sa/b")};
+    rm_http1_edit_t edit = {.remove_prefix = SPAN("x-remora-"), .add = add, .num_add = 1};
+    rm_http1_request_t req;
+    char out[256];
+
+    parse(raw, &req);
+    ssize_t n = rm_http1_serialize_request(&req, &edit, out, sizeof(out));
+    assert_int_equal(n, sizeof(want) - 1);
+    assert_memory_equal(out, want, sizeof(want) - 1);
+}
+
 static void test_serialize_rejects_injection(void **state)
 {
     (void)state;
@@ -184,6 +204,7 @@ int main(void)
         cmocka_unit_test(test_serialize_normalises),
         cmocka_unit_test(test_serialize_edits),
         cmocka_unit_test(test_serialize_remove_only),
+        cmocka_unit_test(test_serialize_remove_prefix),
         cmocka_unit_test(test_serialize_rejects_injection),
         cmocka_unit_test(test_serialize_response),
     };

@@ -81,10 +81,12 @@ typedef struct rm_response_head {
 } rm_response_head_t;
 
 /* Changes an encoder makes to a head's fields on the way out: drop every field named in
- * `remove` (case-insensitive), then append `add`. Borrowed for the call. */
+ * `remove` or starting with `remove_prefix` (case-insensitive), then append `add`. Borrowed for
+ * the call. */
 typedef struct rm_field_edit {
     const rm_span_t *remove;
     size_t nremove;
+    rm_span_t remove_prefix; /* also every field whose name starts with this; empty: none */
     const rm_field_t *add;
     size_t nadd;
 } rm_field_edit_t;

@@ -75,7 +75,13 @@ static const rm_upconn_owner_ops_t upstream_conn_ops = {
  * may be retried elsewhere whatever its method; `upstream-reset` — the app closed or reset the
  * connection before answering (typically a kept-alive connection the draining app was closing),
  * an ambiguous failure retried only when idempotent. Only sidecars set or read this header. */
-#define PEER_ERROR_HEADER  "x-remora-error"
+#define PEER_ERROR_HEADER "x-remora-error"
+
+/* The mesh's own headers (SPEC.md "Sidecar admin endpoints"): a serving sidecar removes every
+ * one a caller sent and every one its app's response carries; a calling sidecar sends them, and
+ * acts on them, only with an endpoint that is a Remora sidecar — never with a plain endpoint,
+ * which could otherwise make it replay a POST by answering `x-remora-error: upstream-connect`. */
+#define MESH_PREFIX        "x-remora-"
 #define PEER_ERROR_CONNECT "upstream-connect"
 #define PEER_ERROR_RESET   "upstream-reset"
 
@@ -354,14 +360,19 @@ static int queue_head(rm_exchange_t *ex)
     add[nadd++] = (rm_field_t){LIT("x-forwarded-for"), {ex->xff, ex->xff_len}};
     if (ex->add_request_id)
         add[nadd++] = (rm_field_t){LIT("x-request-id"), {ex->request_id, strlen(ex->request_id)}};
-    add[nadd++] = (rm_field_t){LIT("x-remora-attempt"), {attempt, (size_t)(end - attempt)}};
-    ex->bounceable = may_bounce(ex);
+    /* The mesh's own request headers go only to another sidecar (SPEC.md: they never reach an
+     * app). */
+    if (ex->endpoint_sidecar)
+        add[nadd++] = (rm_field_t){LIT("x-remora-attempt"), {attempt, (size_t)(end - attempt)}};
+    ex->bounceable = ex->endpoint_sidecar && may_bounce(ex);
     if (ex->bounceable)
         add[nadd++] = (rm_field_t){LIT(BOUNCE_HEADER), LIT("1")};
     rm_field_edit_t edit = {.remove = request_removed,
                             .nremove = sizeof(request_removed) / sizeof(request_removed[0]),
                             .add = add,
                             .nadd = nadd};
+    if (ex->session->kind == RM_LISTENER_INBOUND)
+        edit.remove_prefix = LIT(MESH_PREFIX); /* a serving sidecar: nothing of the caller's */
     int rc = c->codec->write_head(c, &ex->req, &edit);
     if (rc == 0 && ex->replay.len > 0)
         rc = c->codec->write_data(c, rm_buf_head(&ex->replay), ex->replay.len);
@@ -710,6 +721,9 @@ static bool response_diverted(rm_exchange_t *ex, const rm_response_head_t *h)
 {
     const rm_field_t *f = h->fields;
     size_t n = h->nfields;
+    if (!ex->endpoint_sidecar) /* a plain endpoint's x-remora-* mean nothing */
+        return ex->svc != NULL && rm_retry_status_matches(ex->decision.retry, h->status) &&
+               attempt_failed(ex, RM_RETRY_CAUSE_STATUS, h->status);
     if (ex->bounceable && h->status == 503 &&
         rm_msg_field_is(f, n, PEER_ERROR_HEADER, PEER_ERROR_DRAINING) && bounce(ex))
         return true; /* a draining peer sent it back unforwarded */
@@ -761,7 +775,10 @@ static bool pump_response_head(rm_exchange_t *ex)
             }
         }
         bool close = !interim && (!ex->req_done || ex->client_close);
-        if (d->ops->write_head(d, &h, NULL, close) != 0) {
+        /* A serving sidecar lets none of its app's x-remora-* through to the caller. */
+        rm_field_edit_t from_app = {.remove_prefix = LIT(MESH_PREFIX)};
+        bool inbound = ex->session->kind == RM_LISTENER_INBOUND;
+        if (d->ops->write_head(d, &h, inbound ? &from_app : NULL, close) != 0) {
             d->ops->abort(d);
             return false;
         }

@@ -241,6 +241,7 @@ typedef struct rm_exchange {
      * untried one was left), the request may be bounced by a draining server sidecar, how many
      * times it was, and (inbound) whether the caller's sidecar said it may be bounced. */
     bool last_resort;
+    bool endpoint_sidecar; /* this attempt's endpoint is a Remora sidecar (snapshot's say) */
     bool bounceable;
     int bounces;
     bool peer_bounceable;

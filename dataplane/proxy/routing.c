@@ -168,6 +168,7 @@ rm_upstream_t *rm_routing_pick_upstream(rm_exchange_t *ex)
     rm_session_t *s = ex->session;
     rm_worker_t *w = s->worker;
     rm_upstream_t *up = NULL;
+    bool sidecar = false; /* the local app and passthrough destinations never are */
     if (s->kind == RM_LISTENER_INBOUND) {
         /* The port the caller dialled when iptables redirected it here, else the app port (a
          * peer sidecar calls the inbound listener itself). */
@@ -192,9 +193,11 @@ rm_upstream_t *rm_routing_pick_upstream(rm_exchange_t *ex)
         if (rc != 0)
             return NULL;
         up = rm_upstream_get(w, ep);
+        sidecar = ep->sidecar;
     }
     if (up != NULL) {
         ex->last_resort = ex->ntried > 0 && tried(ex, up->key);
+        ex->endpoint_sidecar = sidecar;
         set_name(ex->endpoint_address, sizeof(ex->endpoint_address), up->address);
         if (ex->ntried < sizeof(ex->tried_keys) / sizeof(ex->tried_keys[0]))
             ex->tried_keys[ex->ntried++] = up->key;

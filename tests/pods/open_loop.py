@@ -21,8 +21,8 @@ network namespaces share) so a test can look at a time window.
 
 With --tally it also asks the test backend to echo the request headers it saw
 (`x-backend-echo-headers: 1`) and reads each 200's JSON body: the summary then counts the
-versions and instances that answered, and "with_attempt", the answers whose backend saw
-x-remora-attempt (the header a client sidecar adds to every attempt) — proof a request went
+versions and instances that answered, and "through_mesh", the answers whose backend saw two hops
+in x-forwarded-for (the client sidecar's and the server sidecar's) — proof a request went
 through the mesh. A 200 whose body is not that JSON is a failure ("bad body"). Without --tally no
 body is parsed (the benchmark's hot loop stays as cheap as it was).
 """
@@ -70,7 +70,7 @@ class OpenLoop:
         self.extra = "".join("%s\r\n" % h for h in headers)
         self.versions = collections.Counter()
         self.instances = collections.Counter()
-        self.with_attempt = 0
+        self.through_mesh = 0
         self.sel = selectors.DefaultSelector()
         self.idle = []
         self.conns = set()
@@ -232,12 +232,17 @@ class OpenLoop:
         try:
             doc = json.loads(body)
             version, instance = doc.get("version", "?"), doc.get("instance", "?")
-            saw_attempt = "x-remora-attempt" in doc.get("headers", {})
+            # Both sidecars appended to x-forwarded-for (the app's address, then the client
+            # sidecar's pod): the request went through the mesh, not around it. (The mesh's own
+            # x-remora-* headers never reach an app, so they cannot tell.)
+            hdrs = {k.lower(): v for k, v in doc.get("headers", {}).items()}
+            hops = [h for h in hdrs.get("x-forwarded-for", "").split(",") if h.strip()]
+            saw_mesh = len(hops) >= 2
         except (ValueError, AttributeError):
             return False
         self.versions[version] += 1
         self.instances[instance] += 1
-        self.with_attempt += saw_attempt
+        self.through_mesh += saw_mesh
         return True
 
     def expire(self, now):
@@ -294,7 +299,7 @@ class OpenLoop:
                    "t0_monotonic": self.t0}
         if self.tally:
             summary.update(versions=dict(self.versions), instances=dict(self.instances),
-                           with_attempt=self.with_attempt)
+                           through_mesh=self.through_mesh)
         return summary
 
 
@@ -311,7 +316,7 @@ def main():
     ap.add_argument("--timeout", type=float, default=10, help="per request, from its schedule")
     ap.add_argument("--records", default=None, help="write every request here (JSON)")
     ap.add_argument("--tally", action="store_true",
-                    help="count answering versions, instances and x-remora-attempt")
+                    help="count answering versions, instances and answers that went through both sidecars")
     ap.add_argument("--stdin-stop", action="store_true", help="a line or EOF on stdin stops")
     args = ap.parse_args()
     load = OpenLoop(args)

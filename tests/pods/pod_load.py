@@ -14,7 +14,7 @@ def start_load(pod, target, rate, authority=None, seconds=120, connections=64,
                methods="GET,POST", timeout=10, records=None, tally=False):
     """Starts open_loop.py as pod's app (`pod.popen`, i.e. inside its namespace) sending to
     target (HOST:PORT) at rate requests/s until stop_load or seconds; records is a path for
-    every request's record, tally adds the answering versions/instances/x-remora-attempt counts
+    every request's record, tally adds the answering versions/instances/through-the-mesh counts
     (see open_loop.py). Returns the Popen once the generator said "started"; the caller owns it
     (stop it with stop_load; kill it on cleanup). Raises RuntimeError with its stderr if it did
     not start (the process is then reaped). Call from the test's thread."""

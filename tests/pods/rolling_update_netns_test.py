@@ -4,10 +4,10 @@ Three pods of reviews v1, each its own network namespace with remora-init's ipta
 test backend and remora-proxy as uid 1337, behind a Service vip (10.96.0.10:9080) applied with
 meshctl. A client pod's app (open_loop.py --tally, run inside the client pod's namespace as root)
 calls the vip at 200 requests/s, GET and POST alternating over keep-alive connections, counting
-who answered and whether the backend saw x-remora-attempt; the only way its requests reach a
+who answered and whether the backend saw both sidecars in x-forwarded-for; the only way its requests reach a
 backend is transparent interception by its sidecar. The pods are replaced one by one (maxSurge 1,
 maxUnavailable 0) by pods of v2: no request may fail. The test also checks that
-traffic really went through the sidecars: the backends saw x-remora-attempt, the client sidecar's
+traffic really went through the sidecars: the backends saw both sidecars in x-forwarded-for, the client sidecar's
 /stats (read inside the client pod) counted the requests, each server sidecar's inbound counted
 its share, and both versions answered.
 Needs root, iproute2, iptables, setpriv and curl; skipped otherwise.
@@ -104,8 +104,8 @@ class RollingUpdateNetnsTest(unittest.TestCase):
         self.assertLessEqual(set(summary["instances"]), old_names | new_names)
         self.assertLessEqual(new_names, set(summary["instances"]))
         self.assertTrue(old_names & set(summary["instances"]))
-        # every answer shows the client sidecar's attempt header: nothing bypassed the mesh
-        self.assertEqual(summary["with_attempt"], summary["total"])
+        # every answer shows both sidecars' hops: nothing bypassed the mesh
+        self.assertEqual(summary["through_mesh"], summary["total"])
         # the client sidecar counted them (outbound, service reviews)
         counted = (metric_sum(after, "remora_requests_total", service="reviews") -
                    metric_sum(before, "remora_requests_total", service="reviews"))

@@ -35,7 +35,7 @@ class DrainBounceTest(unittest.TestCase):
 
     def client_sidecar(self, servers):
         eps = [("127.0.0.1:%d" % p.inbound, "v1") for _, p in servers]
-        return self.h.proxy(service_yaml("reviews", eps), name="client")
+        return self.h.proxy(service_yaml("reviews", eps, sidecar=True), name="client")
 
     def test_draining_sidecar_sends_back_what_is_marked_bounceable(self):
         app, p = self.server_sidecar("a")

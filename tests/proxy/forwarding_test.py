@@ -105,7 +105,9 @@ class ForwardingTest(unittest.TestCase):
         self.assertEqual(hdrs["x-forwarded-for"], "10.1.2.3, 127.0.0.1")
         self.assertEqual(hdrs["traceparent"], "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
         self.assertRegex(hdrs["x-request-id"], r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
-        self.assertEqual(hdrs["x-remora-attempt"], "1")
+        # the mesh's own headers go only to sidecars: never to a plain app (SPEC.md)
+        self.assertNotIn("x-remora-attempt", hdrs)
+        self.assertNotIn("x-remora-bounceable", hdrs)
         self.assertNotIn("x-secret", hdrs)
         self.assertNotIn("keep-alive", hdrs)
         # a request id given by the client is kept end to end

@@ -26,9 +26,11 @@ class ProxyHarness(Harness):
         return p
 
 
-def service_yaml(name, endpoints, port=80, extra=""):
-    """A Service document; endpoints is a list of (address, version)."""
-    eps = "".join("  - {address: %s, version: %s}\n" % (a, v) for a, v in endpoints)
+def service_yaml(name, endpoints, port=80, extra="", sidecar=False):
+    """A Service document; endpoints is a list of (address, version). sidecar: the endpoints are
+    Remora sidecars' inbound ports (the mesh's own headers go to them, and are acted on)."""
+    mark = ", sidecar: true" if sidecar else ""
+    eps = "".join("  - {address: %s, version: %s%s}\n" % (a, v, mark) for a, v in endpoints)
     return "kind: Service\nname: %s\nport: %d\n%sendpoints:\n%s" % (name, port, extra, eps)
 
 

@@ -101,7 +101,8 @@ endpoints:
         self.wait_in(self.remote, REMOTE_IP, 9999)
         self.wait_in(self.pod, "127.0.0.1", 15001)
 
-        # 1. the app calls the service's vip: the sidecar routes it (x-remora-attempt proves it)
+        # 1. the app calls the service's vip: the sidecar routes it (the x-request-id it adds
+        #    proves it)
         out = self.client("""import socket
 s=socket.create_connection(('%s',9080),5)
 s.sendall(b'GET /via-vip HTTP/1.1\\r\\nHost: whatever\\r\\nx-backend-echo-headers: 1\\r\\nConnection: close\\r\\n\\r\\n')
@@ -113,7 +114,7 @@ while True:
 print(d.decode())""" % VIP)
         self.assertIn("200 OK", out)
         self.assertIn('"path":"/via-vip"', out)
-        self.assertIn("x-remora-attempt", out)
+        self.assertIn("x-request-id", out)
 
         # 2. HTTP to an address the mesh does not know: passes through untouched
         out = self.client("""import socket
@@ -126,7 +127,7 @@ while True:
   d+=c
 print(d.decode())""" % REMOTE_IP)
         self.assertIn('"path":"/direct"', out)
-        self.assertNotIn("x-remora-attempt", out)
+        self.assertNotIn("x-request-id", out)
 
         # 3. a server-speaks-first, non-HTTP protocol: a plain TCP tunnel
         out = self.client("""import socket
