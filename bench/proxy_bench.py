@@ -124,20 +124,30 @@ def wrk_duration_ms(text):
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
-def paced_latency(port, host, script):
-    """(p50 ms, p99 ms) at about RATE req/s."""
+def paced_run(port, host, script, seconds=DURATION):
+    """One wrk run paced at about RATE req/s: (p50 ms, p99 ms, requests, non-2xx responses);
+    the counts are None when wrk printed none."""
     log("wrk paced at ~%d req/s against :%d" % (RATE, port))
-    out = subprocess.run(pinned(CLIENT_CPU, ["wrk", "-t1", "-c%d" % LATENCY_CONNS, "-d%ds" % DURATION, "--latency",
+    out = subprocess.run(pinned(CLIENT_CPU, ["wrk", "-t1", "-c%d" % LATENCY_CONNS, "-d%ds" % seconds, "--latency",
                           "-s", script, "-H", "Host: %s" % host, "http://127.0.0.1:%d/" % port]),
                          capture_output=True, text=True).stdout
     def pct(p):
         m = re.search(r"^\s+%d%%\s+(\S+)" % p, out, re.M)
         return wrk_duration_ms(m.group(1)) if m else float("nan")
-    return pct(50), pct(99)
+    total = re.search(r"(\d+) requests in", out)
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return (pct(50), pct(99), int(total.group(1)) if total else None,
+            int(errors.group(1)) if errors else (0 if total else None))
 
 
-def remora_argv(tmp, port):
-    return [PROXY, "--config", os.path.join(tmp, "remora.yaml"), "--bind", "127.0.0.1",
+def paced_latency(port, host, script):
+    """(p50 ms, p99 ms) at about RATE req/s."""
+    return paced_run(port, host, script)[:2]
+
+
+def remora_argv(tmp, port, proxy=None):
+    """remora-proxy (PROXY unless another binary is given) with the config write_remora_config wrote."""
+    return [proxy or PROXY, "--config", os.path.join(tmp, "remora.yaml"), "--bind", "127.0.0.1",
             "--outbound-port", str(port), "--inbound-port", "0", "--admin-port", str(free_port()),
             "--workers", "1", "--log-level", "warn", "--max-connections", "100000"]
 
@@ -231,6 +241,39 @@ def idle_memory_per_conn(pids, port):
     return n, (after - base) * 1024 / max(n, 1)
 
 
+def start_backend(tmp, port):
+    """The shared backend: nginx answering a small body on `port` (pinned with the clients).
+    The caller waits for the port."""
+    with open(os.path.join(tmp, "backend.conf"), "w") as f:
+        f.write("""worker_processes 1; daemon off; pid %s/backend.pid; error_log stderr error;
+events { worker_connections 20000; }
+http { access_log off; keepalive_requests 1000000;
+  server { listen 127.0.0.1:%d; location / { return 200 "hello from the backend\\n"; } } }
+""" % (tmp, port))
+    return subprocess.Popen(pinned(CLIENT_CPU, ["nginx", "-c", os.path.join(tmp, "backend.conf"), "-p", tmp]), start_new_session=True)
+
+
+def write_remora_config(tmp, backend_port):
+    """remora-proxy's routes: one service, one endpoint, the backend."""
+    with open(os.path.join(tmp, "remora.yaml"), "w") as f:
+        f.write("kind: Service\nname: bench\nport: 80\nendpoints:\n  - {address: 127.0.0.1:%d, version: v1}\n" % backend_port)
+
+
+def start_remora(tmp, port, proxy=None):
+    """remora-proxy (remora_argv) in its own session; the caller waits for the port."""
+    return subprocess.Popen(remora_argv(tmp, port, proxy), start_new_session=True,
+                            preexec_fn=raise_fd_limit)
+
+
+def kill_all(procs):
+    for p in procs:  # each in its own session: kill the whole group (nginx workers too)
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait(timeout=5)
+        except Exception:
+            pass
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="remora-bench-")
     procs = []
@@ -239,20 +282,12 @@ def main():
     ports = {"remora": free_port(), "nginx": free_port(), "haproxy": free_port()}
     try:
         # --- the shared backend: nginx answering a small body ---
-        with open(os.path.join(tmp, "backend.conf"), "w") as f:
-            f.write("""worker_processes 1; daemon off; pid %s/backend.pid; error_log stderr error;
-events { worker_connections 20000; }
-http { access_log off; keepalive_requests 1000000;
-  server { listen 127.0.0.1:%d; location / { return 200 "hello from the backend\\n"; } } }
-""" % (tmp, backend_port))
-        procs.append(subprocess.Popen(pinned(CLIENT_CPU, ["nginx", "-c", os.path.join(tmp, "backend.conf"), "-p", tmp]), start_new_session=True))
+        procs.append(start_backend(tmp, backend_port))
         wait_port(backend_port)
 
         # --- remora-proxy ---
-        with open(os.path.join(tmp, "remora.yaml"), "w") as f:
-            f.write("kind: Service\nname: bench\nport: 80\nendpoints:\n  - {address: 127.0.0.1:%d, version: v1}\n" % backend_port)
-        remora = subprocess.Popen(remora_argv(tmp, ports["remora"]), start_new_session=True,
-                                  preexec_fn=raise_fd_limit)
+        write_remora_config(tmp, backend_port)
+        remora = start_remora(tmp, ports["remora"])
         procs.append(remora)
         wait_port(ports["remora"])
 
@@ -454,12 +489,7 @@ http { access_log off; keepalive_requests 1000000;
     finally:
         if budget is not None:
             budget.remove()
-        for p in procs:  # each in its own session: kill the whole group (nginx workers too)
-            try:
-                os.killpg(p.pid, signal.SIGKILL)
-                p.wait(timeout=5)
-            except Exception:
-                pass
+        kill_all(procs)
         shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/fmt.h"
 #include "dataplane/codec/h1_common.h"
 
 void rm_h1_client_init(rm_h1_client_t *st, rm_buf_t *in, rm_buf_t *out, rm_http1_header_t *scratch,
@@ -37,12 +38,18 @@ int rm_h1_client_write_head(rm_h1_client_t *st, const rm_request_head_t *h,
         nremove--;
     bool connect = h->method == RM_METHOD_CONNECT;
     /* Every HTTP/1.1 request has Host, empty when the target has no authority (RFC 9112 3.2):
-     * an HTTP/1.0 client may have sent none. */
+     * an HTTP/1.0 client may have sent none. The authority is the one value rewritten into
+     * another field, so it is checked here whatever decoded it (added fields are not scanned). */
+    for (size_t i = 0; i < h->authority.len; i++) {
+        unsigned char ch = (unsigned char)h->authority.ptr[i];
+        if (ch <= ' ' || ch == 0x7f)
+            return RM_HTTP1_E_ARG;
+    }
     add[nadd++] = (rm_field_t){{"host", 4}, h->authority};
     char length[24];
     st->req_chunked = false;
     if (h->flags & RM_MSG_F_LENGTH) {
-        int l = snprintf(length, sizeof(length), "%llu", (unsigned long long)h->content_length);
+        int l = (int)(rm__fmt_uint(length, h->content_length) - length);
         add[nadd++] = (rm_field_t){{"content-length", 14}, {length, (size_t)l}};
     } else if (h->flags & RM_MSG_F_BODY) {
         st->req_chunked = true;
@@ -86,7 +93,7 @@ int rm_h1_client_write_head(rm_h1_client_t *st, const rm_request_head_t *h,
                          .remove_prefix = edit != NULL ? edit->remove_prefix : (rm_span_t){0},
                          .add = add,
                          .num_add = nadd,
-                         .flags = RM_HTTP1_EDIT_F_HOP_BY_HOP};
+                         .flags = RM_HTTP1_EDIT_F_HOP_BY_HOP | RM_HTTP1_EDIT_F_ADDS_VALID};
     size_t need = rm__h1_fields_size(h->fields, h->nfields, edit) + h->authority.len + target.len +
                   h->method_name.len + 160;
     int err = 0;

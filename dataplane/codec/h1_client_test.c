@@ -432,13 +432,9 @@ static void test_write_edit(void **state)
     assert_span(p.h[p.r.num_headers - 2].name, "x-request-id");
     cx_free(c);
 
-    /* An added field with CR LF is refused, nothing written. */
-    static const rm_field_t evil[] = {F("x-a", "1\r\nx-b: 2")};
-    rm_field_edit_t bad = {.add = evil, .nadd = 1};
+    /* Added fields are the caller's (message-t.h: valid as they are, not scanned again), but an
+     * authority that would inject a field is refused, nothing written: it becomes Host. */
     c = cx_default();
-    assert_int_equal(rm_h1_client_write_head(&c->st, &h, &bad), RM_HTTP1_E_ARG);
-    assert_int_equal(c->out.len, 0);
-    /* So is an authority that would inject a field. */
     rm_request_head_t h2 = get_head("svc\r\nx-b: 2", "/");
     assert_int_equal(rm_h1_client_write_head(&c->st, &h2, NULL), RM_HTTP1_E_ARG);
     assert_int_equal(c->out.len, 0);

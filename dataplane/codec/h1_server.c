@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/fmt.h"
 #include "dataplane/codec/h1_common.h"
 
 _Static_assert((int)RM_HTTP1_METHOD_PATCH == (int)RM_METHOD_PATCH &&
@@ -175,8 +176,7 @@ int rm_h1_server_write_head(rm_h1_server_t *st, const rm_response_head_t *h,
             remove[nremove++] = framing_fields[1];
             if (h->flags & RM_MSG_F_LENGTH) {
                 st->out_framing = RM_H1_OUT_LENGTH;
-                int l =
-                    snprintf(length, sizeof(length), "%llu", (unsigned long long)h->content_length);
+                int l = (int)(rm__fmt_uint(length, h->content_length) - length);
                 add[nadd++] = (rm_field_t){{"content-length", 14}, {length, (size_t)l}};
             } else if (st->version >= 11) {
                 st->out_framing = RM_H1_OUT_CHUNKED;
@@ -215,7 +215,7 @@ int rm_h1_server_write_head(rm_h1_server_t *st, const rm_response_head_t *h,
                          .remove_prefix = edit != NULL ? edit->remove_prefix : (rm_span_t){0},
                          .add = add,
                          .num_add = nadd,
-                         .flags = RM_HTTP1_EDIT_F_HOP_BY_HOP};
+                         .flags = RM_HTTP1_EDIT_F_HOP_BY_HOP | RM_HTTP1_EDIT_F_ADDS_VALID};
     size_t need = rm__h1_fields_size(h->fields, h->nfields, edit) + resp.status_text.len + 96;
     int err = 0;
     char *out = rm_buf_reserve(st->out, need, &err);

@@ -83,7 +83,8 @@ void rm_h1_server_tunnel(rm_h1_server_t *st);
  * turns the connection into a tunnel; otherwise the body's framing towards this client is
  * chosen (see rm_h1_out_t) and Connection: close added when close_wanted, the client asked for
  * it, or the framing needs it. edit: fields to drop and add (NULL: none). Returns 0 or a
- * negative error (RM_BUF_EFULL, RM_BUF_ENOMEM, or RM_HTTP1_E_ARG for an invalid added field). */
+ * negative error (RM_BUF_EFULL, RM_BUF_ENOMEM). Added fields must be valid as they are
+ * (message-t.h's rm_field_edit_t). */
 int rm_h1_server_write_head(rm_h1_server_t *st, const rm_response_head_t *h,
                             const rm_field_edit_t *edit, bool close_wanted);
 

@@ -59,6 +59,10 @@
 
 /* Serializer edit flags (rm_http1_edit_t.flags). */
 #define RM_HTTP1_EDIT_F_HOP_BY_HOP (1u << 0) /* drop hop-by-hop fields, see http1.h */
+/* The caller vouches for its added fields (token names; values without CR, LF, NUL or another
+ * control byte: taken from a head this parser accepted, or generated), so they are not scanned
+ * again: the proxy adds half a dozen per request. */
+#define RM_HTTP1_EDIT_F_ADDS_VALID (1u << 1)
 
 /* A byte range and a field line are the neutral message's (dataplane/message), so a parsed head's
  * fields are the exchange's without a copy. Spans borrow from the parsed buffer; a field's value

@@ -139,6 +139,9 @@ static int adds_valid(const rm_http1_edit_t *edit)
 {
     if (edit == NULL)
         return 1;
+    if (edit->flags & RM_HTTP1_EDIT_F_ADDS_VALID)
+        return (edit->num_remove == 0 || edit->remove != NULL) &&
+               (edit->num_add == 0 || edit->add != NULL);
     if ((edit->num_remove != 0 && edit->remove == NULL) ||
         (edit->num_add != 0 && edit->add == NULL))
         return 0;

@@ -82,7 +82,8 @@ typedef struct rm_response_head {
 
 /* Changes an encoder makes to a head's fields on the way out: drop every field named in
  * `remove` or starting with `remove_prefix` (case-insensitive), then append `add`. Borrowed for
- * the call. */
+ * the call. Added fields must be valid as they are (token names; values without CR, LF, NUL or
+ * another control byte: taken from a decoded head, or generated): encoders write them unchecked. */
 typedef struct rm_field_edit {
     const rm_span_t *remove;
     size_t nremove;

@@ -20,7 +20,7 @@
 #include "dataplane/policy/limits.h"
 #include "dataplane/proxy/access_log.h"
 #include "dataplane/proxy/attempt.h"
-#include "dataplane/proxy/fmt.h"
+#include "common/fmt.h"
 #include "dataplane/proxy/list.h"
 #include "dataplane/proxy/metrics.h"
 #include "dataplane/proxy/routing.h"
@@ -139,7 +139,7 @@ static rm_exchange_t *exchange_alloc(rm_worker_t *w)
     rm_list_remove(&ex->link);
     w->free_exchanges_level.count--;
     rm_cache_level_took(&w->free_exchanges_level);
-    memset(ex, 0, sizeof(*ex));
+    memset(ex, 0, offsetof(rm_exchange_t, xff)); /* the x-forwarded-for bytes are written first */
     return ex;
 }
 

@@ -1,7 +1,7 @@
 /* dataplane/proxy/metrics.c — per-worker cached handles into the shared stats registry. */
 #include "dataplane/proxy/metrics.h"
 
-#include "dataplane/proxy/fmt.h"
+#include "common/fmt.h"
 #include "dataplane/snapshot/hash.h"
 
 #include <stdbool.h>

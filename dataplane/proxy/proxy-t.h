@@ -254,7 +254,6 @@ typedef struct rm_exchange {
     bool idempotent;
     bool req_done; /* whole request body forwarded */
     bool upgrade;  /* Upgrade/CONNECT: tunnel after the response head */
-    char xff[512]; /* x-forwarded-for as it goes upstream */
     size_t xff_len;
     bool add_request_id; /* the client sent none: x-request-id goes up with ours */
     char request_id[40];
@@ -273,6 +272,9 @@ typedef struct rm_exchange {
     bool resp_started; /* bytes sent to the client: no local error reply possible */
 
     ev_tstamp start;
+
+    /* Last, and not zeroed when a recycled exchange is reused (exchange.c): written before read. */
+    char xff[512]; /* x-forwarded-for as it goes upstream (xff_len bytes) */
 } rm_exchange_t;
 
 /* Between exchanges a connection waits for a request (idle timeout) or for the rest of a head

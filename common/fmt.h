@@ -1,11 +1,11 @@
-/* dataplane/proxy/fmt.h — number formatting for the request path, without snprintf.
+/* common/fmt.h — number formatting for the request path, without snprintf.
  *
  * A proxied request writes a few numbers (its attempt number, status code for the metrics key,
  * a UUID for x-request-id); snprintf's format parsing was a measurable share of a request's
  * user-space CPU, so these write digits directly. Neither writes a NUL. Pure: any thread.
  */
-#ifndef REMORA_DATAPLANE_PROXY_FMT_H
-#define REMORA_DATAPLANE_PROXY_FMT_H
+#ifndef REMORA_COMMON_FMT_H
+#define REMORA_COMMON_FMT_H
 
 #include <stdint.h>
 #include <string.h>
@@ -45,4 +45,4 @@ static inline char *rm__fmt_hex(char *p, uint64_t v, int digits)
     return p + digits;
 }
 
-#endif /* REMORA_DATAPLANE_PROXY_FMT_H */
+#endif /* REMORA_COMMON_FMT_H */
