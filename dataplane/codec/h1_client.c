@@ -94,8 +94,8 @@ int rm_h1_client_write_head(rm_h1_client_t *st, const rm_request_head_t *h,
                          .add = add,
                          .num_add = nadd,
                          .flags = RM_HTTP1_EDIT_F_HOP_BY_HOP | RM_HTTP1_EDIT_F_ADDS_VALID};
-    size_t need = rm__h1_fields_size(h->fields, h->nfields, edit) + h->authority.len + target.len +
-                  h->method_name.len + 160;
+    size_t need = rm__h1_fields_size(h->fields, h->nfields, h->fields_size, edit) +
+                  h->authority.len + target.len + h->method_name.len + 160;
     int err = 0;
     char *out = rm_buf_reserve(st->out, need, &err);
     if (out == NULL)
@@ -167,7 +167,8 @@ int rm_h1_client_read_head(rm_h1_client_t *st, rm_response_head_t *h)
         flags |= RM_MSG_F_CLOSE;
     if (r->flags & RM_HTTP1_F_CONN_OTHER)
         flags |= RM_MSG_F_CONN_NAMED;
-    *h = (rm_response_head_t){.status = r->status,
+    *h = (rm_response_head_t){.fields_size = (size_t)n, /* the head as received bounds them */
+                              .status = r->status,
                               .reason = r->status_text,
                               .fields = r->headers,
                               .nfields = r->num_headers,

@@ -90,10 +90,11 @@ int rm__h1_put_last_chunk(rm_buf_t *out)
     return rm_buf_append(out, "0\r\n\r\n", 5);
 }
 
-size_t rm__h1_fields_size(const rm_field_t *fields, size_t n, const rm_field_edit_t *edit)
+size_t rm__h1_fields_size(const rm_field_t *fields, size_t n, size_t known,
+                          const rm_field_edit_t *edit)
 {
-    size_t need = 256;
-    for (size_t i = 0; i < n; i++)
+    size_t need = 256 + known;
+    for (size_t i = 0; known == 0 && i < n; i++)
         need += fields[i].name.len + fields[i].value.len + 4;
     if (edit != NULL)
         for (size_t i = 0; i < edit->nadd; i++)

@@ -22,7 +22,9 @@ rm_body_event_t rm__h1_body_next(rm_buf_t *in, rm_http1_body_t framing, uint64_t
 int rm__h1_put_chunk(rm_buf_t *out, const char *p, size_t n);
 int rm__h1_put_last_chunk(rm_buf_t *out);
 
-/* Size of the head `h` written with its fields and edit, for reserving. */
-size_t rm__h1_fields_size(const rm_field_t *fields, size_t n, const rm_field_edit_t *edit);
+/* Bytes to reserve for fields[0..n) and the edit's additions, with room for the start line's
+ * framing; `known` is the head's fields_size when its decoder said (0: the fields are counted). */
+size_t rm__h1_fields_size(const rm_field_t *fields, size_t n, size_t known,
+                          const rm_field_edit_t *edit);
 
 #endif

@@ -94,6 +94,7 @@ int rm_h1_server_read_head(rm_h1_server_t *st, rm_request_head_t *head, int *sta
         .content_length = req->content_length,
         .flags = flags,
         .version = st->version,
+        .fields_size = (size_t)n, /* the head as received bounds its fields */
     };
     return n;
 }
@@ -216,7 +217,8 @@ int rm_h1_server_write_head(rm_h1_server_t *st, const rm_response_head_t *h,
                          .add = add,
                          .num_add = nadd,
                          .flags = RM_HTTP1_EDIT_F_HOP_BY_HOP | RM_HTTP1_EDIT_F_ADDS_VALID};
-    size_t need = rm__h1_fields_size(h->fields, h->nfields, edit) + resp.status_text.len + 96;
+    size_t need =
+        rm__h1_fields_size(h->fields, h->nfields, h->fields_size, edit) + resp.status_text.len + 96;
     int err = 0;
     char *out = rm_buf_reserve(st->out, need, &err);
     if (out == NULL)

@@ -68,6 +68,9 @@ typedef struct rm_request_head {
     uint64_t content_length; /* with RM_MSG_F_LENGTH */
     unsigned flags;          /* RM_MSG_F_* */
     uint8_t version;         /* the caller's protocol: 10, 11 (HTTP/1.x) or 20 */
+    /* At least the bytes of the fields' names and values plus 4 per field (": ", CRLF), so an
+     * encoder can reserve its output without walking them; 0: unknown (the encoder counts). */
+    size_t fields_size;
 } rm_request_head_t;
 
 /* A response head; same conventions. */
@@ -78,6 +81,7 @@ typedef struct rm_response_head {
     size_t nfields;
     uint64_t content_length; /* with RM_MSG_F_LENGTH */
     unsigned flags;          /* RM_MSG_F_* */
+    size_t fields_size;      /* as rm_request_head_t's */
 } rm_response_head_t;
 
 /* Changes an encoder makes to a head's fields on the way out: drop every field named in

@@ -70,6 +70,7 @@ int rm_msg_request_copy(rm_request_head_t *dst, rm_buf_t *storage, const rm_requ
         fields[i].value = put(&at, head->fields[i].value);
     }
     dst->fields = fields;
+    dst->fields_size = bytes + 4 * head->nfields;
     rm_buf_commit(storage, (size_t)(at - base));
     return 0;
 }
