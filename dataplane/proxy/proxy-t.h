@@ -326,7 +326,7 @@ typedef struct rm_worker {
     int id;
     pthread_t thread;
     struct ev_loop *loop;
-    rm_listener_t listeners[3];
+    rm_listener_t listeners[5]; /* outbound, inbound (each on IPv6 too: worker.c), admin */
     int nlisteners;
     ev_async wakeup;   /* new snapshot or drain: re-check shared state */
     ev_prepare reaper; /* frees closed sessions before the loop sleeps */

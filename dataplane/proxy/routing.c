@@ -175,6 +175,8 @@ rm_upstream_t *rm_routing_pick_upstream(rm_exchange_t *ex)
         uint16_t port = (uint16_t)w->proxy->opt.app_port;
         if (s->has_orig_dst && s->orig_dst.sa.sa_family == AF_INET)
             port = ntohs(s->orig_dst.in4.sin_port);
+        else if (s->has_orig_dst && s->orig_dst.sa.sa_family == AF_INET6)
+            port = ntohs(s->orig_dst.in6.sin6_port);
         struct sockaddr_in a = {.sin_family = AF_INET,
                                 .sin_port = htons(port),
                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};

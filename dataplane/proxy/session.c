@@ -11,6 +11,11 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <linux/netfilter_ipv4.h>
+
+/* linux/netfilter_ipv6/ip6_tables.h's value; that header does not build beside glibc's. */
+#ifndef IP6T_SO_ORIGINAL_DST
+#define IP6T_SO_ORIGINAL_DST 80
+#endif
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -60,14 +65,24 @@ static void read_original_dst(rm_session_t *s)
     memset(&dst, 0, sizeof(dst));
     memset(&local, 0, sizeof(local));
     socklen_t dl = sizeof(dst), ll = sizeof(local);
-    if (getsockopt(s->conn.fd, SOL_IP, SO_ORIGINAL_DST, &dst, &dl) != 0)
-        return;
     if (getsockname(s->conn.fd, (struct sockaddr *)&local, &ll) != 0)
+        return;
+    /* ip6tables' REDIRECT keeps the IPv6 destination under its own option. */
+    if (local.ss_family == AF_INET6
+            ? getsockopt(s->conn.fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, &dst, &dl) != 0
+            : getsockopt(s->conn.fd, SOL_IP, SO_ORIGINAL_DST, &dst, &dl) != 0)
         return;
     if (dst.ss_family == AF_INET && local.ss_family == AF_INET) {
         const struct sockaddr_in *d = (const struct sockaddr_in *)&dst;
         const struct sockaddr_in *l = (const struct sockaddr_in *)&local;
         if (d->sin_port == l->sin_port && d->sin_addr.s_addr == l->sin_addr.s_addr)
+            return;
+    }
+    if (dst.ss_family == AF_INET6 && local.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *d = (const struct sockaddr_in6 *)&dst;
+        const struct sockaddr_in6 *l = (const struct sockaddr_in6 *)&local;
+        if (d->sin6_port == l->sin6_port &&
+            memcmp(&d->sin6_addr, &l->sin6_addr, sizeof(d->sin6_addr)) == 0)
             return;
     }
     memcpy(&s->orig_dst, &dst, dl < sizeof(s->orig_dst) ? dl : sizeof(s->orig_dst));

@@ -52,6 +52,8 @@ static int listen_on(const char *host, int port, bool local_only, int *out_fd)
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+    if (ss.ss_family == AF_INET6) /* "::" beside "0.0.0.0": each family its own listener */
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
     if (local_only || rm_addr_is_loopback((struct sockaddr *)&ss))
         rm_tcp_use_loopback_congestion(fd);
     if (bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, 4096) < 0) {
@@ -81,6 +83,23 @@ static int add_listener(rm_worker_t *w, rm_listener_kind_t kind, int port)
     l->worker = w;
     ev_io_init(&l->io, accept_cb, l->fd, EV_READ);
     w->nlisteners++;
+    /* Bound to every IPv4 address, the data listeners take IPv6 too: in a dual-stack pod
+     * remora-init redirects the app's IPv6 traffic here as well (ip6tables). Where the pod has
+     * no IPv6, that listener is simply not there. */
+    if (kind != RM_LISTENER_ADMIN && strcmp(w->proxy->opt.listen_host, "0.0.0.0") == 0) {
+        rm_listener_t *l6 = &w->listeners[w->nlisteners];
+        rc = listen_on("::", port, kind == RM_LISTENER_OUTBOUND, &l6->fd);
+        if (rc < 0) {
+            if (w->id == 0)
+                rm_log_info("no IPv6 %s listener on [::]:%d: %s", names[kind], port, strerror(-rc));
+            l6->fd = -1;
+            return 0;
+        }
+        l6->kind = kind;
+        l6->worker = w;
+        ev_io_init(&l6->io, accept_cb, l6->fd, EV_READ);
+        w->nlisteners++;
+    }
     return 0;
 }
 
@@ -308,7 +327,7 @@ int rm_worker_init(rm_worker_t *w, rm_proxy_t *p, int id)
     w->loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
     if (w->loop == NULL)
         return -ENOMEM;
-    for (int i = 0; i < 3; i++)
+    for (size_t i = 0; i < sizeof(w->listeners) / sizeof(w->listeners[0]); i++)
         w->listeners[i].fd = -1;
     rm_list_init(&w->sessions);
     rm_list_init(&w->dead);

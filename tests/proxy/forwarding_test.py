@@ -5,7 +5,7 @@ import subprocess
 import unittest
 
 from proxy_fixture import ProxyHarness, get, metric, service_yaml
-from remora_harness import http_get_json, read_response
+from remora_harness import http_get_json, http_request, read_response
 
 
 class ForwardingTest(unittest.TestCase):
@@ -95,6 +95,31 @@ class ForwardingTest(unittest.TestCase):
         r, _ = read_response(_Prefixed(s, first))
         self.assertEqual(r.status, 200)
         self.assertEqual(r.json()["body_bytes"], 5)
+
+    def test_ipv6_listeners_beside_ipv4(self):
+        """Bound to every IPv4 address (the default), the outbound and inbound listeners take
+        IPv6 too: in a dual-stack pod remora-init redirects the app's IPv6 traffic to them
+        (ip6tables), and a refused connection there would be an outage. Only where this machine
+        has IPv6 on loopback."""
+        try:
+            socket.socket(socket.AF_INET6).close()
+            probe = socket.socket(socket.AF_INET6)
+            probe.bind(("::1", 0))
+            probe.close()
+        except OSError:
+            self.skipTest("no IPv6 on loopback here")
+        p = self.h.proxy(service_yaml("svc", [("127.0.0.1:%d" % self.backend.port, "v1")]),
+                         extra=["--bind", "0.0.0.0"], name="dual")
+        s = socket.create_connection(("::1", p.outbound), timeout=5)
+        try:
+            r = http_request(p.outbound, "/six", sock=s,
+                             headers={"Host": "svc", "x-backend-echo-headers": "1"})
+        finally:
+            s.close()
+        self.assertEqual(r.status, 200)
+        hdrs = {k.lower(): v for k, v in r.json()["headers"].items()}
+        self.assertEqual(hdrs["x-forwarded-for"], "::1")
+        self.assertEqual(get(p.outbound, "/four").status, 200)  # and IPv4 still
 
     def test_headers_added_kept_and_removed(self):
         r = get(self.proxy.outbound, "/", headers={
