@@ -69,6 +69,13 @@ typedef struct conn {
     int64_t deadline;
     char *in; /* owned; request bytes received, up to in_len */
     size_t in_len, in_cap;
+    /* The request being read: bytes of `in` already searched for the head's end, so each TLS
+     * record costs only its own bytes; then, once the head of a POST /inject is parsed, what it
+     * said while the body arrives (head_len 0: no head yet). */
+    size_t scanned;
+    size_t head_len;
+    size_t body_len;
+    int close_req, expect;
     char *out; /* owned; response being written */
     size_t out_len, out_off;
 } conn_t;
@@ -297,23 +304,42 @@ static const char *memfind(const char *hay, size_t n, const char *needle)
     return NULL;
 }
 
-/* Looks at the buffered bytes; returns 1 when a response was queued, 0 when more bytes are
- * needed, -1 when the connection should just be closed. */
-static int try_request(server_t *s, conn_t *c)
+/* The length of the request head in c->in through its blank line, or 0 while it is incomplete.
+ * Resumes the search where the last one stopped (less the 3 bytes a "\r\n\r\n" split across
+ * reads may have begun with), so a head arriving in many small TLS records costs O(n) in all. */
+static size_t head_end(conn_t *c)
 {
-    const char *end = memfind(c->in, c->in_len < MAX_HEAD ? c->in_len : MAX_HEAD, "\r\n\r\n");
-    const char *line_end, *sp1, *sp2, *p;
-    size_t head_len, target_len;
-    long long clen = -1;
-    int chunked = 0, close_req = 0, http10 = 0, expect = 0;
-    char target[256], err[512];
-
+    size_t limit = c->in_len < MAX_HEAD ? c->in_len : MAX_HEAD;
+    size_t from = c->scanned > 3 ? c->scanned - 3 : 0;
+    const char *end = memfind(c->in + from, limit - from, "\r\n\r\n");
     if (end == NULL) {
-        if (c->in_len >= MAX_HEAD)
-            return respond_text(c, 431, 1, NULL, "request head larger than 16 KiB") < 0 ? -1 : 1;
+        c->scanned = limit;
         return 0;
     }
-    head_len = (size_t)(end - c->in) + 4;
+    return (size_t)(end - c->in) + 4;
+}
+
+/* Drops the request just answered from c->in (n bytes), keeping what was pipelined after it. */
+static void consume(conn_t *c, size_t n)
+{
+    c->in_len -= n;
+    memmove(c->in, c->in + n, c->in_len);
+    c->scanned = 0;
+    c->head_len = 0;
+}
+
+/* Parses a complete head (head_len bytes). Returns 1 when a response was queued, -1 when the
+ * connection should just be closed, 0 for a POST /inject whose body is now awaited (what the
+ * head said is kept in c: head_len, body_len, close_req, expect). */
+static int parse_head(conn_t *c, size_t head_len)
+{
+    const char *end = c->in + head_len - 4;
+    const char *line_end, *sp1, *sp2, *p;
+    size_t target_len;
+    long long clen = -1;
+    int chunked = 0, close_req = 0, http10 = 0, expect = 0;
+    char target[256];
+
     line_end = memfind(c->in, head_len, "\r\n");
     sp1 = memchr(c->in, ' ', (size_t)(line_end - c->in));
     sp2 = sp1 ? memchr(sp1 + 1, ' ', (size_t)(line_end - sp1 - 1)) : NULL;
@@ -368,8 +394,7 @@ static int try_request(server_t *s, conn_t *c)
             return respond_text(c, 405, 1, "Allow: GET\r\n", "use GET") < 0 ? -1 : 1;
         if (clen > 0 || chunked)
             return respond_text(c, 400, 1, NULL, "unexpected request body") < 0 ? -1 : 1;
-        c->in_len -= head_len;
-        memmove(c->in, c->in + head_len, c->in_len);
+        consume(c, head_len);
         return respond(c, 200, "text/plain", "ok\n", 3, close_req, NULL) < 0 ? -1 : 1;
     }
     if (strcmp(target, "/inject") != 0)
@@ -386,8 +411,35 @@ static int try_request(server_t *s, conn_t *c)
         return respond_text(c, 411, 1, NULL, "Content-Length required") < 0 ? -1 : 1;
     if (clen > MAX_BODY)
         return respond_text(c, 413, 1, NULL, "AdmissionReview larger than 1 MiB") < 0 ? -1 : 1;
-    if (c->in_len < head_len + (size_t)clen) {
-        if (expect && !c->continued && c->in_len == head_len) {
+    c->head_len = head_len;
+    c->body_len = (size_t)clen;
+    c->close_req = close_req;
+    c->expect = expect;
+    return 0;
+}
+
+/* Looks at the buffered bytes; returns 1 when a response was queued, 0 when more bytes are
+ * needed, -1 when the connection should just be closed. The head is parsed once, when its end
+ * has arrived; while the body arrives, each call only compares lengths. */
+static int try_request(server_t *s, conn_t *c)
+{
+    char err[512];
+
+    if (c->head_len == 0) {
+        size_t head_len = head_end(c);
+        int rc;
+        if (head_len == 0) {
+            if (c->in_len >= MAX_HEAD)
+                return respond_text(c, 431, 1, NULL, "request head larger than 16 KiB") < 0 ? -1
+                                                                                            : 1;
+            return 0;
+        }
+        rc = parse_head(c, head_len);
+        if (rc != 0)
+            return rc;
+    }
+    if (c->in_len < c->head_len + c->body_len) {
+        if (c->expect && !c->continued && c->in_len == c->head_len) {
             /* An interim response, written like any other; the connection then goes back to
              * reading the body. Once per request, so it cannot extend the deadline twice. */
             static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -409,10 +461,9 @@ static int try_request(server_t *s, conn_t *c)
     {
         char *resp = NULL;
         int status =
-            rm_inject_review(c->in + head_len, (size_t)clen, &s->opts, &resp, err, sizeof(err));
-        int rc;
-        c->in_len -= head_len + (size_t)clen;
-        memmove(c->in, c->in + head_len + (size_t)clen, c->in_len);
+            rm_inject_review(c->in + c->head_len, c->body_len, &s->opts, &resp, err, sizeof(err));
+        int rc, close_req = c->close_req;
+        consume(c, c->head_len + c->body_len);
         if (status == 200) {
             rc = respond(c, 200, "application/json", resp, strlen(resp), close_req, NULL);
         } else {
