@@ -1,12 +1,20 @@
-/* injector/init_main.c — remora-init: installs the pod's traffic redirection with iptables (nat).
+/* injector/init_main.c — remora-init: installs the pod's traffic redirection with iptables and
+ * ip6tables (nat).
  *
- * Two chains of our own, REMORA_INBOUND (from PREROUTING) and REMORA_OUTBOUND (from OUTPUT):
- * inbound TCP goes to the proxy's inbound port except the admin port and excluded ports;
+ * Two chains of our own per family, REMORA_INBOUND (from PREROUTING) and REMORA_OUTBOUND (from
+ * OUTPUT): inbound TCP goes to the proxy's inbound port except the admin port and excluded ports;
  * outbound TCP goes to the proxy's outbound port except the proxy's own uid (or it would loop),
- * loopback, excluded ports and excluded CIDRs. Re-running is idempotent: our chains are created
- * when missing and flushed and rebuilt otherwise, and the jumps into them are added only when
- * `iptables -C` says they are absent. iptables is run by fork/exec with an argv built from
- * validated numbers and addresses; no shell ever sees the input.
+ * loopback, excluded ports and excluded CIDRs (IPv4 ones in iptables, IPv6 ones in ip6tables).
+ * The IPv6 rules mirror the IPv4 ones, so a dual-stack pod's IPv6 traffic cannot bypass the proxy.
+ * Re-running is idempotent: our chains are created when missing and flushed and rebuilt
+ * otherwise, and the jumps into them are added only when `iptables -C` says they are absent.
+ * iptables is run by fork/exec with an argv built from validated numbers and addresses; no shell
+ * ever sees the input.
+ *
+ * IPv6 is optional where it cannot matter: when it is disabled in the namespace, or when
+ * ip6tables is missing or fails in a namespace without a global IPv6 address (a single-stack
+ * pod), one line says so and the IPv4 rules stand alone. A pod that has a global IPv6 address
+ * and cannot get its ip6tables rules fails, as it does when iptables fails.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -15,6 +23,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -27,10 +37,11 @@
 static const char usage[] =
     "usage: remora-init [options]\n"
     "\n"
-    "Installs Remora's iptables (nat) redirection in the current network namespace: outbound TCP\n"
-    "to the proxy's outbound port, inbound TCP to its inbound port. Needs NET_ADMIN (and "
-    "NET_RAW).\n"
-    "Idempotent: running it again leaves the same rules.\n"
+    "Installs Remora's iptables and ip6tables (nat) redirection in the current network namespace:\n"
+    "outbound TCP to the proxy's outbound port, inbound TCP to its inbound port. Needs NET_ADMIN\n"
+    "(and NET_RAW). Idempotent: running it again leaves the same rules. Without IPv6 in the\n"
+    "namespace (disabled, or no global address and no working ip6tables) it installs IPv4 rules\n"
+    "only and says so.\n"
     "\n"
     "  --proxy-uid UID                 the proxy's uid, never redirected (default 1337)\n"
     "  --outbound-port PORT            default 15001\n"
@@ -38,8 +49,9 @@ static const char usage[] =
     "  --admin-port PORT               never intercepted inbound (default 15000)\n"
     "  --exclude-inbound-ports LIST    comma-separated ports delivered straight to the app\n"
     "  --exclude-outbound-ports LIST   comma-separated destination ports not redirected\n"
-    "  --exclude-outbound-cidrs LIST   comma-separated IPv4 CIDRs not redirected\n"
+    "  --exclude-outbound-cidrs LIST   comma-separated IPv4 and IPv6 CIDRs not redirected\n"
     "  --iptables PATH                 the iptables program (default iptables, from PATH)\n"
+    "  --ip6tables PATH                the ip6tables program (default ip6tables, from PATH)\n"
     "  --dry-run                       print the iptables commands instead of running them\n"
     "  --help  --version\n";
 
@@ -47,11 +59,29 @@ typedef struct init_cfg {
     int proxy_uid, outbound_port, inbound_port, admin_port;
     int n_in, in_ports[MAX_ITEMS];
     int n_out, out_ports[MAX_ITEMS];
-    int n_cidr;
-    char cidrs[MAX_ITEMS][RM_CIDR4_BUF];
-    const char *iptables; /* borrowed from argv */
+    int n_cidr4, n_cidr6; /* together at most MAX_ITEMS */
+    char cidrs4[MAX_ITEMS][RM_CIDR4_BUF];
+    char cidrs6[MAX_ITEMS][RM_CIDR6_BUF];
+    const char *iptables, *ip6tables; /* borrowed from argv, or literals */
     int dry_run;
 } init_cfg_t;
+
+/* What differs between the two rule sets. */
+typedef struct family {
+    const char *name;     /* "iptables" or "ip6tables", for messages */
+    const char *tool;     /* the program to run; borrowed from init_cfg_t */
+    const char *flag;     /* the flag that names it, for hints */
+    const char *loopback; /* the loopback range, never redirected */
+    int n_cidr;
+    const char *cidrs[MAX_ITEMS]; /* excluded CIDRs of this family; borrowed from init_cfg_t */
+} family_t;
+
+/* The first command that failed: what ran, what it said, its exit status (-1: could not run). */
+typedef struct failure {
+    char cmd[512];
+    char err[2048];
+    int rc;
+} failure_t;
 
 static int parse_int(const char *s, int lo, int hi, int *out)
 {
@@ -114,21 +144,29 @@ static int add_port(const char *s, void *arg)
     return 0;
 }
 
-/* The same strings the injector accepts in its annotation (common/cidr.h). */
+/* The same strings the injector accepts in its annotation (common/cidr.h); each goes to the
+ * rule set of its family. */
 static int add_cidr(const char *s, void *arg)
 {
     init_cfg_t *c = arg;
-    if (c->n_cidr == MAX_ITEMS || rm_cidr4_parse(s, c->cidrs[c->n_cidr], sizeof(c->cidrs[0])) < 0)
+    char out[RM_CIDR_BUF];
+    int family = rm_cidr_parse(s, out, sizeof(out));
+    if (family < 0 || c->n_cidr4 + c->n_cidr6 == MAX_ITEMS)
         return -1;
-    c->n_cidr++;
+    /* The parser wrote at most RM_CIDR4_BUF bytes for an IPv4 CIDR, NUL included. */
+    if (family == 4)
+        memcpy(c->cidrs4[c->n_cidr4++], out, strlen(out) + 1);
+    else
+        memcpy(c->cidrs6[c->n_cidr6++], out, strlen(out) + 1);
     return 0;
 }
 
-static void print_argv(FILE *f, char *const *argv)
+static void format_argv(char *buf, size_t n, char *const *argv)
 {
-    for (int i = 0; argv[i]; i++)
-        fprintf(f, "%s%s", i ? " " : "", argv[i]);
-    fputc('\n', f);
+    size_t off = 0;
+    buf[0] = '\0';
+    for (int i = 0; argv[i] && off < n; i++)
+        off += (size_t)snprintf(buf + off, n - off, "%s%s", i ? " " : "", argv[i]);
 }
 
 /* Runs argv, capturing its stderr into errbuf. Returns the exit status, or -1 when it could not
@@ -193,125 +231,225 @@ static int is_permission_error(const char *msg)
            strstr(msg, "you must be root");
 }
 
-/* Runs (or, in dry-run, prints) one command that must succeed. */
-static int must(const init_cfg_t *c, char *const *argv)
+/* Says why a family's rules could not be installed, in full: the command, what it said, and a
+ * hint when the cause is a common one. */
+static void report_failure(const family_t *f, const failure_t *fail)
 {
-    char err[2048];
+    fprintf(stderr, "remora-init: failed: %s\n", fail->cmd);
+    fprintf(stderr, "remora-init: %s%s(exit %d)\n", fail->err, fail->err[0] ? " " : "", fail->rc);
+    if (fail->rc == 127 || fail->rc < 0)
+        fprintf(stderr, "remora-init: is %s installed? (%s PATH)\n", f->name, f->flag);
+    else if (is_permission_error(fail->err))
+        fprintf(stderr,
+                "remora-init: %s was refused: this needs the NET_ADMIN and NET_RAW "
+                "capabilities in the pod's network namespace (securityContext.capabilities"
+                ".add: [NET_ADMIN, NET_RAW])\n",
+                f->name);
+}
+
+/* Runs (or, in dry-run, prints) one command that must succeed. On failure records it in *fail
+ * (the first one only) and returns -1; the caller decides how to report it. */
+static int must(const init_cfg_t *c, failure_t *fail, char *const *argv)
+{
+    char err[sizeof(fail->err)];
     int rc;
     if (c->dry_run) {
-        print_argv(stdout, argv);
+        format_argv(err, sizeof(err), argv);
+        puts(err);
         return 0;
     }
     rc = run(argv, err, sizeof(err));
     if (rc == 0)
         return 0;
-    fprintf(stderr, "remora-init: failed: ");
-    print_argv(stderr, argv);
-    fprintf(stderr, "remora-init: %s%s(exit %d)\n", err, err[0] ? " " : "", rc);
-    if (rc == 127 || rc < 0)
-        fprintf(stderr, "remora-init: is iptables installed? (--iptables PATH)\n");
-    else if (is_permission_error(err))
-        fprintf(stderr, "remora-init: iptables was refused: this needs the NET_ADMIN and NET_RAW "
-                        "capabilities in the pod's network namespace (securityContext.capabilities"
-                        ".add: [NET_ADMIN, NET_RAW])\n");
+    format_argv(fail->cmd, sizeof(fail->cmd), argv);
+    memcpy(fail->err, err, sizeof(err));
+    fail->rc = rc;
     return -1;
 }
 
 /* Runs a probe command (-L, -C) whose failure only means "absent"; dry-run assumes absent.
- * Returns 1 present, 0 absent, -1 when the probe failed for lack of permission. */
-static int probe(const init_cfg_t *c, char *const *argv)
+ * Returns 1 present, 0 absent, -1 when the probe could not run or was refused for lack of
+ * permission (recorded in *fail). */
+static int probe(const init_cfg_t *c, failure_t *fail, char *const *argv)
 {
-    char err[2048];
+    char err[sizeof(fail->err)];
     int rc;
     if (c->dry_run)
         return 0;
     rc = run(argv, err, sizeof(err));
     if (rc == 0)
         return 1;
-    if (rc < 0 || rc == 127 || is_permission_error(err))
-        return must(c, argv); /* reports the real reason */
+    if (rc < 0 || rc == 127 || is_permission_error(err)) {
+        format_argv(fail->cmd, sizeof(fail->cmd), argv);
+        memcpy(fail->err, err, sizeof(err));
+        fail->rc = rc;
+        return -1;
+    }
     return 0;
 }
 
 #define ARGV(...) ((char *const[]){__VA_ARGS__, NULL})
 
-static int setup_chain(const init_cfg_t *c, const char *chain)
+static int setup_chain(const init_cfg_t *c, const family_t *f, failure_t *fail, const char *chain)
 {
-    char *ipt = (char *)c->iptables;
-    int present = probe(c, ARGV(ipt, "-w", "-t", "nat", "-n", "-L", (char *)chain));
+    char *ipt = (char *)f->tool;
+    int present = probe(c, fail, ARGV(ipt, "-w", "-t", "nat", "-n", "-L", (char *)chain));
     if (present < 0)
         return -1;
     if (present)
-        return must(c, ARGV(ipt, "-w", "-t", "nat", "-F", (char *)chain));
-    return must(c, ARGV(ipt, "-w", "-t", "nat", "-N", (char *)chain));
+        return must(c, fail, ARGV(ipt, "-w", "-t", "nat", "-F", (char *)chain));
+    return must(c, fail, ARGV(ipt, "-w", "-t", "nat", "-N", (char *)chain));
 }
 
-static int jump(const init_cfg_t *c, const char *from, const char *to)
+static int jump(const init_cfg_t *c, const family_t *f, failure_t *fail, const char *from,
+                const char *to)
 {
-    char *ipt = (char *)c->iptables;
-    int present =
-        probe(c, ARGV(ipt, "-w", "-t", "nat", "-C", (char *)from, "-p", "tcp", "-j", (char *)to));
+    char *ipt = (char *)f->tool;
+    int present = probe(
+        c, fail, ARGV(ipt, "-w", "-t", "nat", "-C", (char *)from, "-p", "tcp", "-j", (char *)to));
     if (present < 0)
         return -1;
     if (present)
         return 0;
-    return must(c, ARGV(ipt, "-w", "-t", "nat", "-A", (char *)from, "-p", "tcp", "-j", (char *)to));
+    return must(c, fail,
+                ARGV(ipt, "-w", "-t", "nat", "-A", (char *)from, "-p", "tcp", "-j", (char *)to));
 }
 
-static int install(const init_cfg_t *c)
+/* One family's rules; the same for both but for the loopback range and the CIDRs. Stops at the
+ * first failure, recorded in *fail. */
+static int install(const init_cfg_t *c, const family_t *f, failure_t *fail)
 {
-    char *ipt = (char *)c->iptables;
+    char *ipt = (char *)f->tool;
     char n1[16], n2[16];
 
-    if (setup_chain(c, "REMORA_INBOUND") < 0 || setup_chain(c, "REMORA_OUTBOUND") < 0)
+    if (setup_chain(c, f, fail, "REMORA_INBOUND") < 0 ||
+        setup_chain(c, f, fail, "REMORA_OUTBOUND") < 0)
         return -1;
 
     /* Inbound: the admin port (kubelet probes of the sidecar) and excluded ports reach their
      * listeners directly; every other TCP connection goes to the proxy's inbound listener. */
     snprintf(n1, sizeof(n1), "%d", c->admin_port);
-    if (must(c, ARGV(ipt, "-w", "-t", "nat", "-A", "REMORA_INBOUND", "-p", "tcp", "--dport", n1,
-                     "-j", "RETURN")) < 0)
+    if (must(c, fail,
+             ARGV(ipt, "-w", "-t", "nat", "-A", "REMORA_INBOUND", "-p", "tcp", "--dport", n1, "-j",
+                  "RETURN")) < 0)
         return -1;
     for (int i = 0; i < c->n_in; i++) {
         snprintf(n1, sizeof(n1), "%d", c->in_ports[i]);
-        if (must(c, ARGV(ipt, "-w", "-t", "nat", "-A", "REMORA_INBOUND", "-p", "tcp", "--dport", n1,
-                         "-j", "RETURN")) < 0)
+        if (must(c, fail,
+                 ARGV(ipt, "-w", "-t", "nat", "-A", "REMORA_INBOUND", "-p", "tcp", "--dport", n1,
+                      "-j", "RETURN")) < 0)
             return -1;
     }
     snprintf(n2, sizeof(n2), "%d", c->inbound_port);
-    if (must(c, ARGV(ipt, "-w", "-t", "nat", "-A", "REMORA_INBOUND", "-p", "tcp", "-j", "REDIRECT",
-                     "--to-ports", n2)) < 0)
+    if (must(c, fail,
+             ARGV(ipt, "-w", "-t", "nat", "-A", "REMORA_INBOUND", "-p", "tcp", "-j", "REDIRECT",
+                  "--to-ports", n2)) < 0)
         return -1;
 
     /* Outbound: the proxy's own connections (its uid) must leave as they are or they would loop
      * back into it; loopback is the app talking to itself or the proxy delivering inbound. */
     snprintf(n1, sizeof(n1), "%d", c->proxy_uid);
-    if (must(c, ARGV(ipt, "-w", "-t", "nat", "-A", "REMORA_OUTBOUND", "-m", "owner", "--uid-owner",
-                     n1, "-j", "RETURN")) < 0 ||
-        must(c, ARGV(ipt, "-w", "-t", "nat", "-A", "REMORA_OUTBOUND", "-o", "lo", "-j", "RETURN")) <
+    if (must(c, fail,
+             ARGV(ipt, "-w", "-t", "nat", "-A", "REMORA_OUTBOUND", "-m", "owner", "--uid-owner", n1,
+                  "-j", "RETURN")) < 0 ||
+        must(c, fail,
+             ARGV(ipt, "-w", "-t", "nat", "-A", "REMORA_OUTBOUND", "-o", "lo", "-j", "RETURN")) <
             0 ||
-        must(c, ARGV(ipt, "-w", "-t", "nat", "-A", "REMORA_OUTBOUND", "-d", "127.0.0.0/8", "-j",
-                     "RETURN")) < 0)
+        must(c, fail,
+             ARGV(ipt, "-w", "-t", "nat", "-A", "REMORA_OUTBOUND", "-d", (char *)f->loopback, "-j",
+                  "RETURN")) < 0)
         return -1;
     for (int i = 0; i < c->n_out; i++) {
         snprintf(n1, sizeof(n1), "%d", c->out_ports[i]);
-        if (must(c, ARGV(ipt, "-w", "-t", "nat", "-A", "REMORA_OUTBOUND", "-p", "tcp", "--dport",
-                         n1, "-j", "RETURN")) < 0)
+        if (must(c, fail,
+                 ARGV(ipt, "-w", "-t", "nat", "-A", "REMORA_OUTBOUND", "-p", "tcp", "--dport", n1,
+                      "-j", "RETURN")) < 0)
             return -1;
     }
-    for (int i = 0; i < c->n_cidr; i++) {
-        if (must(c, ARGV(ipt, "-w", "-t", "nat", "-A", "REMORA_OUTBOUND", "-d", (char *)c->cidrs[i],
-                         "-j", "RETURN")) < 0)
+    for (int i = 0; i < f->n_cidr; i++) {
+        if (must(c, fail,
+                 ARGV(ipt, "-w", "-t", "nat", "-A", "REMORA_OUTBOUND", "-d", (char *)f->cidrs[i],
+                      "-j", "RETURN")) < 0)
             return -1;
     }
     snprintf(n2, sizeof(n2), "%d", c->outbound_port);
-    if (must(c, ARGV(ipt, "-w", "-t", "nat", "-A", "REMORA_OUTBOUND", "-p", "tcp", "-j", "REDIRECT",
-                     "--to-ports", n2)) < 0)
+    if (must(c, fail,
+             ARGV(ipt, "-w", "-t", "nat", "-A", "REMORA_OUTBOUND", "-p", "tcp", "-j", "REDIRECT",
+                  "--to-ports", n2)) < 0)
         return -1;
 
-    if (jump(c, "PREROUTING", "REMORA_INBOUND") < 0 || jump(c, "OUTPUT", "REMORA_OUTBOUND") < 0)
+    if (jump(c, f, fail, "PREROUTING", "REMORA_INBOUND") < 0 ||
+        jump(c, f, fail, "OUTPUT", "REMORA_OUTBOUND") < 0)
         return -1;
     return 0;
+}
+
+/* Whether IPv6 can carry traffic in this network namespace (the /proc/sys/net files are the
+ * reader's namespace's). 0 when it is disabled or the kernel has none, with the reason in why;
+ * 1 otherwise, including when the setting cannot be read (then ip6tables decides). */
+static int ipv6_enabled(char *why, size_t n)
+{
+    char v[8] = "";
+    FILE *f = fopen("/proc/sys/net/ipv6/conf/all/disable_ipv6", "r");
+    if (f == NULL) {
+        if (errno != ENOENT)
+            return 1;
+        snprintf(why, n, "this kernel has no IPv6 (no /proc/sys/net/ipv6)");
+        return 0;
+    }
+    if (fgets(v, sizeof(v), f) == NULL)
+        v[0] = '\0';
+    fclose(f);
+    if (v[0] == '1') {
+        snprintf(why, n,
+                 "IPv6 is disabled in this network namespace "
+                 "(net.ipv6.conf.all.disable_ipv6 = 1)");
+        return 0;
+    }
+    return 1;
+}
+
+/* Finds an IPv6 address other pods or the outside can reach (any scope but host and link:
+ * global and unique-local alike), from /proc/net/if_inet6, which lists the reader's namespace.
+ * Returns 1 with it written into addr, 0 when there is none (a single-stack pod: only ::1 and
+ * link-local addresses) or no IPv6 in the kernel. When the file exists but cannot be read,
+ * assumes there is one (1, addr "?"): a failure to secure IPv6 is then reported as fatal rather
+ * than waved through. */
+static int global_ipv6_address(char *addr, size_t n)
+{
+    char hex[33], line[256];
+    unsigned ifindex, plen, scope, flags;
+    FILE *f = fopen("/proc/net/if_inet6", "r");
+    if (f == NULL) {
+        int absent = errno == ENOENT; /* a kernel without IPv6 */
+        snprintf(addr, n, "?");
+        return absent ? 0 : 1;
+    }
+    while (fgets(line, sizeof(line), f) != NULL) {
+        struct in6_addr a;
+        if (sscanf(line, "%32s %x %x %x %x", hex, &ifindex, &plen, &scope, &flags) != 5 ||
+            strlen(hex) != 32)
+            continue;
+        if (scope == 0x10 || scope == 0x20) /* IPV6_ADDR_LOOPBACK, IPV6_ADDR_LINKLOCAL */
+            continue;
+        for (size_t i = 0; i < 16; i++) {
+            char byte[3] = {hex[2 * i], hex[2 * i + 1], '\0'};
+            a.s6_addr[i] = (unsigned char)strtoul(byte, NULL, 16);
+        }
+        if (inet_ntop(AF_INET6, &a, addr, (socklen_t)n) == NULL)
+            snprintf(addr, n, "?");
+        fclose(f);
+        return 1;
+    }
+    fclose(f);
+    return 0;
+}
+
+/* The first line of a command's message, for a one-line notice. */
+static const char *first_line(char *msg)
+{
+    msg[strcspn(msg, "\n")] = '\0';
+    return msg;
 }
 
 enum {
@@ -323,6 +461,7 @@ enum {
     OPT_EX_OUT,
     OPT_EX_CIDR,
     OPT_IPTABLES,
+    OPT_IP6TABLES,
     OPT_DRY_RUN,
     OPT_HELP,
     OPT_VERSION,
@@ -346,20 +485,26 @@ int main(int argc, char **argv)
         {"exclude-outbound-ports", required_argument, NULL, OPT_EX_OUT},
         {"exclude-outbound-cidrs", required_argument, NULL, OPT_EX_CIDR},
         {"iptables", required_argument, NULL, OPT_IPTABLES},
+        {"ip6tables", required_argument, NULL, OPT_IP6TABLES},
         {"dry-run", no_argument, NULL, OPT_DRY_RUN},
         {"help", no_argument, NULL, OPT_HELP},
         {"version", no_argument, NULL, OPT_VERSION},
         {NULL, 0, NULL, 0},
     };
     static init_cfg_t c;
+    static family_t v4 = {.name = "iptables", .flag = "--iptables", .loopback = "127.0.0.0/8"};
+    static family_t v6 = {.name = "ip6tables", .flag = "--ip6tables", .loopback = "::1/128"};
+    static failure_t fail;
     port_list_t in = {&c.n_in, c.in_ports}, out = {&c.n_out, c.out_ports};
-    int opt;
+    char why[256], addr[64];
+    int opt, ipv6;
 
     c.proxy_uid = 1337;
     c.outbound_port = 15001;
     c.inbound_port = 15006;
     c.admin_port = 15000;
     c.iptables = "iptables";
+    c.ip6tables = "ip6tables";
     opterr = 0;
     while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (opt) {
@@ -392,10 +537,14 @@ int main(int argc, char **argv)
         case OPT_EX_CIDR:
             if (split(optarg, add_cidr, &c) < 0)
                 return bad_flag("--exclude-outbound-cidrs", optarg,
-                                "expected comma-separated IPv4 CIDRs like 10.0.0.0/8");
+                                "expected comma-separated IPv4 or IPv6 CIDRs like 10.0.0.0/8 or "
+                                "fd00::/8");
             break;
         case OPT_IPTABLES:
             c.iptables = optarg;
+            break;
+        case OPT_IP6TABLES:
+            c.ip6tables = optarg;
             break;
         case OPT_DRY_RUN:
             c.dry_run = 1;
@@ -412,10 +561,43 @@ int main(int argc, char **argv)
     }
     if (optind < argc)
         return bad_flag(argv[optind], NULL, "unexpected argument");
-    if (install(&c) < 0)
+    v4.tool = c.iptables;
+    v4.n_cidr = c.n_cidr4;
+    for (int i = 0; i < c.n_cidr4; i++)
+        v4.cidrs[i] = c.cidrs4[i];
+    v6.tool = c.ip6tables;
+    v6.n_cidr = c.n_cidr6;
+    for (int i = 0; i < c.n_cidr6; i++)
+        v6.cidrs[i] = c.cidrs6[i];
+
+    if (install(&c, &v4, &fail) < 0) {
+        report_failure(&v4, &fail);
         return 1;
+    }
+    ipv6 = ipv6_enabled(why, sizeof(why));
+    if (!ipv6) {
+        fprintf(stderr, "remora-init: %s: installing IPv4 rules only\n", why);
+    } else if (install(&c, &v6, &fail) < 0) {
+        /* Without a global IPv6 address only link-local IPv6 can leave or enter the pod (no
+         * Service and no other pod's address), so IPv4 rules are what a single-stack pod needs;
+         * with one, its IPv6 traffic would bypass the proxy. */
+        if (!global_ipv6_address(addr, sizeof(addr))) {
+            fprintf(stderr,
+                    "remora-init: IPv6 rules not installed (%s: %s); this network namespace has "
+                    "no global IPv6 address, so IPv4 rules only\n",
+                    fail.cmd, fail.err[0] ? first_line(fail.err) : "failed");
+            ipv6 = 0;
+        } else {
+            report_failure(&v6, &fail);
+            fprintf(stderr,
+                    "remora-init: this pod has the IPv6 address %s: without ip6tables rules its "
+                    "IPv6 traffic would bypass the proxy\n",
+                    addr);
+            return 1;
+        }
+    }
     if (!c.dry_run)
-        fprintf(stderr, "remora-init: redirection installed (outbound -> %d, inbound -> %d)\n",
-                c.outbound_port, c.inbound_port);
+        fprintf(stderr, "remora-init: redirection installed (outbound -> %d, inbound -> %d; %s)\n",
+                c.outbound_port, c.inbound_port, ipv6 ? "IPv4 and IPv6" : "IPv4 only");
     return 0;
 }

@@ -5,10 +5,19 @@
  * slot until its deadline. The certificate and key are re-read when their files change (checked
  * at most every two seconds); connections already open keep the context they started with
  * (SSL objects hold a reference to their SSL_CTX).
+ *
+ * Slots are shared fairly, because the webhook runs with failurePolicy Ignore: a client that
+ * kept the API server from a slot would make pods start without a sidecar. One client address
+ * holds at most --max-client-connections (past it, a new connection replaces the address's own
+ * longest-idle one, or is refused); when every slot is taken, the address holding the most gives
+ * one up to a newcomer holding fewer; a kept-alive connection is closed after a few idle seconds.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdint.h>
@@ -32,7 +41,15 @@
 #define MAX_HEAD        16384
 #define MAX_BODY        (1024L * 1024L)
 #define RELOAD_CHECK_MS 2000
-#define IDLE_TIMEOUT_MS 60000
+#define REFUSED_LOG_MS  1000
+
+/* The API server makes short calls and opens a new connection when it has no idle one, so a few
+ * seconds of keep-alive save it handshakes without letting idle connections pile up. */
+#define DEFAULT_IDLE_TIMEOUT_S 5
+/* Above what one API server instance has open at once: client-go keeps up to 25 idle connections
+ * per host, and kube-controller-manager creates pods in bursts of up to 30 API calls (its
+ * --kube-api-burst default). Its idle ones never count against it: they are replaced. */
+#define DEFAULT_CLIENT_CONNS 32
 
 static const char usage[] =
     "usage: remora-injector --cert FILE --key FILE [--listen HOST:PORT] [options]\n"
@@ -52,6 +69,10 @@ static const char usage[] =
     "container\n"
     "                            with restartPolicy: Always; classic: a second regular container\n"
     "  --request-timeout SECONDS time for a client's TLS handshake and request (default 10)\n"
+    "  --idle-timeout SECONDS    a kept-alive connection is closed after this long idle (default "
+    "5)\n"
+    "  --max-client-connections N\n"
+    "                            connections one client address may hold (default 32, of 512)\n"
     "  --log-level debug|info|warn|error\n"
     "  --help  --version\n";
 
@@ -67,8 +88,17 @@ typedef struct conn {
     int continued;     /* a 100 Continue was sent for the request being read */
     unsigned answered; /* responses queued so far */
     int64_t deadline;
-    char *in; /* owned; request bytes received, up to in_len */
+    int64_t accepted;       /* when: of a client's connections, the oldest is given up first */
+    unsigned char peer[16]; /* the client's address; IPv4 as IPv4-mapped IPv6 */
+    char *in;               /* owned; request bytes received, up to in_len */
     size_t in_len, in_cap;
+    /* The request being read: bytes of `in` already searched for the head's end, so each TLS
+     * record costs only its own bytes; then, once the head of a POST /inject is parsed, what it
+     * said while the body arrives (head_len 0: no head yet). */
+    size_t scanned;
+    size_t head_len;
+    size_t body_len;
+    int close_req, expect;
     char *out; /* owned; response being written */
     size_t out_len, out_off;
 } conn_t;
@@ -80,8 +110,12 @@ typedef struct server {
     int64_t last_check;
     int listen_fd;
     int timeout_ms;
+    int idle_ms;
+    int client_max; /* connections one client address may hold */
     conn_t *conns[MAX_CONNS];
     int nconns;
+    unsigned refused; /* connections refused since the last log line about it */
+    int64_t refused_logged;
     rm_inject_opts_t opts;
 } server_t;
 
@@ -297,23 +331,42 @@ static const char *memfind(const char *hay, size_t n, const char *needle)
     return NULL;
 }
 
-/* Looks at the buffered bytes; returns 1 when a response was queued, 0 when more bytes are
- * needed, -1 when the connection should just be closed. */
-static int try_request(server_t *s, conn_t *c)
+/* The length of the request head in c->in through its blank line, or 0 while it is incomplete.
+ * Resumes the search where the last one stopped (less the 3 bytes a "\r\n\r\n" split across
+ * reads may have begun with), so a head arriving in many small TLS records costs O(n) in all. */
+static size_t head_end(conn_t *c)
 {
-    const char *end = memfind(c->in, c->in_len < MAX_HEAD ? c->in_len : MAX_HEAD, "\r\n\r\n");
-    const char *line_end, *sp1, *sp2, *p;
-    size_t head_len, target_len;
-    long long clen = -1;
-    int chunked = 0, close_req = 0, http10 = 0, expect = 0;
-    char target[256], err[512];
-
+    size_t limit = c->in_len < MAX_HEAD ? c->in_len : MAX_HEAD;
+    size_t from = c->scanned > 3 ? c->scanned - 3 : 0;
+    const char *end = memfind(c->in + from, limit - from, "\r\n\r\n");
     if (end == NULL) {
-        if (c->in_len >= MAX_HEAD)
-            return respond_text(c, 431, 1, NULL, "request head larger than 16 KiB") < 0 ? -1 : 1;
+        c->scanned = limit;
         return 0;
     }
-    head_len = (size_t)(end - c->in) + 4;
+    return (size_t)(end - c->in) + 4;
+}
+
+/* Drops the request just answered from c->in (n bytes), keeping what was pipelined after it. */
+static void consume(conn_t *c, size_t n)
+{
+    c->in_len -= n;
+    memmove(c->in, c->in + n, c->in_len);
+    c->scanned = 0;
+    c->head_len = 0;
+}
+
+/* Parses a complete head (head_len bytes). Returns 1 when a response was queued, -1 when the
+ * connection should just be closed, 0 for a POST /inject whose body is now awaited (what the
+ * head said is kept in c: head_len, body_len, close_req, expect). */
+static int parse_head(conn_t *c, size_t head_len)
+{
+    const char *end = c->in + head_len - 4;
+    const char *line_end, *sp1, *sp2, *p;
+    size_t target_len;
+    long long clen = -1;
+    int chunked = 0, close_req = 0, http10 = 0, expect = 0;
+    char target[256];
+
     line_end = memfind(c->in, head_len, "\r\n");
     sp1 = memchr(c->in, ' ', (size_t)(line_end - c->in));
     sp2 = sp1 ? memchr(sp1 + 1, ' ', (size_t)(line_end - sp1 - 1)) : NULL;
@@ -368,8 +421,7 @@ static int try_request(server_t *s, conn_t *c)
             return respond_text(c, 405, 1, "Allow: GET\r\n", "use GET") < 0 ? -1 : 1;
         if (clen > 0 || chunked)
             return respond_text(c, 400, 1, NULL, "unexpected request body") < 0 ? -1 : 1;
-        c->in_len -= head_len;
-        memmove(c->in, c->in + head_len, c->in_len);
+        consume(c, head_len);
         return respond(c, 200, "text/plain", "ok\n", 3, close_req, NULL) < 0 ? -1 : 1;
     }
     if (strcmp(target, "/inject") != 0)
@@ -386,8 +438,35 @@ static int try_request(server_t *s, conn_t *c)
         return respond_text(c, 411, 1, NULL, "Content-Length required") < 0 ? -1 : 1;
     if (clen > MAX_BODY)
         return respond_text(c, 413, 1, NULL, "AdmissionReview larger than 1 MiB") < 0 ? -1 : 1;
-    if (c->in_len < head_len + (size_t)clen) {
-        if (expect && !c->continued && c->in_len == head_len) {
+    c->head_len = head_len;
+    c->body_len = (size_t)clen;
+    c->close_req = close_req;
+    c->expect = expect;
+    return 0;
+}
+
+/* Looks at the buffered bytes; returns 1 when a response was queued, 0 when more bytes are
+ * needed, -1 when the connection should just be closed. The head is parsed once, when its end
+ * has arrived; while the body arrives, each call only compares lengths. */
+static int try_request(server_t *s, conn_t *c)
+{
+    char err[512];
+
+    if (c->head_len == 0) {
+        size_t head_len = head_end(c);
+        int rc;
+        if (head_len == 0) {
+            if (c->in_len >= MAX_HEAD)
+                return respond_text(c, 431, 1, NULL, "request head larger than 16 KiB") < 0 ? -1
+                                                                                            : 1;
+            return 0;
+        }
+        rc = parse_head(c, head_len);
+        if (rc != 0)
+            return rc;
+    }
+    if (c->in_len < c->head_len + c->body_len) {
+        if (c->expect && !c->continued && c->in_len == c->head_len) {
             /* An interim response, written like any other; the connection then goes back to
              * reading the body. Once per request, so it cannot extend the deadline twice. */
             static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -409,10 +488,9 @@ static int try_request(server_t *s, conn_t *c)
     {
         char *resp = NULL;
         int status =
-            rm_inject_review(c->in + head_len, (size_t)clen, &s->opts, &resp, err, sizeof(err));
-        int rc;
-        c->in_len -= head_len + (size_t)clen;
-        memmove(c->in, c->in + head_len + (size_t)clen, c->in_len);
+            rm_inject_review(c->in + c->head_len, c->body_len, &s->opts, &resp, err, sizeof(err));
+        int rc, close_req = c->close_req;
+        consume(c, c->head_len + c->body_len);
         if (status == 200) {
             rc = respond(c, 200, "application/json", resp, strlen(resp), close_req, NULL);
         } else {
@@ -522,7 +600,7 @@ static int conn_step(server_t *s, conn_t *c)
                 if (c->close_after_write)
                     return -1;
                 c->state = ST_READ;
-                c->deadline = now_ms() + (c->in_len ? s->timeout_ms : IDLE_TIMEOUT_MS);
+                c->deadline = now_ms() + (c->in_len ? s->timeout_ms : s->idle_ms);
                 continue;
             }
             rc = SSL_write(c->ssl, c->out + c->out_off, (int)(c->out_len - c->out_off));
@@ -541,16 +619,148 @@ static int conn_step(server_t *s, conn_t *c)
     }
 }
 
+/* A kept-alive connection waiting for its next request: closing it loses nothing (a client
+ * reconnects when it has something to send). */
+static int conn_idle(const conn_t *c)
+{
+    return c->state == ST_READ && c->in_len == 0 && c->answered > 0;
+}
+
+/* Which of two connections to give up first: an idle one (the longest idle: its deadline is the
+ * earliest), else the older one, which a stalled client has been holding longest. */
+static int conn_sooner(const conn_t *a, const conn_t *b)
+{
+    if (conn_idle(a) != conn_idle(b))
+        return conn_idle(a);
+    if (conn_idle(a))
+        return a->deadline < b->deadline;
+    return a->accepted < b->accepted;
+}
+
+static void peer_key(const struct sockaddr_storage *ss, unsigned char key[16])
+{
+    memset(key, 0, 16);
+    if (ss->ss_family == AF_INET6) {
+        memcpy(key, &((const struct sockaddr_in6 *)ss)->sin6_addr, 16);
+    } else if (ss->ss_family == AF_INET) {
+        key[10] = key[11] = 0xff;
+        memcpy(key + 12, &((const struct sockaddr_in *)ss)->sin_addr, 4);
+    }
+}
+
+static void peer_format(const unsigned char key[16], char *buf, size_t n)
+{
+    static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (memcmp(key, mapped, 12) == 0)
+        inet_ntop(AF_INET, key + 12, buf, (socklen_t)n);
+    else
+        inet_ntop(AF_INET6, key, buf, (socklen_t)n);
+}
+
+static int cmp_peer(const void *a, const void *b)
+{
+    return memcmp((*(conn_t *const *)a)->peer, (*(conn_t *const *)b)->peer, 16);
+}
+
+/* With every slot taken: the index of the connection to give up for a newcomer whose address
+ * holds `mine`, or -1. Taken from an address holding the most, and only if it holds at least two
+ * more than the newcomer, so the two cannot take turns; among such addresses, the connection
+ * conn_sooner picks. Sorting costs O(n log n), and only when the table is full. */
+static int hog_victim(server_t *s, int mine)
+{
+    static conn_t *sorted[MAX_CONNS];
+    conn_t *victim = NULL;
+    int most = 0, n = s->nconns, i, j;
+    memcpy(sorted, s->conns, (size_t)n * sizeof(conn_t *));
+    qsort(sorted, (size_t)n, sizeof(conn_t *), cmp_peer);
+    /* Runs of equal addresses: the longest first, then the victim among the longest. */
+    for (i = 0; i < n; i = j) {
+        for (j = i; j < n && memcmp(sorted[j]->peer, sorted[i]->peer, 16) == 0; j++)
+            ;
+        if (j - i > most)
+            most = j - i;
+    }
+    if (most < mine + 2)
+        return -1;
+    for (i = 0; i < n; i = j) {
+        for (j = i; j < n && memcmp(sorted[j]->peer, sorted[i]->peer, 16) == 0; j++)
+            ;
+        for (int k = i; j - i == most && k < j; k++) {
+            if (victim == NULL || conn_sooner(sorted[k], victim))
+                victim = sorted[k];
+        }
+    }
+    for (i = 0; i < n; i++) {
+        if (s->conns[i] == victim)
+            return i;
+    }
+    return -1;
+}
+
+/* Makes a slot for a new connection from `peer`, or says why there is none. */
+static const char *make_room(server_t *s, const unsigned char peer[16])
+{
+    int mine = 0, own = -1, victim;
+    for (int i = 0; i < s->nconns; i++) {
+        if (memcmp(s->conns[i]->peer, peer, 16) != 0)
+            continue;
+        mine++;
+        if (conn_idle(s->conns[i]) && (own < 0 || conn_sooner(s->conns[i], s->conns[own])))
+            own = i;
+    }
+    if (mine >= s->client_max) {
+        /* An address crowds out only itself: its idle connection makes way, a busy one not. */
+        if (own < 0)
+            return "the address holds --max-client-connections, none of them idle";
+        rm_log_debug("closing an idle connection for a new one from the same address");
+        conn_free(s, own);
+        return NULL;
+    }
+    if (s->nconns < MAX_CONNS)
+        return NULL;
+    victim = hog_victim(s, mine);
+    if (victim < 0)
+        return "every connection slot is taken by addresses holding no more than it";
+    rm_log_debug("every slot taken: closing one of the connections of the address holding most");
+    conn_free(s, victim);
+    return NULL;
+}
+
+/* One warning a second at most, however many are refused: a flood must not flood the log too. */
+static void note_refused(server_t *s, const unsigned char peer[16], const char *why, int64_t now)
+{
+    char addr[INET6_ADDRSTRLEN];
+    s->refused++;
+    if (s->refused_logged != 0 && now - s->refused_logged < REFUSED_LOG_MS)
+        return;
+    peer_format(peer, addr, sizeof(addr));
+    rm_log_warn("refused a connection from %s: %s (%u refused since the last such line)", addr, why,
+                s->refused);
+    s->refused = 0;
+    s->refused_logged = now;
+}
+
 static void accept_all(server_t *s, int64_t now)
 {
     for (;;) {
-        int fd = accept4(s->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        struct sockaddr_storage ss = {0};
+        socklen_t sl = sizeof(ss);
+        unsigned char peer[16];
+        const char *why;
+        int one = 1;
+        int fd = accept4(s->listen_fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
         conn_t *c;
         if (fd < 0)
             return;
         tls_maybe_reload(s, now);
-        if (s->nconns == MAX_CONNS) {
-            rm_log_warn("too many connections (%d); refusing one", MAX_CONNS);
+        /* Every response goes out in whole writes, so Nagle's algorithm only delays: with TLS 1.3
+         * the session tickets written after the handshake stay unacknowledged (the client delays
+         * its ACK while it waits), and the response would wait ~40 ms for that ACK. */
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        peer_key(&ss, peer);
+        why = make_room(s, peer);
+        if (why != NULL) {
+            note_refused(s, peer, why, now);
             close(fd);
             continue;
         }
@@ -566,6 +776,8 @@ static void accept_all(server_t *s, int64_t now)
         c->state = ST_HANDSHAKE;
         c->want = POLLIN;
         c->deadline = now + s->timeout_ms;
+        c->accepted = now;
+        memcpy(c->peer, peer, sizeof(c->peer));
         s->conns[s->nconns++] = c;
     }
 }
@@ -624,6 +836,8 @@ enum {
     OPT_CONTROL_PLANE,
     OPT_MODE,
     OPT_TIMEOUT,
+    OPT_IDLE_TIMEOUT,
+    OPT_CLIENT_CONNS,
     OPT_LOG_LEVEL,
     OPT_HELP,
     OPT_VERSION,
@@ -647,6 +861,8 @@ int main(int argc, char **argv)
         {"control-plane", required_argument, NULL, OPT_CONTROL_PLANE},
         {"sidecar-mode", required_argument, NULL, OPT_MODE},
         {"request-timeout", required_argument, NULL, OPT_TIMEOUT},
+        {"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
+        {"max-client-connections", required_argument, NULL, OPT_CLIENT_CONNS},
         {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
         {"help", no_argument, NULL, OPT_HELP},
         {"version", no_argument, NULL, OPT_VERSION},
@@ -661,6 +877,8 @@ int main(int argc, char **argv)
 
     rm_inject_opts_default(&s->opts);
     s->timeout_ms = 10000;
+    s->idle_ms = DEFAULT_IDLE_TIMEOUT_S * 1000;
+    s->client_max = DEFAULT_CLIENT_CONNS;
     opterr = 0;
     while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (opt) {
@@ -696,6 +914,22 @@ int main(int argc, char **argv)
             if (*end || v < 1 || v > 300)
                 return bad_flag("--request-timeout", optarg, "expected seconds, 1-300");
             s->timeout_ms = (int)v * 1000;
+            break;
+        }
+        case OPT_IDLE_TIMEOUT: {
+            char *end;
+            long v = strtol(optarg, &end, 10);
+            if (*end || end == optarg || v < 1 || v > 300)
+                return bad_flag("--idle-timeout", optarg, "expected seconds, 1-300");
+            s->idle_ms = (int)v * 1000;
+            break;
+        }
+        case OPT_CLIENT_CONNS: {
+            char *end;
+            long v = strtol(optarg, &end, 10);
+            if (*end || end == optarg || v < 1 || v > MAX_CONNS)
+                return bad_flag("--max-client-connections", optarg, "expected 1-512");
+            s->client_max = (int)v;
             break;
         }
         case OPT_LOG_LEVEL:
@@ -738,8 +972,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "remora-injector: cannot listen on %s\n", listen_addr);
         goto out_ctx;
     }
-    rm_log_info("serving POST /inject on %s (sidecar mode %s)", listen_addr,
-                s->opts.mode == RM_INJECT_MODE_NATIVE ? "native" : "classic");
+    rm_log_info("serving POST /inject on %s (sidecar mode %s; %d connections, %d per client "
+                "address, %d s idle)",
+                listen_addr, s->opts.mode == RM_INJECT_MODE_NATIVE ? "native" : "classic",
+                MAX_CONNS, s->client_max, s->idle_ms / 1000);
     rc = serve(s) < 0 ? 1 : 0;
     close(s->listen_fd);
 out_ctx:

@@ -131,14 +131,15 @@ static int add_port_item(const char *item, void *arg)
 
 typedef struct cidr_list {
     int n;
-    char text[MAX_CIDRS][RM_CIDR4_BUF]; /* normalized: "255.255.255.255/32" */
+    char text[MAX_CIDRS][RM_CIDR_BUF]; /* normalized: "10.0.0.0/8", "fd00::/8" */
 } cidr_list_t;
 
-/* IPv4 only, the same strings remora-init accepts (common/cidr.h). */
+/* IPv4 and IPv6, the same strings remora-init accepts (common/cidr.h); it sorts them into
+ * iptables and ip6tables. */
 static int add_cidr_item(const char *item, void *arg)
 {
     cidr_list_t *l = arg;
-    if (l->n == MAX_CIDRS || rm_cidr4_parse(item, l->text[l->n], sizeof(l->text[0])) < 0)
+    if (l->n == MAX_CIDRS || rm_cidr_parse(item, l->text[l->n], sizeof(l->text[0])) < 0)
         return -1;
     l->n++;
     return 0;
@@ -415,7 +416,8 @@ fail_env:
 static json_t *init_container(const rm_inject_opts_t *o, const port_set_t *in_ports,
                               const port_set_t *out_ports, const cidr_list_t *cidrs)
 {
-    char buf[MAX_PORTS * 6 + 1 > MAX_CIDRS * 24 ? MAX_PORTS * 6 + 1 : MAX_CIDRS * 24];
+    char buf[MAX_PORTS * 6 + 1 > MAX_CIDRS * RM_CIDR_BUF ? MAX_PORTS * 6 + 1
+                                                         : MAX_CIDRS * RM_CIDR_BUF];
     char num[4][16];
     json_t *c, *args;
     snprintf(num[0], sizeof(num[0]), "%d", o->proxy_uid);
@@ -534,7 +536,8 @@ int rm_inject_pod_patch(const json_t *metadata, const json_t *spec, const char *
     if ((v = annotation(annotations, RM_INJECT_ANN_EXCL_OUT_CIDRS)) &&
         split_list(v, add_cidr_item, &cidrs) < 0) {
         seterr(err, errlen,
-               "annotation %s: \"%s\" is not a comma-separated list of IPv4 CIDRs (10.0.0.0/8)",
+               "annotation %s: \"%s\" is not a comma-separated list of IPv4 or IPv6 CIDRs "
+               "(10.0.0.0/8, fd00::/8)",
                RM_INJECT_ANN_EXCL_OUT_CIDRS, v);
         return RM_INJECT_EDENY;
     }

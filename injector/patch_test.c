@@ -223,6 +223,100 @@ static void test_egress_annotation(void **state)
     }
 }
 
+/* The argument after `flag` of the remora-init container found in `v` (a container, or an array
+ * of them), or NULL. Borrowed from `v`. */
+static const char *container_init_arg(const json_t *v, const char *flag)
+{
+    size_t i;
+    json_t *x;
+    if (json_is_array(v)) {
+        json_array_foreach(v, i, x)
+        {
+            const char *r = container_init_arg(x, flag);
+            if (r != NULL)
+                return r;
+        }
+        return NULL;
+    }
+    const char *cname = json_string_value(json_object_get(v, "name"));
+    if (cname == NULL || strcmp(cname, "remora-init") != 0)
+        return NULL;
+    json_t *args = json_object_get(v, "args");
+    json_array_foreach(args, i, x)
+    {
+        if (strcmp(json_string_value(x), flag) == 0)
+            return json_string_value(json_array_get(args, i + 1));
+    }
+    return NULL;
+}
+
+static const char *init_arg(const json_t *patch, const char *flag)
+{
+    size_t i;
+    json_t *op;
+    json_array_foreach(patch, i, op)
+    {
+        const char *r = container_init_arg(json_object_get(op, "value"), flag);
+        if (r != NULL)
+            return r;
+    }
+    return NULL;
+}
+
+/* IPv4 and IPv6 CIDRs reach remora-init normalized, in order; 64 of the longest IPv6 ones fit
+ * whole; a 65th, or a CIDR of neither family, denies the pod. */
+static void test_cidr_annotation(void **state)
+{
+    (void)state;
+    rm_inject_opts_t o;
+    const char *reason;
+    char err[256], meta[8192], want[4096];
+    json_t *patch = NULL, *m, *s = load("{\"containers\":[{}]}");
+    rm_inject_opts_default(&o);
+
+    m = load("{\"annotations\":{\"remora.io/exclude-outbound-cidrs\":"
+             "\"10.0.0.0/8, FD00:0::/8,2001:db8::1,1.2.3.4\"}}");
+    assert_int_equal(
+        rm_inject_pod_patch(m, s, "/metadata", "/spec", &o, &patch, &reason, err, sizeof(err)), 1);
+    assert_string_equal(init_arg(patch, "--exclude-outbound-cidrs"),
+                        "10.0.0.0/8,fd00::/8,2001:db8::1/128,1.2.3.4/32");
+    json_decref(patch);
+    json_decref(m);
+
+    size_t off = 0, woff = 0;
+    off += (size_t)snprintf(meta + off, sizeof(meta) - off,
+                            "{\"annotations\":{\"remora.io/exclude-outbound-cidrs\":\"");
+    for (int i = 0; i < 64; i++) {
+        off += (size_t)snprintf(meta + off, sizeof(meta) - off,
+                                "%s1111:2222:3333:4444:5555:6666:7777:%04x/128", i ? "," : "", i);
+        woff += (size_t)snprintf(want + woff, sizeof(want) - woff,
+                                 "%s1111:2222:3333:4444:5555:6666:7777:%x/128", i ? "," : "", i);
+    }
+    snprintf(meta + off, sizeof(meta) - off, "\"}}");
+    m = load(meta);
+    patch = NULL;
+    assert_int_equal(
+        rm_inject_pod_patch(m, s, "/metadata", "/spec", &o, &patch, &reason, err, sizeof(err)), 1);
+    assert_string_equal(init_arg(patch, "--exclude-outbound-cidrs"), want);
+    json_decref(patch);
+    json_decref(m);
+
+    snprintf(meta + off, sizeof(meta) - off, ",::1\"}}");
+    assert_int_equal(patch_of(meta, "{\"containers\":[{}]}", err, sizeof(err)), RM_INJECT_EDENY);
+    assert_non_null(strstr(err, "remora.io/exclude-outbound-cidrs"));
+    static const char *const bad[] = {"fd00::/129", "fe80::1%eth0", "::ffff:10.0.0.0/104",
+                                      "10.0.0.0/33", "[fd00::]/8"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(meta, sizeof(meta),
+                 "{\"annotations\":{\"remora.io/exclude-outbound-cidrs\":\"%s\"}}", bad[i]);
+        err[0] = '\0';
+        assert_int_equal(patch_of(meta, "{\"containers\":[{}]}", err, sizeof(err)),
+                         RM_INJECT_EDENY);
+        assert_non_null(strstr(err, "IPv4 or IPv6 CIDRs"));
+    }
+    json_decref(s);
+}
+
 static int review_status(const char *body)
 {
     rm_inject_opts_t o;
@@ -305,7 +399,7 @@ int main(void)
         cmocka_unit_test(test_apply_add_semantics),       cmocka_unit_test(test_apply_rejects),
         cmocka_unit_test(test_deployment_template_paths), cmocka_unit_test(test_pod_errors),
         cmocka_unit_test(test_egress_annotation),         cmocka_unit_test(test_review_status),
-        cmocka_unit_test(test_inject_object_kinds),
+        cmocka_unit_test(test_inject_object_kinds),       cmocka_unit_test(test_cidr_annotation),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

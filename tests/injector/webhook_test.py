@@ -164,7 +164,7 @@ class WebhookTest(unittest.TestCase):
         pod["metadata"]["annotations"] = {
             "remora.io/exclude-inbound-ports": "3306, 5432",
             "remora.io/exclude-outbound-ports": "25,587",
-            "remora.io/exclude-outbound-cidrs": "10.0.0.0/8, 169.254.169.254",
+            "remora.io/exclude-outbound-cidrs": "10.0.0.0/8, 169.254.169.254, FD00:0::/8",
             "remora.io/proxy-cpu": "250m",
             "remora.io/proxy-memory": "128Mi",
             "remora.io/drain-seconds": "12",
@@ -174,7 +174,7 @@ class WebhookTest(unittest.TestCase):
         self.assertEqual(arg_after(init["args"], "--exclude-inbound-ports"), "3306,5432,8081,9080")
         self.assertEqual(arg_after(init["args"], "--exclude-outbound-ports"), "25,587")
         self.assertEqual(arg_after(init["args"], "--exclude-outbound-cidrs"),
-                         "10.0.0.0/8,169.254.169.254/32")
+                         "10.0.0.0/8,169.254.169.254/32,fd00::/8")
         proxy = container(out, "remora-proxy", init=True)
         self.assertEqual(proxy["resources"]["requests"], {"cpu": "250m", "memory": "128Mi"})
         self.assertEqual(env_of(proxy)["REMORA_DRAIN_SECONDS"]["value"], "12")
@@ -184,7 +184,9 @@ class WebhookTest(unittest.TestCase):
         for key, value in [("remora.io/exclude-inbound-ports", "80,http"),
                            ("remora.io/exclude-outbound-ports", "70000"),
                            ("remora.io/exclude-outbound-cidrs", "10.0.0.0/33"),
-                           ("remora.io/exclude-outbound-cidrs", "fd00::/8"),
+                           ("remora.io/exclude-outbound-cidrs", "fd00::/129"),
+                           ("remora.io/exclude-outbound-cidrs", "fe80::1%eth0"),
+                           ("remora.io/exclude-outbound-cidrs", "::ffff:10.0.0.0/104"),
                            ("remora.io/proxy-cpu", "lots"),
                            ("remora.io/proxy-memory", "1; rm -rf /"),
                            ("remora.io/drain-seconds", "-1")]:
@@ -262,6 +264,25 @@ class WebhookTest(unittest.TestCase):
                 self.assertIn("patch", json.loads(body)["response"])
         finally:
             sock.close()
+
+    def test_new_connection_answered_without_delay(self):
+        # With TLS 1.3 the injector's session-ticket write stays unacknowledged while the client
+        # waits for its answer (its ACK is delayed, ~40 ms on Linux); under Nagle's algorithm the
+        # response then waited for that ACK on every new connection, and the API server opens
+        # one whenever it has no idle connection left.
+        import statistics
+        import time
+        took = []
+        for _ in range(7):
+            sock = self.inj.tls_socket()
+            try:
+                t0 = time.monotonic()
+                status, _, _ = self.inj.request("GET", "/healthz", sock=sock)
+                took.append(time.monotonic() - t0)
+                self.assertEqual(status, 200)
+            finally:
+                sock.close()
+        self.assertLess(statistics.median(took), 0.025, took)
 
     def test_own_health_endpoints(self):
         for path in ("/healthz", "/ready"):
