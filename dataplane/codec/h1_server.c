@@ -33,6 +33,7 @@ void rm_h1_server_next(rm_h1_server_t *st)
     st->remaining = 0;
     st->consume = 0;
     st->chunks_done = false;
+    st->method = RM_METHOD_OTHER; /* a refused next head's reply carries its body */
     st->out_framing = RM_H1_OUT_NONE;
     st->close = false;
 }
@@ -41,6 +42,8 @@ int rm_h1_server_read_head(rm_h1_server_t *st, rm_request_head_t *head, int *sta
                            const char **reason)
 {
     const rm_http1_request_t *req = &st->req;
+    if (st->in->len == 0)
+        return 0;
     int n = rm_http1_parse_request(rm_buf_head(st->in), st->in->len, &st->req, &st->limits);
     if (n == RM_HTTP1_INCOMPLETE) {
         if (rm_buf_room(st->in) == 0 || st->in->len >= st->limits.max_head_bytes) {
@@ -62,9 +65,10 @@ int rm_h1_server_read_head(rm_h1_server_t *st, rm_request_head_t *head, int *sta
     st->remaining = req->body == RM_HTTP1_BODY_CONTENT_LENGTH ? req->content_length : 0;
     if (req->body == RM_HTTP1_BODY_CHUNKED)
         rm_http1_chunked_init(&st->chunks);
-    bool tunnel_wanted =
-        req->method == RM_HTTP1_METHOD_CONNECT ||
-        ((req->flags & RM_HTTP1_F_UPGRADE) && (req->flags & RM_HTTP1_F_CONN_UPGRADE));
+    /* RFC 9110 7.8: Upgrade in an HTTP/1.0 request is ignored (a 101 could not go back). */
+    bool tunnel_wanted = req->method == RM_HTTP1_METHOD_CONNECT ||
+                         (req->minor_version == 1 && (req->flags & RM_HTTP1_F_UPGRADE) &&
+                          (req->flags & RM_HTTP1_F_CONN_UPGRADE));
     if (req->body == RM_HTTP1_BODY_TUNNEL)
         st->body = RM_HTTP1_BODY_NONE; /* CONNECT: no content; the tunnel follows a 2xx */
     unsigned flags = 0;
@@ -171,6 +175,12 @@ int rm_h1_server_write_head(rm_h1_server_t *st, const rm_response_head_t *h,
                 rm_http1_header_find(h->fields, h->nfields, "content-length", 14) < 0) {
                 remove[nremove++] = framing_fields[1];
                 add[nadd++] = (rm_field_t){{"content-length", 14}, {"0", 1}};
+            } else if (h->status == 204) {
+                /* RFC 9110 8.6, RFC 9112 6.1: no framing fields on a 204 */
+                remove[nremove++] = framing_fields[0];
+                remove[nremove++] = framing_fields[1];
+            } else if (st->version < 11) {
+                remove[nremove++] = framing_fields[1]; /* no chunked towards HTTP/1.0 */
             }
         } else {
             remove[nremove++] = framing_fields[0];
