@@ -88,12 +88,7 @@ int rm_h1_client_write_head(rm_h1_client_t *st, const rm_request_head_t *h,
         .target = target,
         .flags = (h->flags & RM_MSG_F_CONN_NAMED) ? RM_HTTP1_F_CONN_OTHER : 0,
     };
-    rm_http1_edit_t e = {.remove = remove,
-                         .num_remove = nremove,
-                         .remove_prefix = edit != NULL ? edit->remove_prefix : (rm_span_t){0},
-                         .add = add,
-                         .num_add = nadd,
-                         .flags = RM_HTTP1_EDIT_F_HOP_BY_HOP | RM_HTTP1_EDIT_F_ADDS_VALID};
+    rm_http1_edit_t e = rm__h1_edit(remove, nremove, add, nadd, edit);
     size_t need = rm__h1_fields_size(h->fields, h->nfields, h->fields_size, edit) +
                   h->authority.len + target.len + h->method_name.len + 160;
     int err = 0;

@@ -18,18 +18,8 @@
 #include "dataplane/buffer/buffer.h"
 #include "dataplane/codec/h1_client.h"
 #include "dataplane/http1/http1.h"
+#include "dataplane/codec/h1_test_util.h"
 #include "dataplane/message/message-t.h"
-
-#define S(s)                                                                                       \
-    {                                                                                              \
-        (s), sizeof(s) - 1                                                                         \
-    }
-#define F(n, v)                                                                                    \
-    {                                                                                              \
-        S(n), S(v)                                                                                 \
-    }
-#define NSCRATCH 64
-#define BIG      (1u << 20)
 
 typedef struct cx {
     rm_buf_t in, out;
@@ -70,30 +60,11 @@ static void feed(cx_t *c, const char *s)
     feedn(c, s, strlen(s));
 }
 
-#define assert_span(sp, s)                                                                         \
-    do {                                                                                           \
-        rm_span_t sp_ = (sp);                                                                      \
-        const char *s_ = (s);                                                                      \
-        assert_int_equal(sp_.len, strlen(s_));                                                     \
-        if (sp_.len > 0)                                                                           \
-            assert_memory_equal(sp_.ptr, s_, sp_.len);                                             \
-    } while (0)
-
 /* ---- what the upstream will read: the out buffer, taken and re-parsed ---- */
-
-typedef struct taken {
-    char text[16384];
-    size_t len;
-} taken_t;
 
 static void take(cx_t *c, taken_t *t)
 {
-    assert_true(c->out.len < sizeof(t->text));
-    t->len = c->out.len;
-    if (t->len > 0)
-        memcpy(t->text, rm_buf_head(&c->out), t->len);
-    t->text[t->len] = '\0';
-    rm_buf_consume(&c->out, c->out.len);
+    take_out(&c->out, t);
 }
 
 typedef struct parsed {
@@ -119,20 +90,10 @@ static void parse_req(const taken_t *t, parsed_t *p)
 
 static size_t field_count(const parsed_t *p, const char *name)
 {
-    size_t n = 0;
-    for (size_t i = 0; i < p->r.num_headers; i++)
-        if (p->h[i].name.len == strlen(name) &&
-            strncasecmp(p->h[i].name.ptr, name, p->h[i].name.len) == 0)
-            n++;
-    return n;
+    return fields_named(p->h, p->r.num_headers, name);
 }
 
-#define assert_field(p, fname, fval)                                                               \
-    do {                                                                                           \
-        assert_int_equal(field_count((p), (fname)), 1);                                            \
-        ssize_t i_ = rm_http1_header_find((p)->h, (p)->r.num_headers, (fname), strlen(fname));     \
-        assert_span((p)->h[i_].value, (fval));                                                     \
-    } while (0)
+#define assert_field(p, fname, fval) assert_one_field((p)->h, (p)->r.num_headers, (fname), (fval))
 
 #define assert_no_field(p, name) assert_int_equal(field_count((p), (name)), 0)
 

@@ -22,6 +22,20 @@ rm_body_event_t rm__h1_body_next(rm_buf_t *in, rm_http1_body_t framing, uint64_t
 int rm__h1_put_chunk(rm_buf_t *out, const char *p, size_t n);
 int rm__h1_put_last_chunk(rm_buf_t *out);
 
+/* The serializer's edit for an encoder: its own removals and additions (remove, add), the
+ * caller's prefix removal, hop-by-hop fields dropped, added fields trusted (message-t.h). */
+static inline rm_http1_edit_t rm__h1_edit(const rm_span_t *remove, size_t nremove,
+                                          const rm_field_t *add, size_t nadd,
+                                          const rm_field_edit_t *edit)
+{
+    return (rm_http1_edit_t){.remove = remove,
+                             .num_remove = nremove,
+                             .remove_prefix = edit != NULL ? edit->remove_prefix : (rm_span_t){0},
+                             .add = add,
+                             .num_add = nadd,
+                             .flags = RM_HTTP1_EDIT_F_HOP_BY_HOP | RM_HTTP1_EDIT_F_ADDS_VALID};
+}
+
 /* Bytes to reserve for fields[0..n) and the edit's additions, with room for the start line's
  * framing; `known` is the head's fields_size when its decoder said (0: the fields are counted). */
 size_t rm__h1_fields_size(const rm_field_t *fields, size_t n, size_t known,

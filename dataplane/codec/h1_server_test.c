@@ -19,18 +19,8 @@
 #include "dataplane/buffer/buffer.h"
 #include "dataplane/codec/h1_server.h"
 #include "dataplane/http1/http1.h"
+#include "dataplane/codec/h1_test_util.h"
 #include "dataplane/message/message-t.h"
-
-#define S(s)                                                                                       \
-    {                                                                                              \
-        (s), sizeof(s) - 1                                                                         \
-    }
-#define F(n, v)                                                                                    \
-    {                                                                                              \
-        S(n), S(v)                                                                                 \
-    }
-#define NSCRATCH 64
-#define BIG      (1u << 20)
 
 typedef struct fx {
     rm_buf_t in, out;
@@ -72,15 +62,6 @@ static void feed(fx_t *f, const char *s)
     feedn(f, s, strlen(s));
 }
 
-#define assert_span(sp, s)                                                                         \
-    do {                                                                                           \
-        rm_span_t sp_ = (sp);                                                                      \
-        const char *s_ = (s);                                                                      \
-        assert_int_equal(sp_.len, strlen(s_));                                                     \
-        if (sp_.len > 0)                                                                           \
-            assert_memory_equal(sp_.ptr, s_, sp_.len);                                             \
-    } while (0)
-
 /* Reads one whole head (it must be complete and valid) and drops its bytes from `in`. */
 static void read_ok(fx_t *f, const char *raw)
 {
@@ -95,19 +76,9 @@ static void read_ok(fx_t *f, const char *raw)
 
 /* ---- what the client will read: the out buffer, taken and re-parsed ---- */
 
-typedef struct taken {
-    char text[16384];
-    size_t len;
-} taken_t;
-
 static void take(fx_t *f, taken_t *t)
 {
-    assert_true(f->out.len < sizeof(t->text));
-    t->len = f->out.len;
-    if (t->len > 0)
-        memcpy(t->text, rm_buf_head(&f->out), t->len);
-    t->text[t->len] = '\0';
-    rm_buf_consume(&f->out, f->out.len);
+    take_out(&f->out, t);
 }
 
 typedef struct parsed {
@@ -128,21 +99,10 @@ static void parse_resp(const taken_t *t, int method, parsed_t *p)
 
 static size_t field_count(const parsed_t *p, const char *name)
 {
-    size_t n = 0;
-    for (size_t i = 0; i < p->r.num_headers; i++)
-        if (p->h[i].name.len == strlen(name) &&
-            strncasecmp(p->h[i].name.ptr, name, p->h[i].name.len) == 0)
-            n++;
-    return n;
+    return fields_named(p->h, p->r.num_headers, name);
 }
 
-/* Exactly one field `name`, with the value `value` (case-sensitive value). */
-#define assert_field(p, fname, fval)                                                               \
-    do {                                                                                           \
-        assert_int_equal(field_count((p), (fname)), 1);                                            \
-        ssize_t i_ = rm_http1_header_find((p)->h, (p)->r.num_headers, (fname), strlen(fname));     \
-        assert_span((p)->h[i_].value, (fval));                                                     \
-    } while (0)
+#define assert_field(p, fname, fval) assert_one_field((p)->h, (p)->r.num_headers, (fname), (fval))
 
 #define assert_no_field(p, name) assert_int_equal(field_count((p), (name)), 0)
 

@@ -137,6 +137,23 @@ def read_response(sock, method="GET", timeout=10.0):
     return Response(status, reason, headers, body, head), b""
 
 
+class Prefixed:
+    """A socket whose first recv returns bytes already read (what read_response left over), for
+    reading the next response on the same connection."""
+
+    def __init__(self, sock, prefix):
+        self.sock, self.prefix = sock, prefix
+
+    def settimeout(self, t):
+        self.sock.settimeout(t)
+
+    def recv(self, n):
+        if self.prefix:
+            p, self.prefix = self.prefix, b""
+            return p
+        return self.sock.recv(n)
+
+
 def http_request(port, path="/", method="GET", headers=None, body=b"", host="127.0.0.1",
                  timeout=10.0, sock=None):
     """Sends one request (a new connection unless sock is given) and returns a Response."""

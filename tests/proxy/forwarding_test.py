@@ -5,7 +5,7 @@ import subprocess
 import unittest
 
 from proxy_fixture import ProxyHarness, get, metric, service_yaml
-from remora_harness import http_get_json, http_request, read_response
+from remora_harness import Prefixed, http_get_json, http_request, read_response
 
 
 class ForwardingTest(unittest.TestCase):
@@ -50,7 +50,7 @@ class ForwardingTest(unittest.TestCase):
         r1, rest = read_response(s)
         self.assertEqual(r1.json()["path"], "/a")
         # the second response may already be in `rest`
-        s2 = _Prefixed(s, rest)
+        s2 = Prefixed(s, rest)
         r2, _ = read_response(s2)
         self.assertEqual(r2.json()["path"], "/b")
         s.close()
@@ -92,7 +92,7 @@ class ForwardingTest(unittest.TestCase):
         if first.startswith(b"HTTP/1.1 100"):
             first = first.split(b"\r\n\r\n", 1)[1]
         s.sendall(b"hello")
-        r, _ = read_response(_Prefixed(s, first))
+        r, _ = read_response(Prefixed(s, first))
         self.assertEqual(r.status, 200)
         self.assertEqual(r.json()["body_bytes"], 5)
 
@@ -149,21 +149,6 @@ class ForwardingTest(unittest.TestCase):
         after = metric(self.proxy.admin, "remora_requests_total", service="svc", code="503")
         self.assertEqual(after - before, 1)
 
-
-class _Prefixed:
-    """A socket whose first recv returns bytes already read."""
-
-    def __init__(self, sock, prefix):
-        self.sock, self.prefix = sock, prefix
-
-    def settimeout(self, t):
-        self.sock.settimeout(t)
-
-    def recv(self, n):
-        if self.prefix:
-            p, self.prefix = self.prefix, b""
-            return p
-        return self.sock.recv(n)
 
 
 if __name__ == "__main__":

@@ -85,7 +85,7 @@ try:
 except ImportError:  # run directly from the source tree: the harness lives next door
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "harness"))
     from proxy_fixture import ProxyHarness, get, metric, service_yaml
-from remora_harness import free_port, http_request, read_response, runfile
+from remora_harness import Prefixed, free_port, http_request, read_response, runfile
 
 # Reproductions that fail on today's binary. A fix removes its name here (the wrapper says so).
 KNOWN_OPEN = set()
@@ -186,22 +186,6 @@ def wait_for(cond, timeout, what):
         if time.time() > deadline:
             raise SetupProblem("timed out waiting for " + what)
         time.sleep(0.002)
-
-
-class Prefixed:
-    """A socket whose first recv returns bytes already read (what read_response left over)."""
-
-    def __init__(self, sock, prefix):
-        self.sock, self.prefix = sock, prefix
-
-    def settimeout(self, t):
-        self.sock.settimeout(t)
-
-    def recv(self, n):
-        if self.prefix:
-            p, self.prefix = self.prefix, b""
-            return p
-        return self.sock.recv(n)
 
 
 def read_all(sock, timeout=5.0):
