@@ -34,6 +34,8 @@ static const char usage[] =
     "                         stay listed while their sidecars reconnect (default 30s; never\n"
     "                         shorter than --endpoint-grace, so 0s means that long)\n"
     "  --debounce D           longest a change waits before it is pushed (default 20ms)\n"
+    "  --history N            config versions kept in the store (default 100); older ones are\n"
+    "                         deleted, so rollback and get --version reach N versions back\n"
     "  --log-level L          debug | info | warn | error | off (default info)\n"
     "  --help                 this text\n"
     "  --version              print the version\n"
@@ -46,6 +48,7 @@ enum {
     OPT_GRACE,
     OPT_RESTORE_GRACE,
     OPT_DEBOUNCE,
+    OPT_HISTORY,
     OPT_LOG_LEVEL,
     OPT_HELP,
     OPT_VERSION,
@@ -57,6 +60,7 @@ static const struct option long_options[] = {
     {"endpoint-grace", required_argument, NULL, OPT_GRACE},
     {"restore-grace", required_argument, NULL, OPT_RESTORE_GRACE},
     {"debounce", required_argument, NULL, OPT_DEBOUNCE},
+    {"history", required_argument, NULL, OPT_HISTORY},
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
@@ -95,6 +99,29 @@ static int parse_duration_flag(const char *flag, const char *v, uint64_t max_ms,
     return 0;
 }
 
+/* A whole number from min to max, in decimal. */
+static int parse_count_flag(const char *flag, const char *v, uint64_t min, uint64_t max,
+                            uint64_t *out)
+{
+    uint64_t n = 0;
+    const char *p = v;
+    if (*p == '\0')
+        goto bad;
+    for (; *p; p++) {
+        if (*p < '0' || *p > '9' || n > max)
+            goto bad;
+        n = n * 10 + (uint64_t)(*p - '0');
+    }
+    if (n < min || n > max)
+        goto bad;
+    *out = n;
+    return 0;
+bad:
+    fprintf(stderr, PROG ": %s \"%s\": a whole number from %llu to %llu (see --help)\n", flag, v,
+            (unsigned long long)min, (unsigned long long)max);
+    return 2;
+}
+
 /* "HOST:PORT" with a non-empty host and a numeric port 0..65535. */
 static int valid_listen(const char *a)
 {
@@ -117,6 +144,7 @@ int main(int argc, char **argv)
     rm_cp_options_t opt = {
         .debounce_ms = RM_CONTROL_DEFAULT_DEBOUNCE_MS,
         .grace_ms = RM_CONTROL_DEFAULT_GRACE_MS,
+        .history = RM_CONTROL_DEFAULT_HISTORY,
     };
     rm_log_level_t level = RM_LOG_INFO;
     int c, rc;
@@ -154,6 +182,10 @@ int main(int argc, char **argv)
             break;
         case OPT_DEBOUNCE:
             if ((rc = parse_duration_flag("--debounce", optarg, 60000, &opt.debounce_ms)))
+                return rc;
+            break;
+        case OPT_HISTORY:
+            if ((rc = parse_count_flag("--history", optarg, 1, 1000000, &opt.history)))
                 return rc;
             break;
         case OPT_LOG_LEVEL:
@@ -210,10 +242,11 @@ int main(int argc, char **argv)
     if (restore_ms < opt.grace_ms)
         restore_ms = opt.grace_ms; /* as the core does (controlplane/core/registrations.c) */
     rm_log_info(PROG " %s listening on %.*s:%d; store %s at version %llu; debounce %llums, "
-                     "endpoint grace %llums, restore grace %llums",
+                     "endpoint grace %llums, restore grace %llums; keeping %llu versions",
                 RM_VERSION, (int)(colon - listen), listen, rm_server_port(srv), store_uri,
                 (unsigned long long)ctl->version, (unsigned long long)opt.debounce_ms,
-                (unsigned long long)opt.grace_ms, (unsigned long long)restore_ms);
+                (unsigned long long)opt.grace_ms, (unsigned long long)restore_ms,
+                (unsigned long long)ctl->opt.history);
     rm_server_run(srv, &stop_flag);
     rm_server_free(srv);
     rm_control_close(ctl);

@@ -33,6 +33,7 @@ int rm_control_open(rm_store_t *store, const rm_cp_options_t *opt, rm_control_t 
     c->opt.debounce_ms = opt != NULL ? opt->debounce_ms : RM_CONTROL_DEFAULT_DEBOUNCE_MS;
     c->opt.grace_ms = opt != NULL ? opt->grace_ms : RM_CONTROL_DEFAULT_GRACE_MS;
     c->opt.restore_grace_ms = opt != NULL ? opt->restore_grace_ms : 0;
+    c->opt.history = opt != NULL && opt->history != 0 ? opt->history : RM_CONTROL_DEFAULT_HISTORY;
     rm_registry_init(&c->registry);
     rm__scope_init(c);
     make_boot_id(c->boot_id);
@@ -57,6 +58,7 @@ int rm_control_open(rm_store_t *store, const rm_cp_options_t *opt, rm_control_t 
         rm_store_record_free(&rec);
     }
     c->changes = 1; /* every scope starts dirty */
+    rm__history_prune(c); /* a lower --history than the last run's takes effect now */
     rm__reg_open(c, rm_mono_ms());
     *out = c;
     return 0;

@@ -45,12 +45,16 @@
  * (1 s, x1.6, jittered): one that could not reach us for a few seconds comes back seconds
  * after the restart, and until then its clients must keep its endpoint. */
 #define RM_CONTROL_DEFAULT_RESTORE_GRACE_MS 30000u
+/* Config versions kept in the store (--history): a version is up to 4 MiB, so 100 of them fit a
+ * 1 GiB volume with room for SQLite's WAL and free pages; rollback reaches that far back. */
+#define RM_CONTROL_DEFAULT_HISTORY 100u
 
 /* remora-control's options (the sidecar's control client has its own, in dataplane/control). */
 typedef struct rm_cp_options {
     uint64_t debounce_ms;      /* longest a change waits before it is pushed */
     uint64_t grace_ms;         /* how long a dead stream's endpoint stays listed */
     uint64_t restore_grace_ms; /* restored registrations (0: the default); at least grace_ms */
+    uint64_t history;          /* config versions kept in the store (0: the default) */
 } rm_cp_options_t;
 
 /*

@@ -35,6 +35,10 @@ void rm__reg_flush(rm_control_t *c, uint64_t now_ms);
  * Returns 1 when the listed set changed. */
 int rm__reg_sync(rm_control_t *c, uint64_t now_ms);
 
+/* config_ops.c: deletes the versions older than the last opt.history from the store (after a
+ * new version, and at open); a failure is logged and retried with the next version. */
+void rm__history_prune(rm_control_t *c);
+
 /* config_ops.c: the config-changing and config-reading methods. */
 void rm__admin_apply(rm_control_t *c, const Remora__V1__ApplyRequest *req, uint64_t now_ms,
                      rm_admin_reply_t *reply);

@@ -582,6 +582,132 @@ static void test_shared_store_sync_and_conflict(void **state)
     rm_store_close(mem);
 }
 
+
+static rm_control_t *open_with(const char *uri, const rm_cp_options_t *opt)
+{
+    rm_store_t *st = NULL;
+    rm_control_t *c = NULL;
+    char err[512];
+    assert_int_equal(rm_store_open(uri, &st, err, sizeof(err)), 0);
+    assert_int_equal(rm_control_open(st, opt, &c, err, sizeof(err)), 0);
+    return c;
+}
+
+static void admin(rm_control_t *c, rm_admin_method_t m, const ProtobufCMessage *req,
+                  rm_admin_reply_t *reply)
+{
+    size_t len;
+    uint8_t *bytes = rm_pb_pack(req, &len);
+    rm_admin_handle(c, m, bytes, len, 100, reply);
+    free(bytes);
+}
+
+/* Version `i` of a config: the reviews Service on port 9000 + i. */
+static void apply_nth(rm_control_t *c, int i)
+{
+    char src[128];
+    snprintf(src, sizeof(src), "kind: Service\nname: reviews\nport: %d\n", 9000 + i);
+    rm_admin_reply_t reply;
+    apply(c, src, "n.yaml", &reply);
+    assert_int_equal(reply.code, RM_STATUS_OK);
+    rm_admin_reply_free(&reply);
+}
+
+/* --history N: the store keeps the last N versions; history, get --version and rollback work
+ * within them, and a pruned version is a clear NOT_FOUND that says how far back one can go. A
+ * restart with a lower N prunes at once. SQLite, the default store. */
+static void test_history_retention(void **state)
+{
+    (void)state;
+    const char *tmp = getenv("TEST_TMPDIR");
+    char dir[512], uri[600];
+    snprintf(dir, sizeof(dir), "%s/core_test_XXXXXX", tmp != NULL ? tmp : "/tmp");
+    assert_non_null(mkdtemp(dir));
+    snprintf(uri, sizeof(uri), "sqlite:%s/remora.db", dir);
+    rm_cp_options_t opt = {.debounce_ms = 20, .grace_ms = 2000, .history = 3};
+    rm_control_t *c = open_with(uri, &opt);
+    for (int i = 1; i <= 5; i++)
+        apply_nth(c, i);
+    assert_int_equal(c->version, 5);
+    uint64_t oldest = 0;
+    assert_int_equal(rm_store_oldest(c->store, &oldest), 0);
+    assert_int_equal(oldest, 3);
+
+    rm_admin_reply_t reply;
+    Remora__V1__HistoryRequest hreq = REMORA__V1__HISTORY_REQUEST__INIT;
+    admin(c, RM_ADMIN_HISTORY, &hreq.base, &reply);
+    assert_int_equal(reply.code, RM_STATUS_OK);
+    Remora__V1__HistoryResponse *h =
+        remora__v1__history_response__unpack(NULL, reply.len, reply.body);
+    assert_int_equal(h->n_entries, 3);
+    assert_int_equal(h->entries[0]->version, 5);
+    assert_int_equal(h->entries[2]->version, 3);
+    remora__v1__history_response__free_unpacked(h, NULL);
+    rm_admin_reply_free(&reply);
+
+    /* Within what is kept: get --version and rollback. */
+    Remora__V1__GetRequest greq = REMORA__V1__GET_REQUEST__INIT;
+    greq.version = 3;
+    admin(c, RM_ADMIN_GET, &greq.base, &reply);
+    assert_int_equal(reply.code, RM_STATUS_OK);
+    rm_admin_reply_free(&reply);
+    Remora__V1__RollbackRequest rreq = REMORA__V1__ROLLBACK_REQUEST__INIT;
+    rreq.to_version = 3;
+    admin(c, RM_ADMIN_ROLLBACK, &rreq.base, &reply);
+    assert_int_equal(reply.code, RM_STATUS_OK);
+    rm_admin_reply_free(&reply);
+    assert_int_equal(c->version, 6);
+    assert_int_equal(c->config->services[0]->port, 9003);
+
+    /* Version 3 went with version 6: a clear error, nothing changed. */
+    admin(c, RM_ADMIN_ROLLBACK, &rreq.base, &reply);
+    assert_int_equal(reply.code, RM_STATUS_NOT_FOUND);
+    assert_non_null(strstr(reply.details, "version 3 is no longer kept"));
+    assert_non_null(strstr(reply.details, "--history 3"));
+    assert_non_null(strstr(reply.details, "the oldest now is 4"));
+    rm_admin_reply_free(&reply);
+    assert_int_equal(c->version, 6);
+    greq.version = 1;
+    admin(c, RM_ADMIN_GET, &greq.base, &reply);
+    assert_int_equal(reply.code, RM_STATUS_NOT_FOUND);
+    assert_non_null(strstr(reply.details, "version 1 is no longer kept"));
+    rm_admin_reply_free(&reply);
+    /* A version that never existed is not "no longer kept". */
+    greq.version = 99;
+    admin(c, RM_ADMIN_GET, &greq.base, &reply);
+    assert_int_equal(reply.code, RM_STATUS_NOT_FOUND);
+    assert_null(strstr(reply.details, "no longer kept"));
+    rm_admin_reply_free(&reply);
+    /* The default rollback (the previous version) is always kept with N >= 2. */
+    Remora__V1__RollbackRequest prev = REMORA__V1__ROLLBACK_REQUEST__INIT;
+    admin(c, RM_ADMIN_ROLLBACK, &prev.base, &reply);
+    assert_int_equal(reply.code, RM_STATUS_OK);
+    rm_admin_reply_free(&reply);
+    assert_int_equal(c->version, 7);
+    assert_int_equal(c->config->services[0]->port, 9005);
+    rm_control_close(c);
+
+    /* Restarted with --history 1: only the current version is left, and rollback says so. */
+    opt.history = 1;
+    c = open_with(uri, &opt);
+    assert_int_equal(c->version, 7);
+    assert_int_equal(rm_store_oldest(c->store, &oldest), 0);
+    assert_int_equal(oldest, 7);
+    admin(c, RM_ADMIN_ROLLBACK, &prev.base, &reply);
+    assert_int_equal(reply.code, RM_STATUS_NOT_FOUND);
+    assert_non_null(strstr(reply.details, "version 6 is no longer kept"));
+    rm_admin_reply_free(&reply);
+    rm_control_close(c);
+
+    /* Without --history: the default. */
+    c = open_with(uri, NULL);
+    assert_int_equal(c->opt.history, RM_CONTROL_DEFAULT_HISTORY);
+    rm_control_close(c);
+    char cmd[600];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     rm_log_init("core_test", RM_LOG_OFF);
@@ -594,6 +720,7 @@ int main(void)
         cmocka_unit_test(test_store_failure_changes_nothing),
         cmocka_unit_test(test_wait_completion_appends_acks),
         cmocka_unit_test(test_shared_store_sync_and_conflict),
+        cmocka_unit_test(test_history_retention),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
