@@ -35,7 +35,15 @@ static const char usage[] =
     "                         shorter than --endpoint-grace, so 0s means that long)\n"
     "  --debounce D           longest a change waits before it is pushed (default 20ms)\n"
     "  --history N            config versions kept in the store (default 100); older ones are\n"
-    "                         deleted, so rollback and get --version reach N versions back\n"
+    "                         deleted, so rollback and get --config-version reach N back\n"
+    "  --max-streams N        discovery streams open at once (default 10000)\n"
+    "  --max-scopes N         distinct sidecar egress lists (default 1000)\n"
+    "  --max-registrations N  endpoints registered by this replica's sidecars, connected or\n"
+    "                         in their grace (default 20000)\n"
+    "  --max-waiters N        Admin calls waiting for ACKs: apply --wait, WaitForAck (default\n"
+    "                         100)\n"
+    "                         Past a --max-* cap the caller gets RESOURCE_EXHAUSTED; the rest\n"
+    "                         are unaffected.\n"
     "  --log-level L          debug | info | warn | error | off (default info)\n"
     "  --help                 this text\n"
     "  --version              print the version\n"
@@ -49,6 +57,10 @@ enum {
     OPT_RESTORE_GRACE,
     OPT_DEBOUNCE,
     OPT_HISTORY,
+    OPT_MAX_STREAMS,
+    OPT_MAX_SCOPES,
+    OPT_MAX_REGISTRATIONS,
+    OPT_MAX_WAITERS,
     OPT_LOG_LEVEL,
     OPT_HELP,
     OPT_VERSION,
@@ -61,6 +73,10 @@ static const struct option long_options[] = {
     {"restore-grace", required_argument, NULL, OPT_RESTORE_GRACE},
     {"debounce", required_argument, NULL, OPT_DEBOUNCE},
     {"history", required_argument, NULL, OPT_HISTORY},
+    {"max-streams", required_argument, NULL, OPT_MAX_STREAMS},
+    {"max-scopes", required_argument, NULL, OPT_MAX_SCOPES},
+    {"max-registrations", required_argument, NULL, OPT_MAX_REGISTRATIONS},
+    {"max-waiters", required_argument, NULL, OPT_MAX_WAITERS},
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
@@ -188,6 +204,23 @@ int main(int argc, char **argv)
             if ((rc = parse_count_flag("--history", optarg, 1, 1000000, &opt.history)))
                 return rc;
             break;
+        case OPT_MAX_STREAMS:
+            if ((rc = parse_count_flag("--max-streams", optarg, 1, 1000000, &opt.max_streams)))
+                return rc;
+            break;
+        case OPT_MAX_SCOPES:
+            if ((rc = parse_count_flag("--max-scopes", optarg, 1, 1000000, &opt.max_scopes)))
+                return rc;
+            break;
+        case OPT_MAX_REGISTRATIONS:
+            if ((rc = parse_count_flag("--max-registrations", optarg, 1, 1000000,
+                                       &opt.max_registrations)))
+                return rc;
+            break;
+        case OPT_MAX_WAITERS:
+            if ((rc = parse_count_flag("--max-waiters", optarg, 1, 1000000, &opt.max_waiters)))
+                return rc;
+            break;
         case OPT_LOG_LEVEL:
             if (rm_log_level_parse(optarg, &level) < 0)
                 return bad_flag("--log-level \"%s\": use debug, info, warn, error or off%s", optarg,
@@ -242,11 +275,15 @@ int main(int argc, char **argv)
     if (restore_ms < opt.grace_ms)
         restore_ms = opt.grace_ms; /* as the core does (controlplane/core/registrations.c) */
     rm_log_info(PROG " %s listening on %.*s:%d; store %s at version %llu; debounce %llums, "
-                     "endpoint grace %llums, restore grace %llums; keeping %llu versions",
+                     "endpoint grace %llums, restore grace %llums; keeping %llu versions; at most "
+                     "%llu streams, %llu scopes, %llu registrations, %llu waiters",
                 RM_VERSION, (int)(colon - listen), listen, rm_server_port(srv), store_uri,
                 (unsigned long long)ctl->version, (unsigned long long)opt.debounce_ms,
                 (unsigned long long)opt.grace_ms, (unsigned long long)restore_ms,
-                (unsigned long long)ctl->opt.history);
+                (unsigned long long)ctl->opt.history, (unsigned long long)ctl->opt.max_streams,
+                (unsigned long long)ctl->opt.max_scopes,
+                (unsigned long long)ctl->opt.max_registrations,
+                (unsigned long long)ctl->opt.max_waiters);
     rm_server_run(srv, &stop_flag);
     rm_server_free(srv);
     rm_control_close(ctl);

@@ -312,6 +312,10 @@ void rm__admin_apply(rm_control_t *c, const Remora__V1__ApplyRequest *req, uint6
         rm__reply_status(reply, RM_STATUS_INVALID_ARGUMENT, "%s: no documents to apply", fname);
         return;
     }
+    /* A wait that could not be parked is refused before anything is applied. */
+    if (req->wait && !req->dry_run &&
+        rm__wait_refused(c, now_ms, "; nothing applied (or apply without waiting)", reply))
+        return;
     rc = rm_config_parse(fname, src, len, &u, &errs);
     if (rc < 0) {
         reply_diags(reply, RM_STATUS_INVALID_ARGUMENT, rc, NULL, &errs);

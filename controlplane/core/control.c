@@ -34,7 +34,17 @@ int rm_control_open(rm_store_t *store, const rm_cp_options_t *opt, rm_control_t 
     c->opt.grace_ms = opt != NULL ? opt->grace_ms : RM_CONTROL_DEFAULT_GRACE_MS;
     c->opt.restore_grace_ms = opt != NULL ? opt->restore_grace_ms : 0;
     c->opt.history = opt != NULL && opt->history != 0 ? opt->history : RM_CONTROL_DEFAULT_HISTORY;
+    c->opt.max_streams = opt != NULL && opt->max_streams != 0 ? opt->max_streams
+                                                              : RM_CONTROL_DEFAULT_MAX_STREAMS;
+    c->opt.max_scopes =
+        opt != NULL && opt->max_scopes != 0 ? opt->max_scopes : RM_CONTROL_DEFAULT_MAX_SCOPES;
+    c->opt.max_registrations = opt != NULL && opt->max_registrations != 0
+                                   ? opt->max_registrations
+                                   : RM_CONTROL_DEFAULT_MAX_REGISTRATIONS;
+    c->opt.max_waiters =
+        opt != NULL && opt->max_waiters != 0 ? opt->max_waiters : RM_CONTROL_DEFAULT_MAX_WAITERS;
     rm_registry_init(&c->registry);
+    c->registry.max_endpoints = c->opt.max_registrations;
     rm__scope_init(c);
     make_boot_id(c->boot_id);
 
@@ -85,6 +95,49 @@ void rm_control_close(rm_control_t *c)
     rm__snapshot_index_free(c);
     rm_store_close(c->store);
     free(c);
+}
+
+const char *rm_control_cap_message(const rm_control_t *c, rm_cap_t cap, char *buf, size_t n)
+{
+    switch (cap) {
+    case RM_CAP_STREAMS:
+        snprintf(buf, n,
+                 "remora-control already serves %zu discovery streams (--max-streams %llu); "
+                 "retry later or connect to another replica",
+                 c->registry.connected, (unsigned long long)c->opt.max_streams);
+        break;
+    case RM_CAP_SCOPES:
+        snprintf(buf, n,
+                 "remora-control already serves %zu distinct egress lists (--max-scopes %llu); "
+                 "send an egress list other sidecars send, or none",
+                 c->n_scopes - 1, (unsigned long long)c->opt.max_scopes);
+        break;
+    case RM_CAP_REGISTRATIONS:
+        snprintf(buf, n,
+                 "remora-control already lists %zu endpoints of its own (--max-registrations "
+                 "%llu); retry later or connect to another replica",
+                 rm_registry_local_endpoints(&c->registry), (unsigned long long)c->opt.max_registrations);
+        break;
+    default:
+        snprintf(buf, n,
+                 "%llu calls already wait for sidecars to answer (--max-waiters %llu); retry "
+                 "later",
+                 (unsigned long long)c->waiters, (unsigned long long)c->opt.max_waiters);
+        break;
+    }
+    return buf;
+}
+
+void rm__cap_refused(rm_control_t *c, rm_cap_t cap, uint64_t now_ms)
+{
+    c->refused[cap]++;
+    if (now_ms < c->refused_log_at[cap])
+        return;
+    c->refused_log_at[cap] = now_ms + RM_CONTROL_CAP_LOG_MS;
+    char msg[300];
+    rm_log_warn("limit reached: %s; %llu refused since start (logged at most every %us)",
+                rm_control_cap_message(c, cap, msg, sizeof(msg)),
+                (unsigned long long)c->refused[cap], RM_CONTROL_CAP_LOG_MS / 1000);
 }
 
 void rm_control_changed(rm_control_t *c, uint64_t now_ms, int urgent)

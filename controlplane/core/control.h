@@ -49,12 +49,44 @@
  * 1 GiB volume with room for SQLite's WAL and free pages; rollback reaches that far back. */
 #define RM_CONTROL_DEFAULT_HISTORY 100u
 
+/* Caps (issue 18 item 12): what one peer, or a crowd of them, may make remora-control hold. Past
+ * a cap the caller that would exceed it gets RESOURCE_EXHAUSTED with the flag's name; everyone
+ * already in is unaffected; the refusal is counted (rm_control_t.refused) and logged at most
+ * every RM_CONTROL_CAP_LOG_MS per cap. Defaults sit well above the largest tested mesh (1,000
+ * sidecars in the README) and well below what would exhaust the process:
+ *   streams        discovery streams open at once (1,000 measured at 36.6 MB anonymous)
+ *   scopes         distinct egress lists (a key of up to 1,024 x 253 bytes and a snapshot each;
+ *                  1,000 distinct scopes were measured to converge in ~50 ms)
+ *   registrations  endpoints this replica lists as its own, connected or in their grace
+ *                  (restored ones included; other replicas' are bounded by their own cap);
+ *                  twice the streams so a rolling restart of a full mesh has room for the old
+ *                  pods' grace
+ *   waiters        Admin calls parked until sidecars answer (Apply wait, WaitForAck): each
+ *                  ACK re-checks them all */
+#define RM_CONTROL_DEFAULT_MAX_STREAMS       10000u
+#define RM_CONTROL_DEFAULT_MAX_SCOPES        1000u
+#define RM_CONTROL_DEFAULT_MAX_REGISTRATIONS 20000u
+#define RM_CONTROL_DEFAULT_MAX_WAITERS       100u
+#define RM_CONTROL_CAP_LOG_MS                10000u
+
+typedef enum rm_cap {
+    RM_CAP_STREAMS = 0,
+    RM_CAP_SCOPES,
+    RM_CAP_REGISTRATIONS,
+    RM_CAP_WAITERS,
+    RM_CAP_COUNT,
+} rm_cap_t;
+
 /* remora-control's options (the sidecar's control client has its own, in dataplane/control). */
 typedef struct rm_cp_options {
     uint64_t debounce_ms;      /* longest a change waits before it is pushed */
     uint64_t grace_ms;         /* how long a dead stream's endpoint stays listed */
     uint64_t restore_grace_ms; /* restored registrations (0: the default); at least grace_ms */
     uint64_t history;          /* config versions kept in the store (0: the default) */
+    uint64_t max_streams;       /* caps (above); 0: the default */
+    uint64_t max_scopes;
+    uint64_t max_registrations;
+    uint64_t max_waiters;
 } rm_cp_options_t;
 
 /*
@@ -131,6 +163,11 @@ typedef struct rm_control {
     int ep_failing;        /* writes are failing (logged once) */
     int ep_resync;         /* shared store: list other replicas' registrations again */
     uint64_t ep_resync_at; /* monotonic ms of the next attempt after a failed list */
+
+    /* Caps: what was refused since start, per cap, and when each may be logged next. */
+    uint64_t refused[RM_CAP_COUNT];
+    uint64_t refused_log_at[RM_CAP_COUNT];
+    uint64_t waiters; /* Admin calls the server holds parked (rm_admin_wait_count) */
 } rm_control_t;
 
 /*
@@ -218,8 +255,14 @@ typedef struct rm_disc_result {
     int send_now; /* send the current snapshot to this stream now (after Hello) */
 } rm_disc_result_t;
 
-/* A stream opened: a new registry entry, owned by the registry. */
+/* A stream opened: a new registry entry, owned by the registry; NULL when max_streams streams
+ * are open already (counted as refused): the server ends the new stream with
+ * RESOURCE_EXHAUSTED and a message from rm_control_cap_message. */
 rm_sidecar_t *rm_discovery_open(rm_control_t *c, uint64_t now_ms);
+
+/* Why `cap` refuses its callers now, in one line naming its flag (for status messages and the
+ * log): written into buf (n bytes), which is returned. */
+const char *rm_control_cap_message(const rm_control_t *c, rm_cap_t cap, char *buf, size_t n);
 
 /*
  * Handles one DiscoveryRequest in its wire form (`data`, `len` bytes, borrowed) from the stream of

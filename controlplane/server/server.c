@@ -84,7 +84,9 @@ static void on_accept(rm_server_t *srv, rm__tag_t *tag, int ok)
             n = sizeof(method) - 1;
         memcpy(method, GRPC_SLICE_START_PTR(a->details.method), n);
         method[n] = '\0';
-        rm__unary_reject(srv, call, method);
+        char msg[300];
+        snprintf(msg, sizeof(msg), "remora-control does not serve %.250s", method);
+        rm__call_reject(srv, call, GRPC_STATUS_UNIMPLEMENTED, msg);
         grpc_call_details_destroy(&a->details);
         break;
     }

@@ -22,7 +22,8 @@ class CliTest(unittest.TestCase):
         rc, out, _ = run("--help")
         self.assertEqual(rc, 0)
         for flag in ("--listen", "--store", "--endpoint-grace", "--restore-grace", "--debounce",
-                     "--history", "--log-level"):
+                     "--history", "--max-streams", "--max-scopes", "--max-registrations",
+                     "--max-waiters", "--log-level"):
             self.assertIn(flag, out)
         rc, out, _ = run("--version")
         self.assertEqual(rc, 0)
@@ -50,6 +51,10 @@ class CliTest(unittest.TestCase):
             (["--history", "-3"], "--history"),
             (["--history", "99999999999999999999999"], "--history"),
             (["--history"], "--history"),
+            (["--max-streams", "0"], "--max-streams"),
+            (["--max-scopes", "1k"], "--max-scopes"),
+            (["--max-registrations", "2000000"], "--max-registrations"),
+            (["--max-waiters", ""], "--max-waiters"),
             (["--log-level", "loud"], "loud"),
             (["stray"], "stray"),
         ]
@@ -69,7 +74,12 @@ class CliTest(unittest.TestCase):
                             "restore grace 3000ms"),
                            ([], "restore grace 30000ms"),
                            ([], "keeping 100 versions"),
-                           (["--history", "7"], "keeping 7 versions")):
+                           (["--history", "7"], "keeping 7 versions"),
+                           ([], "at most 10000 streams, 1000 scopes, 20000 registrations, "
+                                "100 waiters"),
+                           (["--max-streams", "5", "--max-scopes", "6", "--max-registrations",
+                             "7", "--max-waiters", "8"],
+                            "at most 5 streams, 6 scopes, 7 registrations, 8 waiters")):
             with Harness() as h:
                 port = free_port()
                 p = h.start([runfile(BINARY), "--listen", "127.0.0.1:%d" % port, "--store",
