@@ -85,7 +85,7 @@ void rm_control_close(rm_control_t *c)
      * restores every registration (streams just closed by the shutdown are in their grace:
      * still registered). */
     if (c->ep_dirty) {
-        c->ep_flush_at = c->ep_retry_at = 0;
+        c->ep_flush_at = c->ep_retry_at = c->ep_wrote_at = 0;
         rm__reg_flush(c, rm_mono_ms());
     }
     rm_registry_free(&c->registry);
@@ -145,9 +145,10 @@ void rm_control_changed(rm_control_t *c, uint64_t now_ms, int urgent)
     c->changes++;
     uint64_t at = urgent ? now_ms : now_ms + c->opt.debounce_ms;
     /* Registrations are written on the push's schedule: a withdraw at once (another replica's
-     * clients must see it drain now), anything else batched over the debounce, so a connect
-     * storm costs one store transaction per debounce, not one per Hello. rm__reg_flush writes
-     * only what differs. */
+     * clients must see it drain now), anything else batched over the debounce; and never two
+     * writes within RM_CONTROL_REG_BATCH_MS (rm__reg_due), so a connect or withdraw storm costs
+     * one store transaction per 50 ms, not one per sidecar. rm__reg_flush writes only what
+     * differs. */
     c->ep_dirty = 1;
     if (c->ep_flush_at == 0 || at < c->ep_flush_at)
         c->ep_flush_at = at ? at : 1;
@@ -210,10 +211,12 @@ void rm_control_tick(rm_control_t *c, uint64_t now_ms)
 uint64_t rm_control_next_deadline(const rm_control_t *c)
 {
     uint64_t next = rm_registry_next_expiry(&c->registry, c->opt.grace_ms);
-    /* A due flush needs no wake-up of its own: it is scheduled exactly as the push (both in
-     * rm_control_changed), and the server's tick runs before the push. Only a retry does. */
-    if (c->ep_dirty && c->ep_failing && c->ep_retry_at < next)
-        next = c->ep_retry_at;
+    /* A flush due at ep_flush_at needs no wake-up of its own: it is scheduled exactly as the
+     * push (both in rm_control_changed), and the server's tick runs before the push. A retry,
+     * or a write held back by the batch interval, does. */
+    uint64_t reg = rm__reg_due(c);
+    if (reg != UINT64_MAX && reg > c->ep_flush_at && reg < next)
+        next = reg;
     if (c->push_at != 0 && c->push_at < next)
         next = c->push_at;
     return next;

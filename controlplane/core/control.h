@@ -69,6 +69,11 @@
 #define RM_CONTROL_DEFAULT_MAX_WAITERS       100u
 #define RM_CONTROL_CAP_LOG_MS                10000u
 
+/* Registration writes (registrations.c) start at least this far apart: every change that comes
+ * in between waits for the next one, so a Hello or withdraw flood costs one store transaction
+ * (one fsync with SQLite, one etcd round trip per 100 puts) per 50 ms, however many sidecars. */
+#define RM_CONTROL_REG_BATCH_MS 50u
+
 typedef enum rm_cap {
     RM_CAP_STREAMS = 0,
     RM_CAP_SCOPES,
@@ -159,6 +164,8 @@ typedef struct rm_control {
     /* Endpoint registrations in the store (registrations.c). */
     int ep_dirty;          /* something may differ from what the store holds */
     uint64_t ep_flush_at;  /* monotonic ms when the dirty registrations are written; 0: none */
+    uint64_t ep_wrote_at;  /* monotonic ms of the last write (RM_CONTROL_REG_BATCH_MS); 0: none */
+    uint64_t ep_writes;    /* store transactions of registrations (for logs and tests) */
     uint64_t ep_retry_at;  /* monotonic ms of the next write attempt after a failure */
     int ep_failing;        /* writes are failing (logged once) */
     int ep_resync;         /* shared store: list other replicas' registrations again */
@@ -224,7 +231,8 @@ void rm_control_push_done(rm_control_t *c);
  * writes changed endpoint registrations to the store (registrations.c). */
 void rm_control_tick(rm_control_t *c, uint64_t now_ms);
 
-/* The earliest time rm_control_tick or a push has work to do (UINT64_MAX: nothing pending). */
+/* The earliest time rm_control_tick or a push has work to do (UINT64_MAX: nothing pending),
+ * registration writes held back by RM_CONTROL_REG_BATCH_MS included. */
 uint64_t rm_control_next_deadline(const rm_control_t *c);
 
 /* Installs a new current config (takes ownership of `set`, a valid defaulted set) at `version`

@@ -33,8 +33,10 @@ void rm__scope_release(rm_control_t *c, rm_scope_t *s);
 /* registrations.c: endpoint registrations in the store. */
 /* Lists the stored registrations at open (restored in grace, or other replicas'). */
 void rm__reg_open(rm_control_t *c, uint64_t now_ms);
-/* Writes what changed since the last flush (and keeps an etcd lease alive). */
+/* Writes what changed since the last flush (and keeps an etcd lease alive), when due. */
 void rm__reg_flush(rm_control_t *c, uint64_t now_ms);
+/* When the dirty registrations are due to be written (UINT64_MAX: nothing to write). */
+uint64_t rm__reg_due(const rm_control_t *c);
 /* Shared stores: re-reads other replicas' registrations when the store says they changed.
  * Returns 1 when the listed set changed. */
 int rm__reg_sync(rm_control_t *c, uint64_t now_ms);
