@@ -168,6 +168,7 @@ class FakeSidecar:
         self.snapshots = queue.Queue()
         self.done = threading.Event()
         self.error = None
+        self.arrived = {}  # nonce -> time.time() when its snapshot was read off the stream
         f = control.channel.stream_stream("/remora.v1.Discovery/Stream",
                                           request_serializer=_ser,
                                           response_deserializer=
@@ -193,6 +194,7 @@ class FakeSidecar:
     def _read(self):
         try:
             for resp in self.call:
+                self.arrived[resp.snapshot.nonce] = time.time()
                 self.snapshots.put(resp.snapshot)
         except grpc.RpcError as e:
             self.error = e
