@@ -210,8 +210,11 @@ static void housekeeping(rm_server_t *srv)
     rm_control_sync(srv->ctl, now);
     rm_control_tick(srv->ctl, now);
     if (rm_control_push_due(srv->ctl, now)) {
+        uint64_t encoded = srv->ctl->pushes;
         rm__stream_push_all(srv);
         rm_control_push_done(srv->ctl);
+        rm_log_debug("push: %llu snapshot(s) encoded for %zu stream(s)",
+                     (unsigned long long)(srv->ctl->pushes - encoded), srv->n_streams);
     }
     if (srv->ctl->answers_changed || rm__unary_next_deadline(srv) <= now) {
         srv->ctl->answers_changed = 0;
