@@ -82,7 +82,11 @@ static void finish(rm__stream_t *s, rm_status_t code, const char *msg)
     s->finishing = 1;
     s->fin_code = code;
     snprintf(s->fin_msg, sizeof(s->fin_msg), "%s", msg != NULL ? msg : "");
-    if (code != RM_STATUS_OK)
+    /* A cap's refusals are logged by the core, at most every 10 s: a flood of them must not
+     * be a line each. */
+    if (code == RM_STATUS_RESOURCE_EXHAUSTED)
+        rm_log_debug("discovery stream ended: %s", s->fin_msg);
+    else if (code != RM_STATUS_OK)
         rm_log_info("discovery stream of %s ended: %s",
                     s->sc != NULL && s->sc->hello ? s->sc->pod : "(no Hello yet)", s->fin_msg);
     if (!s->closed && !s->sending)

@@ -90,6 +90,20 @@ class CapsTest(unittest.TestCase):
         c.sidecar(pod="third", egress=["reviews", "ratings"]).next_snapshot()
         self.assertEqual(self.refusals(c, "--max-scopes"), 1)
 
+    def test_refusals_are_one_log_line(self):
+        # 100 Hellos with 100 new egress lists against --max-scopes 1: the cap's line, once;
+        # no line per refused stream above debug.
+        c = Control(self.h, extra=["--max-scopes", "1"])
+        c.apply(SERVICES)
+        f = StreamFlood(c, 100, address=False, egress_of=lambda i: ["svc-%d" % i])
+        self.floods.append(f)
+        f.wait_first(timeout=60)
+        self.assertEqual(sum(1 for e in f.ended if e == EXHAUSTED), 99)
+        self.assertEqual(self.refusals(c, "--max-scopes"), 1)
+        self.assertEqual([l for l in c.log().splitlines()
+                          if "--max-scopes" in l and " debug " not in l and
+                          "limit reached" not in l], [])
+
     def test_max_registrations(self):
         c = Control(self.h, extra=["--max-registrations", "2", "--endpoint-grace", "300ms"])
         c.apply(SERVICES)
