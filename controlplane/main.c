@@ -286,6 +286,14 @@ int main(int argc, char **argv)
                 (unsigned long long)ctl->opt.max_waiters);
     rm_server_run(srv, &stop_flag);
     rm_server_free(srv);
+    const uint64_t *r = ctl->refused;
+    if (r[RM_CAP_STREAMS] + r[RM_CAP_SCOPES] + r[RM_CAP_REGISTRATIONS] + r[RM_CAP_WAITERS] > 0)
+        rm_log_info("refused over the caps since start: %llu stream(s) (--max-streams), %llu "
+                    "Hello(s) (--max-scopes), %llu registration(s) (--max-registrations), %llu "
+                    "wait(s) (--max-waiters)",
+                    (unsigned long long)r[RM_CAP_STREAMS], (unsigned long long)r[RM_CAP_SCOPES],
+                    (unsigned long long)r[RM_CAP_REGISTRATIONS],
+                    (unsigned long long)r[RM_CAP_WAITERS]);
     rm_control_close(ctl);
     rm_log_info("stopped");
     return 0;

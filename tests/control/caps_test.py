@@ -68,6 +68,11 @@ class CapsTest(unittest.TestCase):
         v = c.apply(route(60, 40)).version
         wait_until(lambda: f.all_at(v), timeout=30, what="the 100 streams at version %d" % v)
         self.assertEqual(self.refusals(c, "--max-streams"), 1)
+        # Every refusal is counted: the stop says how many.
+        f.close()
+        self.assertEqual(c.stop(), 0)
+        self.assertIn("refused over the caps since start: 50 stream(s) (--max-streams), 0 ",
+                      c.log())
 
     def test_max_scopes(self):
         c = Control(self.h, extra=["--max-scopes", "2"])
