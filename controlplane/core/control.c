@@ -34,8 +34,8 @@ int rm_control_open(rm_store_t *store, const rm_cp_options_t *opt, rm_control_t 
     c->opt.grace_ms = opt != NULL ? opt->grace_ms : RM_CONTROL_DEFAULT_GRACE_MS;
     c->opt.restore_grace_ms = opt != NULL ? opt->restore_grace_ms : 0;
     c->opt.history = opt != NULL && opt->history != 0 ? opt->history : RM_CONTROL_DEFAULT_HISTORY;
-    c->opt.max_streams = opt != NULL && opt->max_streams != 0 ? opt->max_streams
-                                                              : RM_CONTROL_DEFAULT_MAX_STREAMS;
+    c->opt.max_streams =
+        opt != NULL && opt->max_streams != 0 ? opt->max_streams : RM_CONTROL_DEFAULT_MAX_STREAMS;
     c->opt.max_scopes =
         opt != NULL && opt->max_scopes != 0 ? opt->max_scopes : RM_CONTROL_DEFAULT_MAX_SCOPES;
     c->opt.max_registrations = opt != NULL && opt->max_registrations != 0
@@ -67,7 +67,7 @@ int rm_control_open(rm_store_t *store, const rm_cp_options_t *opt, rm_control_t 
         c->version = rec.version;
         rm_store_record_free(&rec);
     }
-    c->changes = 1; /* every scope starts dirty */
+    c->changes = 1;       /* every scope starts dirty */
     rm__history_prune(c); /* a lower --history than the last run's takes effect now */
     rm__reg_open(c, rm_mono_ms());
     *out = c;
@@ -116,7 +116,8 @@ const char *rm_control_cap_message(const rm_control_t *c, rm_cap_t cap, char *bu
         snprintf(buf, n,
                  "remora-control already lists %zu endpoints of its own (--max-registrations "
                  "%llu); retry later or connect to another replica",
-                 rm_registry_local_endpoints(&c->registry), (unsigned long long)c->opt.max_registrations);
+                 rm_registry_local_endpoints(&c->registry),
+                 (unsigned long long)c->opt.max_registrations);
         break;
     default:
         snprintf(buf, n,

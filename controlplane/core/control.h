@@ -88,7 +88,7 @@ typedef struct rm_cp_options {
     uint64_t grace_ms;         /* how long a dead stream's endpoint stays listed */
     uint64_t restore_grace_ms; /* restored registrations (0: the default); at least grace_ms */
     uint64_t history;          /* config versions kept in the store (0: the default) */
-    uint64_t max_streams;       /* caps (above); 0: the default */
+    uint64_t max_streams;      /* caps (above); 0: the default */
     uint64_t max_scopes;
     uint64_t max_registrations;
     uint64_t max_waiters;

@@ -582,7 +582,6 @@ static void test_shared_store_sync_and_conflict(void **state)
     rm_store_close(mem);
 }
 
-
 static rm_control_t *open_with(const char *uri, const rm_cp_options_t *opt)
 {
     rm_store_t *st = NULL;
@@ -708,7 +707,6 @@ static void test_history_retention(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
-
 static int register_msg(rm_control_t *c, rm_sidecar_t *sc, rm_disc_result_t *res)
 {
     Remora__V1__EndpointChange e = REMORA__V1__ENDPOINT_CHANGE__INIT;
@@ -818,8 +816,7 @@ static void test_caps(void **state)
     assert_null(e3); /* four streams open: s[0..3] */
     rm_discovery_close(c, s[2], 2100);
     e3 = rm_discovery_open(c, 2100);
-    assert_refused(hello_egress(c, e3, "e3", NULL, "", "", eg_b, 1, &res), &res,
-                   "--max-scopes 1");
+    assert_refused(hello_egress(c, e3, "e3", NULL, "", "", eg_b, 1, &res), &res, "--max-scopes 1");
     assert_non_null(strstr(res.message, "already serves 1 distinct egress lists"));
     assert_int_equal(c->n_scopes, 2);
     assert_int_equal(c->refused[RM_CAP_SCOPES], 1);

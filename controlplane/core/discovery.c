@@ -53,8 +53,7 @@ static int on_hello(rm_control_t *c, rm_sidecar_t *sc, const Remora__V1__Hello *
         n != NULL && n->namespace_ != NULL && *n->namespace_ ? n->namespace_ : "default";
     rm_status_t code = RM_STATUS_INVALID_ARGUMENT;
     rm_scope_t *scope = rm__scope_acquire(c, n != NULL ? n->egress : NULL,
-                                          n != NULL ? n->n_egress : 0, ns, &code, err,
-                                          sizeof(err));
+                                          n != NULL ? n->n_egress : 0, ns, &code, err, sizeof(err));
     if (scope == NULL && code == RM_STATUS_RESOURCE_EXHAUSTED)
         return refuse(c, RM_CAP_SCOPES, now_ms, res);
     if (scope == NULL)

@@ -214,8 +214,8 @@ int rm_registry_full(const rm_registry_t *reg)
 
 /* Whether earlier entry o is the same pod (ns/pod) as the Hello's node, or holds the address it
  * registers: the newest Hello replaces it (see rm_registry_hello). */
-static int same_sidecar(const rm_sidecar_t *o, const char *pod, const char *ns,
-                        const char *address, int owns_address)
+static int same_sidecar(const rm_sidecar_t *o, const char *pod, const char *ns, const char *address,
+                        int owns_address)
 {
     return o->hello && ((*pod && strcmp(o->pod, pod) == 0 && strcmp(o->namespace_, ns) == 0) ||
                         (owns_address && o->has_endpoint && strcmp(o->address, address) == 0));
@@ -254,8 +254,7 @@ int rm_registry_hello(rm_registry_t *reg, rm_sidecar_t *sc, const Remora__V1__He
             if (o->remote || o == sc)
                 continue;
             count += o->has_endpoint;
-            replaces |= o->has_endpoint &&
-                        same_sidecar(o, or_empty(n->pod), ns, n->address, owns);
+            replaces |= o->has_endpoint && same_sidecar(o, or_empty(n->pod), ns, n->address, owns);
         }
         if (count >= reg->max_endpoints && !replaces) {
             snprintf(err, errlen, "%zu endpoints registered already (at most %zu)", count,

@@ -97,7 +97,7 @@ typedef struct rm_registry {
     size_t connected;          /* entries with an open stream */
     size_t remote;             /* remote entries (in count) */
     uint64_t next_id;
-    rm_sidecar_t *gone; /* owned list (through next): freed entries the store still holds */
+    rm_sidecar_t *gone;   /* owned list (through next): freed entries the store still holds */
     size_t max_endpoints; /* cap on local endpoints (rm_registry_local_endpoints); 0: none */
 } rm_registry_t;
 

@@ -203,7 +203,6 @@ static void test_listed_entries_and_gone(void **state)
     rm_registry_free(&reg);
 }
 
-
 /* max_endpoints: local endpoints only (connected or in their grace); a Hello that replaces its
  * pod's or address's entry adds none; a refused Hello changes nothing. */
 static void test_max_endpoints(void **state)

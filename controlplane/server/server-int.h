@@ -85,7 +85,7 @@ uint64_t rm__unary_next_deadline(const rm_server_t *srv);
 /* Ends a call at once with `status` and `message` (copied), reading nothing: a method we do not
  * serve (UNIMPLEMENTED), a discovery stream past --max-streams (RESOURCE_EXHAUSTED). */
 void rm__call_reject(rm_server_t *srv, grpc_call *call, grpc_status_code status,
-                      const char *message);
+                     const char *message);
 
 /* server.c: a byte buffer's bytes as one malloc'd block (caller frees), *len its size. */
 uint8_t *rm__bb_read(grpc_byte_buffer *bb, size_t *len);

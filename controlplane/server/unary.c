@@ -202,7 +202,7 @@ static void on_reject_done(rm_server_t *srv, rm__tag_t *tag, int ok)
 }
 
 void rm__call_reject(rm_server_t *srv, grpc_call *call, grpc_status_code status,
-                      const char *message)
+                     const char *message)
 {
     reject_t *r = rm_xcalloc(1, sizeof(*r));
     r->tag.fn = on_reject_done;

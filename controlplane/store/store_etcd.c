@@ -11,8 +11,9 @@
  * Zero-padded decimal keys sort like the numbers, so "the latest" is one Range sorted by key,
  * descending, limit 1, and pruning the versions below N is one Txn of two DeleteRanges
  * ([versions/, versions/<N>) and the same of history/). etcd frees the space of deleted keys
- * only when its history is compacted (--auto-compaction-retention). A value is RECORD_MAGIC, created_ms (8 bytes, big-endian), the summary's
- * length (4 bytes, big-endian), the summary, then the config bytes (the rest).
+ * only when its history is compacted (--auto-compaction-retention). A value is RECORD_MAGIC,
+ * created_ms (8 bytes, big-endian), the summary's length (4 bytes, big-endian), the summary, then
+ * the config bytes (the rest).
  *
  * Append is one Txn: "versions/<expect+1> does not exist" (and, unless the store is empty,
  * "versions/<expect> exists") then put both keys. Versions only ever grow by one, so the first

@@ -12,7 +12,7 @@ typedef struct mem_store {
     rm_store_t base;
     rm_store_record_t *recs; /* owned; recs[i].version == first + i */
     size_t n, cap;
-    uint64_t first; /* the oldest version kept (1 until something is pruned) */
+    uint64_t first;           /* the oldest version kept (1 until something is pruned) */
     rm_store_endpoint_t *eps; /* owned: registrations, sorted by key */
     size_t n_eps;
 } mem_store_t;
@@ -61,8 +61,7 @@ static int mem_append(rm_store_t *s, uint64_t expect_version, const uint8_t *con
     mem_store_t *m = (mem_store_t *)s;
     uint64_t latest = m->first - 1 + m->n;
     if (expect_version != latest) {
-        rm__store_fail(s, "the store moved on: latest version is %llu",
-                       (unsigned long long)latest);
+        rm__store_fail(s, "the store moved on: latest version is %llu", (unsigned long long)latest);
         return -EAGAIN;
     }
     if (m->n == m->cap) {
