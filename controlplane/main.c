@@ -34,6 +34,16 @@ static const char usage[] =
     "                         stay listed while their sidecars reconnect (default 30s; never\n"
     "                         shorter than --endpoint-grace, so 0s means that long)\n"
     "  --debounce D           longest a change waits before it is pushed (default 20ms)\n"
+    "  --history N            config versions kept in the store (default 100); older ones are\n"
+    "                         deleted, so rollback and get --config-version reach N back\n"
+    "  --max-streams N        discovery streams open at once (default 10000)\n"
+    "  --max-scopes N         distinct sidecar egress lists (default 1000)\n"
+    "  --max-registrations N  endpoints registered by this replica's sidecars, connected or\n"
+    "                         in their grace (default 20000)\n"
+    "  --max-waiters N        Admin calls waiting for ACKs: apply --wait, WaitForAck (default\n"
+    "                         100)\n"
+    "                         Past a --max-* cap the caller gets RESOURCE_EXHAUSTED; the rest\n"
+    "                         are unaffected.\n"
     "  --log-level L          debug | info | warn | error | off (default info)\n"
     "  --help                 this text\n"
     "  --version              print the version\n"
@@ -46,6 +56,11 @@ enum {
     OPT_GRACE,
     OPT_RESTORE_GRACE,
     OPT_DEBOUNCE,
+    OPT_HISTORY,
+    OPT_MAX_STREAMS,
+    OPT_MAX_SCOPES,
+    OPT_MAX_REGISTRATIONS,
+    OPT_MAX_WAITERS,
     OPT_LOG_LEVEL,
     OPT_HELP,
     OPT_VERSION,
@@ -57,6 +72,11 @@ static const struct option long_options[] = {
     {"endpoint-grace", required_argument, NULL, OPT_GRACE},
     {"restore-grace", required_argument, NULL, OPT_RESTORE_GRACE},
     {"debounce", required_argument, NULL, OPT_DEBOUNCE},
+    {"history", required_argument, NULL, OPT_HISTORY},
+    {"max-streams", required_argument, NULL, OPT_MAX_STREAMS},
+    {"max-scopes", required_argument, NULL, OPT_MAX_SCOPES},
+    {"max-registrations", required_argument, NULL, OPT_MAX_REGISTRATIONS},
+    {"max-waiters", required_argument, NULL, OPT_MAX_WAITERS},
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
@@ -95,6 +115,29 @@ static int parse_duration_flag(const char *flag, const char *v, uint64_t max_ms,
     return 0;
 }
 
+/* A whole number from min to max, in decimal. */
+static int parse_count_flag(const char *flag, const char *v, uint64_t min, uint64_t max,
+                            uint64_t *out)
+{
+    uint64_t n = 0;
+    const char *p = v;
+    if (*p == '\0')
+        goto bad;
+    for (; *p; p++) {
+        if (*p < '0' || *p > '9' || n > max)
+            goto bad;
+        n = n * 10 + (uint64_t)(*p - '0');
+    }
+    if (n < min || n > max)
+        goto bad;
+    *out = n;
+    return 0;
+bad:
+    fprintf(stderr, PROG ": %s \"%s\": a whole number from %llu to %llu (see --help)\n", flag, v,
+            (unsigned long long)min, (unsigned long long)max);
+    return 2;
+}
+
 /* "HOST:PORT" with a non-empty host and a numeric port 0..65535. */
 static int valid_listen(const char *a)
 {
@@ -117,6 +160,7 @@ int main(int argc, char **argv)
     rm_cp_options_t opt = {
         .debounce_ms = RM_CONTROL_DEFAULT_DEBOUNCE_MS,
         .grace_ms = RM_CONTROL_DEFAULT_GRACE_MS,
+        .history = RM_CONTROL_DEFAULT_HISTORY,
     };
     rm_log_level_t level = RM_LOG_INFO;
     int c, rc;
@@ -154,6 +198,27 @@ int main(int argc, char **argv)
             break;
         case OPT_DEBOUNCE:
             if ((rc = parse_duration_flag("--debounce", optarg, 60000, &opt.debounce_ms)))
+                return rc;
+            break;
+        case OPT_HISTORY:
+            if ((rc = parse_count_flag("--history", optarg, 1, 1000000, &opt.history)))
+                return rc;
+            break;
+        case OPT_MAX_STREAMS:
+            if ((rc = parse_count_flag("--max-streams", optarg, 1, 1000000, &opt.max_streams)))
+                return rc;
+            break;
+        case OPT_MAX_SCOPES:
+            if ((rc = parse_count_flag("--max-scopes", optarg, 1, 1000000, &opt.max_scopes)))
+                return rc;
+            break;
+        case OPT_MAX_REGISTRATIONS:
+            if ((rc = parse_count_flag("--max-registrations", optarg, 1, 1000000,
+                                       &opt.max_registrations)))
+                return rc;
+            break;
+        case OPT_MAX_WAITERS:
+            if ((rc = parse_count_flag("--max-waiters", optarg, 1, 1000000, &opt.max_waiters)))
                 return rc;
             break;
         case OPT_LOG_LEVEL:
@@ -210,12 +275,25 @@ int main(int argc, char **argv)
     if (restore_ms < opt.grace_ms)
         restore_ms = opt.grace_ms; /* as the core does (controlplane/core/registrations.c) */
     rm_log_info(PROG " %s listening on %.*s:%d; store %s at version %llu; debounce %llums, "
-                     "endpoint grace %llums, restore grace %llums",
+                     "endpoint grace %llums, restore grace %llums; keeping %llu versions; at most "
+                     "%llu streams, %llu scopes, %llu registrations, %llu waiters",
                 RM_VERSION, (int)(colon - listen), listen, rm_server_port(srv), store_uri,
                 (unsigned long long)ctl->version, (unsigned long long)opt.debounce_ms,
-                (unsigned long long)opt.grace_ms, (unsigned long long)restore_ms);
+                (unsigned long long)opt.grace_ms, (unsigned long long)restore_ms,
+                (unsigned long long)ctl->opt.history, (unsigned long long)ctl->opt.max_streams,
+                (unsigned long long)ctl->opt.max_scopes,
+                (unsigned long long)ctl->opt.max_registrations,
+                (unsigned long long)ctl->opt.max_waiters);
     rm_server_run(srv, &stop_flag);
     rm_server_free(srv);
+    const uint64_t *r = ctl->refused;
+    if (r[RM_CAP_STREAMS] + r[RM_CAP_SCOPES] + r[RM_CAP_REGISTRATIONS] + r[RM_CAP_WAITERS] > 0)
+        rm_log_info("refused over the caps since start: %llu stream(s) (--max-streams), %llu "
+                    "Hello(s) (--max-scopes), %llu registration(s) (--max-registrations), %llu "
+                    "wait(s) (--max-waiters)",
+                    (unsigned long long)r[RM_CAP_STREAMS], (unsigned long long)r[RM_CAP_SCOPES],
+                    (unsigned long long)r[RM_CAP_REGISTRATIONS],
+                    (unsigned long long)r[RM_CAP_WAITERS]);
     rm_control_close(ctl);
     rm_log_info("stopped");
     return 0;

@@ -148,6 +148,25 @@ static void stats(rm_control_t *c, const Remora__V1__StatsRequest *req, uint64_t
     free(hs);
 }
 
+void rm_admin_wait_count(rm_control_t *c, int delta)
+{
+    if (delta < 0 && c->waiters > 0)
+        c->waiters--;
+    else if (delta > 0)
+        c->waiters++;
+}
+
+int rm__wait_refused(rm_control_t *c, uint64_t now_ms, const char *what, rm_admin_reply_t *reply)
+{
+    if (c->waiters < c->opt.max_waiters)
+        return 0;
+    char msg[300];
+    rm__reply_status(reply, RM_STATUS_RESOURCE_EXHAUSTED, "%s%s",
+                     rm_control_cap_message(c, RM_CAP_WAITERS, msg, sizeof(msg)), what);
+    rm__cap_refused(c, RM_CAP_WAITERS, now_ms);
+    return 1;
+}
+
 static void wait_for_ack(rm_control_t *c, const Remora__V1__WaitForAckRequest *req, uint64_t now_ms,
                          rm_admin_reply_t *reply)
 {
@@ -158,6 +177,8 @@ static void wait_for_ack(rm_control_t *c, const Remora__V1__WaitForAckRequest *r
                          (unsigned long long)c->version);
         return;
     }
+    if (rm__wait_refused(c, now_ms, "", reply))
+        return;
     Remora__V1__WaitForAckResponse resp = REMORA__V1__WAIT_FOR_ACK_RESPONSE__INIT;
     rm__reply_body(reply, &resp.base);
     reply->wait = 1;

@@ -56,6 +56,10 @@ typedef struct rm_admin_reply {
 void rm_admin_handle(rm_control_t *c, rm_admin_method_t m, const uint8_t *data, size_t len,
                      uint64_t now_ms, rm_admin_reply_t *reply);
 
+/* The server parked a waiting reply (+1) or let one go (-1): what max_waiters bounds. A wait
+ * past it (Apply with wait, WaitForAck) is answered RESOURCE_EXHAUSTED before anything is done. */
+void rm_admin_wait_count(rm_control_t *c, int delta);
+
 /* For a waiting reply: whether every connected sidecar has answered reply->wait_version. */
 int rm_admin_wait_ready(const rm_control_t *c, const rm_admin_reply_t *reply);
 

@@ -201,6 +201,44 @@ static void reply_diags(rm_admin_reply_t *reply, rm_status_t code, int rc, const
     rm__reply_status_take(reply, code, diag_lines(intro, errs));
 }
 
+void rm__history_prune(rm_control_t *c)
+{
+    if (c->version <= c->opt.history)
+        return;
+    uint64_t keep_from = c->version - c->opt.history + 1, pruned = 0;
+    if (rm_store_prune(c->store, keep_from, &pruned) < 0) {
+        rm_log_warn("config history: deleting versions below %llu failed: %s; retried after the "
+                    "next version",
+                    (unsigned long long)keep_from, rm_store_error(c->store));
+        return;
+    }
+    if (pruned > 0)
+        rm_log_info("config history: %llu version(s) below %llu deleted from the store (keeping "
+                    "the last %llu, --history)",
+                    (unsigned long long)pruned, (unsigned long long)keep_from,
+                    (unsigned long long)c->opt.history);
+}
+
+/* The reply for a version the store does not have (rc from rm_store_get): one older than the
+ * current was pruned (versions are dense), and the caller is told how far back it can go. */
+static void reply_no_version(rm_control_t *c, uint64_t version, int rc, rm_admin_reply_t *reply)
+{
+    uint64_t oldest = 0;
+    if (rc != -ENOENT) {
+        rm__reply_status(reply, RM_STATUS_UNAVAILABLE, "%s", rm_store_error(c->store));
+        return;
+    }
+    if (version < c->version && rm_store_oldest(c->store, &oldest) == 0 && oldest > version) {
+        rm__reply_status(reply, RM_STATUS_NOT_FOUND,
+                         "version %llu is no longer kept: the store keeps the last %llu config "
+                         "versions (--history %llu), the oldest now is %llu (see meshctl history)",
+                         (unsigned long long)version, (unsigned long long)c->opt.history,
+                         (unsigned long long)c->opt.history, (unsigned long long)oldest);
+        return;
+    }
+    rm__reply_status(reply, RM_STATUS_NOT_FOUND, "%s", rm_store_error(c->store));
+}
+
 /* Stores `set` (borrowed) as the next version and installs a copy. Returns 0, or fills the reply
  * with the store's failure and returns -1. */
 static int commit(rm_control_t *c, const Remora__V1__ConfigSet *set, const char *summary,
@@ -236,6 +274,7 @@ static int commit(rm_control_t *c, const Remora__V1__ConfigSet *set, const char 
     }
     rm_control_install(c, v, copy, now_ms);
     rm_log_info("config version %llu: %s", (unsigned long long)v, summary);
+    rm__history_prune(c);
     return 0;
 }
 
@@ -273,6 +312,10 @@ void rm__admin_apply(rm_control_t *c, const Remora__V1__ApplyRequest *req, uint6
         rm__reply_status(reply, RM_STATUS_INVALID_ARGUMENT, "%s: no documents to apply", fname);
         return;
     }
+    /* A wait that could not be parked is refused before anything is applied. */
+    if (req->wait && !req->dry_run &&
+        rm__wait_refused(c, now_ms, "; nothing applied (or apply without waiting)", reply))
+        return;
     rc = rm_config_parse(fname, src, len, &u, &errs);
     if (rc < 0) {
         reply_diags(reply, RM_STATUS_INVALID_ARGUMENT, rc, NULL, &errs);
@@ -460,8 +503,7 @@ void rm__admin_rollback(rm_control_t *c, const Remora__V1__RollbackRequest *req,
     rm_store_record_t rec;
     int rc = rm_store_get(c->store, target, &rec);
     if (rc < 0) {
-        rm__reply_status(reply, rc == -ENOENT ? RM_STATUS_NOT_FOUND : RM_STATUS_UNAVAILABLE, "%s",
-                         rm_store_error(c->store));
+        reply_no_version(c, target, rc, reply);
         return;
     }
     Remora__V1__ConfigSet *old = remora__v1__config_set__unpack(NULL, rec.config_len, rec.config);
@@ -505,8 +547,7 @@ void rm__admin_get(rm_control_t *c, const Remora__V1__GetRequest *req, rm_admin_
         rm_store_record_t rec;
         int rc = rm_store_get(c->store, req->version, &rec);
         if (rc < 0) {
-            rm__reply_status(reply, rc == -ENOENT ? RM_STATUS_NOT_FOUND : RM_STATUS_UNAVAILABLE,
-                             "%s", rm_store_error(c->store));
+            reply_no_version(c, req->version, rc, reply);
             return;
         }
         old = remora__v1__config_set__unpack(NULL, rec.config_len, rec.config);

@@ -33,7 +33,18 @@ int rm_control_open(rm_store_t *store, const rm_cp_options_t *opt, rm_control_t 
     c->opt.debounce_ms = opt != NULL ? opt->debounce_ms : RM_CONTROL_DEFAULT_DEBOUNCE_MS;
     c->opt.grace_ms = opt != NULL ? opt->grace_ms : RM_CONTROL_DEFAULT_GRACE_MS;
     c->opt.restore_grace_ms = opt != NULL ? opt->restore_grace_ms : 0;
+    c->opt.history = opt != NULL && opt->history != 0 ? opt->history : RM_CONTROL_DEFAULT_HISTORY;
+    c->opt.max_streams =
+        opt != NULL && opt->max_streams != 0 ? opt->max_streams : RM_CONTROL_DEFAULT_MAX_STREAMS;
+    c->opt.max_scopes =
+        opt != NULL && opt->max_scopes != 0 ? opt->max_scopes : RM_CONTROL_DEFAULT_MAX_SCOPES;
+    c->opt.max_registrations = opt != NULL && opt->max_registrations != 0
+                                   ? opt->max_registrations
+                                   : RM_CONTROL_DEFAULT_MAX_REGISTRATIONS;
+    c->opt.max_waiters =
+        opt != NULL && opt->max_waiters != 0 ? opt->max_waiters : RM_CONTROL_DEFAULT_MAX_WAITERS;
     rm_registry_init(&c->registry);
+    c->registry.max_endpoints = c->opt.max_registrations;
     rm__scope_init(c);
     make_boot_id(c->boot_id);
 
@@ -56,7 +67,8 @@ int rm_control_open(rm_store_t *store, const rm_cp_options_t *opt, rm_control_t 
         c->version = rec.version;
         rm_store_record_free(&rec);
     }
-    c->changes = 1; /* every scope starts dirty */
+    c->changes = 1;       /* every scope starts dirty */
+    rm__history_prune(c); /* a lower --history than the last run's takes effect now */
     rm__reg_open(c, rm_mono_ms());
     *out = c;
     return 0;
@@ -73,7 +85,7 @@ void rm_control_close(rm_control_t *c)
      * restores every registration (streams just closed by the shutdown are in their grace:
      * still registered). */
     if (c->ep_dirty) {
-        c->ep_flush_at = c->ep_retry_at = 0;
+        c->ep_flush_at = c->ep_retry_at = c->ep_wrote_at = 0;
         rm__reg_flush(c, rm_mono_ms());
     }
     rm_registry_free(&c->registry);
@@ -85,14 +97,59 @@ void rm_control_close(rm_control_t *c)
     free(c);
 }
 
+const char *rm_control_cap_message(const rm_control_t *c, rm_cap_t cap, char *buf, size_t n)
+{
+    switch (cap) {
+    case RM_CAP_STREAMS:
+        snprintf(buf, n,
+                 "remora-control already serves %zu discovery streams (--max-streams %llu); "
+                 "retry later or connect to another replica",
+                 c->registry.connected, (unsigned long long)c->opt.max_streams);
+        break;
+    case RM_CAP_SCOPES:
+        snprintf(buf, n,
+                 "remora-control already serves %zu distinct egress lists (--max-scopes %llu); "
+                 "send an egress list other sidecars send, or none",
+                 c->n_scopes - 1, (unsigned long long)c->opt.max_scopes);
+        break;
+    case RM_CAP_REGISTRATIONS:
+        snprintf(buf, n,
+                 "remora-control already lists %zu endpoints of its own (--max-registrations "
+                 "%llu); retry later or connect to another replica",
+                 rm_registry_local_endpoints(&c->registry),
+                 (unsigned long long)c->opt.max_registrations);
+        break;
+    default:
+        snprintf(buf, n,
+                 "%llu calls already wait for sidecars to answer (--max-waiters %llu); retry "
+                 "later",
+                 (unsigned long long)c->waiters, (unsigned long long)c->opt.max_waiters);
+        break;
+    }
+    return buf;
+}
+
+void rm__cap_refused(rm_control_t *c, rm_cap_t cap, uint64_t now_ms)
+{
+    c->refused[cap]++;
+    if (now_ms < c->refused_log_at[cap])
+        return;
+    c->refused_log_at[cap] = now_ms + RM_CONTROL_CAP_LOG_MS;
+    char msg[300];
+    rm_log_warn("limit reached: %s; %llu refused since start (logged at most every %us)",
+                rm_control_cap_message(c, cap, msg, sizeof(msg)),
+                (unsigned long long)c->refused[cap], RM_CONTROL_CAP_LOG_MS / 1000);
+}
+
 void rm_control_changed(rm_control_t *c, uint64_t now_ms, int urgent)
 {
     c->changes++;
     uint64_t at = urgent ? now_ms : now_ms + c->opt.debounce_ms;
     /* Registrations are written on the push's schedule: a withdraw at once (another replica's
-     * clients must see it drain now), anything else batched over the debounce, so a connect
-     * storm costs one store transaction per debounce, not one per Hello. rm__reg_flush writes
-     * only what differs. */
+     * clients must see it drain now), anything else batched over the debounce; and never two
+     * writes within RM_CONTROL_REG_BATCH_MS (rm__reg_due), so a connect or withdraw storm costs
+     * one store transaction per 50 ms, not one per sidecar. rm__reg_flush writes only what
+     * differs. */
     c->ep_dirty = 1;
     if (c->ep_flush_at == 0 || at < c->ep_flush_at)
         c->ep_flush_at = at ? at : 1;
@@ -155,10 +212,12 @@ void rm_control_tick(rm_control_t *c, uint64_t now_ms)
 uint64_t rm_control_next_deadline(const rm_control_t *c)
 {
     uint64_t next = rm_registry_next_expiry(&c->registry, c->opt.grace_ms);
-    /* A due flush needs no wake-up of its own: it is scheduled exactly as the push (both in
-     * rm_control_changed), and the server's tick runs before the push. Only a retry does. */
-    if (c->ep_dirty && c->ep_failing && c->ep_retry_at < next)
-        next = c->ep_retry_at;
+    /* A flush due at ep_flush_at needs no wake-up of its own: it is scheduled exactly as the
+     * push (both in rm_control_changed), and the server's tick runs before the push. A retry,
+     * or a write held back by the batch interval, does. */
+    uint64_t reg = rm__reg_due(c);
+    if (reg != UINT64_MAX && reg > c->ep_flush_at && reg < next)
+        next = reg;
     if (c->push_at != 0 && c->push_at < next)
         next = c->push_at;
     return next;

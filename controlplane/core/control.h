@@ -45,12 +45,53 @@
  * (1 s, x1.6, jittered): one that could not reach us for a few seconds comes back seconds
  * after the restart, and until then its clients must keep its endpoint. */
 #define RM_CONTROL_DEFAULT_RESTORE_GRACE_MS 30000u
+/* Config versions kept in the store (--history): a version is up to 4 MiB, so 100 of them fit a
+ * 1 GiB volume with room for SQLite's WAL and free pages; rollback reaches that far back. */
+#define RM_CONTROL_DEFAULT_HISTORY 100u
+
+/* Caps (issue 18 item 12): what one peer, or a crowd of them, may make remora-control hold. Past
+ * a cap the caller that would exceed it gets RESOURCE_EXHAUSTED with the flag's name; everyone
+ * already in is unaffected; the refusal is counted (rm_control_t.refused) and logged at most
+ * every RM_CONTROL_CAP_LOG_MS per cap. Defaults sit well above the largest tested mesh (1,000
+ * sidecars in the README) and well below what would exhaust the process:
+ *   streams        discovery streams open at once (1,000 measured at 36.6 MB anonymous)
+ *   scopes         distinct egress lists (a key of up to 1,024 x 253 bytes and a snapshot each;
+ *                  1,000 distinct scopes were measured to converge in ~50 ms)
+ *   registrations  endpoints this replica lists as its own, connected or in their grace
+ *                  (restored ones included; other replicas' are bounded by their own cap);
+ *                  twice the streams so a rolling restart of a full mesh has room for the old
+ *                  pods' grace
+ *   waiters        Admin calls parked until sidecars answer (Apply wait, WaitForAck): each
+ *                  ACK re-checks them all */
+#define RM_CONTROL_DEFAULT_MAX_STREAMS       10000u
+#define RM_CONTROL_DEFAULT_MAX_SCOPES        1000u
+#define RM_CONTROL_DEFAULT_MAX_REGISTRATIONS 20000u
+#define RM_CONTROL_DEFAULT_MAX_WAITERS       100u
+#define RM_CONTROL_CAP_LOG_MS                10000u
+
+/* Registration writes (registrations.c) start at least this far apart: every change that comes
+ * in between waits for the next one, so a Hello or withdraw flood costs one store transaction
+ * (one fsync with SQLite, one etcd round trip per 100 puts) per 50 ms, however many sidecars. */
+#define RM_CONTROL_REG_BATCH_MS 50u
+
+typedef enum rm_cap {
+    RM_CAP_STREAMS = 0,
+    RM_CAP_SCOPES,
+    RM_CAP_REGISTRATIONS,
+    RM_CAP_WAITERS,
+    RM_CAP_COUNT,
+} rm_cap_t;
 
 /* remora-control's options (the sidecar's control client has its own, in dataplane/control). */
 typedef struct rm_cp_options {
     uint64_t debounce_ms;      /* longest a change waits before it is pushed */
     uint64_t grace_ms;         /* how long a dead stream's endpoint stays listed */
     uint64_t restore_grace_ms; /* restored registrations (0: the default); at least grace_ms */
+    uint64_t history;          /* config versions kept in the store (0: the default) */
+    uint64_t max_streams;      /* caps (above); 0: the default */
+    uint64_t max_scopes;
+    uint64_t max_registrations;
+    uint64_t max_waiters;
 } rm_cp_options_t;
 
 /*
@@ -123,10 +164,17 @@ typedef struct rm_control {
     /* Endpoint registrations in the store (registrations.c). */
     int ep_dirty;          /* something may differ from what the store holds */
     uint64_t ep_flush_at;  /* monotonic ms when the dirty registrations are written; 0: none */
+    uint64_t ep_wrote_at;  /* monotonic ms of the last write (RM_CONTROL_REG_BATCH_MS); 0: none */
+    uint64_t ep_writes;    /* store transactions of registrations (for logs and tests) */
     uint64_t ep_retry_at;  /* monotonic ms of the next write attempt after a failure */
     int ep_failing;        /* writes are failing (logged once) */
     int ep_resync;         /* shared store: list other replicas' registrations again */
     uint64_t ep_resync_at; /* monotonic ms of the next attempt after a failed list */
+
+    /* Caps: what was refused since start, per cap, and when each may be logged next. */
+    uint64_t refused[RM_CAP_COUNT];
+    uint64_t refused_log_at[RM_CAP_COUNT];
+    uint64_t waiters; /* Admin calls the server holds parked (rm_admin_wait_count) */
 } rm_control_t;
 
 /*
@@ -183,7 +231,8 @@ void rm_control_push_done(rm_control_t *c);
  * writes changed endpoint registrations to the store (registrations.c). */
 void rm_control_tick(rm_control_t *c, uint64_t now_ms);
 
-/* The earliest time rm_control_tick or a push has work to do (UINT64_MAX: nothing pending). */
+/* The earliest time rm_control_tick or a push has work to do (UINT64_MAX: nothing pending),
+ * registration writes held back by RM_CONTROL_REG_BATCH_MS included. */
 uint64_t rm_control_next_deadline(const rm_control_t *c);
 
 /* Installs a new current config (takes ownership of `set`, a valid defaulted set) at `version`
@@ -214,8 +263,14 @@ typedef struct rm_disc_result {
     int send_now; /* send the current snapshot to this stream now (after Hello) */
 } rm_disc_result_t;
 
-/* A stream opened: a new registry entry, owned by the registry. */
+/* A stream opened: a new registry entry, owned by the registry; NULL when max_streams streams
+ * are open already (counted as refused): the server ends the new stream with
+ * RESOURCE_EXHAUSTED and a message from rm_control_cap_message. */
 rm_sidecar_t *rm_discovery_open(rm_control_t *c, uint64_t now_ms);
+
+/* Why `cap` refuses its callers now, in one line naming its flag (for status messages and the
+ * log): written into buf (n bytes), which is returned. */
+const char *rm_control_cap_message(const rm_control_t *c, rm_cap_t cap, char *buf, size_t n);
 
 /*
  * Handles one DiscoveryRequest in its wire form (`data`, `len` bytes, borrowed) from the stream of

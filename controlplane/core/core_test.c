@@ -631,6 +631,295 @@ static void test_shared_store_sync_and_conflict(void **state)
     rm_store_close(mem);
 }
 
+static rm_control_t *open_with(const char *uri, const rm_cp_options_t *opt)
+{
+    rm_store_t *st = NULL;
+    rm_control_t *c = NULL;
+    char err[512];
+    assert_int_equal(rm_store_open(uri, &st, err, sizeof(err)), 0);
+    assert_int_equal(rm_control_open(st, opt, &c, err, sizeof(err)), 0);
+    return c;
+}
+
+static void admin(rm_control_t *c, rm_admin_method_t m, const ProtobufCMessage *req,
+                  rm_admin_reply_t *reply)
+{
+    size_t len;
+    uint8_t *bytes = rm_pb_pack(req, &len);
+    rm_admin_handle(c, m, bytes, len, 100, reply);
+    free(bytes);
+}
+
+/* Version `i` of a config: the reviews Service on port 9000 + i. */
+static void apply_nth(rm_control_t *c, int i)
+{
+    char src[128];
+    snprintf(src, sizeof(src), "kind: Service\nname: reviews\nport: %d\n", 9000 + i);
+    rm_admin_reply_t reply;
+    apply(c, src, "n.yaml", &reply);
+    assert_int_equal(reply.code, RM_STATUS_OK);
+    rm_admin_reply_free(&reply);
+}
+
+/* --history N: the store keeps the last N versions; history, get --version and rollback work
+ * within them, and a pruned version is a clear NOT_FOUND that says how far back one can go. A
+ * restart with a lower N prunes at once. SQLite, the default store. */
+static void test_history_retention(void **state)
+{
+    (void)state;
+    const char *tmp = getenv("TEST_TMPDIR");
+    char dir[512], uri[600];
+    snprintf(dir, sizeof(dir), "%s/core_test_XXXXXX", tmp != NULL ? tmp : "/tmp");
+    assert_non_null(mkdtemp(dir));
+    snprintf(uri, sizeof(uri), "sqlite:%s/remora.db", dir);
+    rm_cp_options_t opt = {.debounce_ms = 20, .grace_ms = 2000, .history = 3};
+    rm_control_t *c = open_with(uri, &opt);
+    for (int i = 1; i <= 5; i++)
+        apply_nth(c, i);
+    assert_int_equal(c->version, 5);
+    uint64_t oldest = 0;
+    assert_int_equal(rm_store_oldest(c->store, &oldest), 0);
+    assert_int_equal(oldest, 3);
+
+    rm_admin_reply_t reply;
+    Remora__V1__HistoryRequest hreq = REMORA__V1__HISTORY_REQUEST__INIT;
+    admin(c, RM_ADMIN_HISTORY, &hreq.base, &reply);
+    assert_int_equal(reply.code, RM_STATUS_OK);
+    Remora__V1__HistoryResponse *h =
+        remora__v1__history_response__unpack(NULL, reply.len, reply.body);
+    assert_int_equal(h->n_entries, 3);
+    assert_int_equal(h->entries[0]->version, 5);
+    assert_int_equal(h->entries[2]->version, 3);
+    remora__v1__history_response__free_unpacked(h, NULL);
+    rm_admin_reply_free(&reply);
+
+    /* Within what is kept: get --version and rollback. */
+    Remora__V1__GetRequest greq = REMORA__V1__GET_REQUEST__INIT;
+    greq.version = 3;
+    admin(c, RM_ADMIN_GET, &greq.base, &reply);
+    assert_int_equal(reply.code, RM_STATUS_OK);
+    rm_admin_reply_free(&reply);
+    Remora__V1__RollbackRequest rreq = REMORA__V1__ROLLBACK_REQUEST__INIT;
+    rreq.to_version = 3;
+    admin(c, RM_ADMIN_ROLLBACK, &rreq.base, &reply);
+    assert_int_equal(reply.code, RM_STATUS_OK);
+    rm_admin_reply_free(&reply);
+    assert_int_equal(c->version, 6);
+    assert_int_equal(c->config->services[0]->port, 9003);
+
+    /* Version 3 went with version 6: a clear error, nothing changed. */
+    admin(c, RM_ADMIN_ROLLBACK, &rreq.base, &reply);
+    assert_int_equal(reply.code, RM_STATUS_NOT_FOUND);
+    assert_non_null(strstr(reply.details, "version 3 is no longer kept"));
+    assert_non_null(strstr(reply.details, "--history 3"));
+    assert_non_null(strstr(reply.details, "the oldest now is 4"));
+    rm_admin_reply_free(&reply);
+    assert_int_equal(c->version, 6);
+    greq.version = 1;
+    admin(c, RM_ADMIN_GET, &greq.base, &reply);
+    assert_int_equal(reply.code, RM_STATUS_NOT_FOUND);
+    assert_non_null(strstr(reply.details, "version 1 is no longer kept"));
+    rm_admin_reply_free(&reply);
+    /* A version that never existed is not "no longer kept". */
+    greq.version = 99;
+    admin(c, RM_ADMIN_GET, &greq.base, &reply);
+    assert_int_equal(reply.code, RM_STATUS_NOT_FOUND);
+    assert_null(strstr(reply.details, "no longer kept"));
+    rm_admin_reply_free(&reply);
+    /* The default rollback (the previous version) is always kept with N >= 2. */
+    Remora__V1__RollbackRequest prev = REMORA__V1__ROLLBACK_REQUEST__INIT;
+    admin(c, RM_ADMIN_ROLLBACK, &prev.base, &reply);
+    assert_int_equal(reply.code, RM_STATUS_OK);
+    rm_admin_reply_free(&reply);
+    assert_int_equal(c->version, 7);
+    assert_int_equal(c->config->services[0]->port, 9005);
+    rm_control_close(c);
+
+    /* Restarted with --history 1: only the current version is left, and rollback says so. */
+    opt.history = 1;
+    c = open_with(uri, &opt);
+    assert_int_equal(c->version, 7);
+    assert_int_equal(rm_store_oldest(c->store, &oldest), 0);
+    assert_int_equal(oldest, 7);
+    admin(c, RM_ADMIN_ROLLBACK, &prev.base, &reply);
+    assert_int_equal(reply.code, RM_STATUS_NOT_FOUND);
+    assert_non_null(strstr(reply.details, "version 6 is no longer kept"));
+    rm_admin_reply_free(&reply);
+    rm_control_close(c);
+
+    /* Without --history: the default. */
+    c = open_with(uri, NULL);
+    assert_int_equal(c->opt.history, RM_CONTROL_DEFAULT_HISTORY);
+    rm_control_close(c);
+    char cmd[600];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+static int register_msg(rm_control_t *c, rm_sidecar_t *sc, rm_disc_result_t *res)
+{
+    Remora__V1__EndpointChange e = REMORA__V1__ENDPOINT_CHANGE__INIT;
+    e.kind = REMORA__V1__ENDPOINT_CHANGE__KIND__REGISTER;
+    Remora__V1__DiscoveryRequest m = REMORA__V1__DISCOVERY_REQUEST__INIT;
+    m.msg_case = REMORA__V1__DISCOVERY_REQUEST__MSG_ENDPOINT;
+    m.endpoint = &e;
+    return send_msg(c, sc, &m, 100, res);
+}
+
+static int hello_not_ready(rm_control_t *c, rm_sidecar_t *sc, const char *pod, const char *addr,
+                           rm_disc_result_t *res)
+{
+    Remora__V1__Node node = REMORA__V1__NODE__INIT;
+    node.pod = (char *)pod;
+    node.service = "reviews";
+    node.version = "v1";
+    node.address = (char *)addr;
+    Remora__V1__Hello h = REMORA__V1__HELLO__INIT;
+    h.node = &node;
+    h.not_ready = 1;
+    Remora__V1__DiscoveryRequest m = REMORA__V1__DISCOVERY_REQUEST__INIT;
+    m.msg_case = REMORA__V1__DISCOVERY_REQUEST__MSG_HELLO;
+    m.hello = &h;
+    return send_msg(c, sc, &m, 100, res);
+}
+
+static void assert_refused(int rc, const rm_disc_result_t *res, const char *flag)
+{
+    assert_int_equal(rc, -1);
+    assert_int_equal(res->code, RM_STATUS_RESOURCE_EXHAUSTED);
+    assert_non_null(strstr(res->message, flag));
+}
+
+/* Caps: past each one the caller that would exceed it is refused with RESOURCE_EXHAUSTED naming
+ * the flag and counted; everyone already in keeps going; room made is room again. */
+static void test_caps(void **state)
+{
+    (void)state;
+    rm_cp_options_t opt = {.debounce_ms = 20,
+                           .grace_ms = 2000,
+                           .max_streams = 4,
+                           .max_scopes = 1,
+                           .max_registrations = 2,
+                           .max_waiters = 1};
+    rm_control_t *c = open_with("mem:", &opt);
+    rm_admin_reply_t reply;
+    apply(c, services_yaml, "s.yaml", &reply);
+    rm_admin_reply_free(&reply);
+    rm_disc_result_t res;
+
+    /* Streams: the fifth is refused before it is anything; closing one makes room. */
+    rm_sidecar_t *s[4];
+    for (int i = 0; i < 4; i++)
+        assert_non_null(s[i] = rm_discovery_open(c, 100));
+    assert_null(rm_discovery_open(c, 100));
+    assert_null(rm_discovery_open(c, 101));
+    assert_int_equal(c->refused[RM_CAP_STREAMS], 2);
+    assert_int_equal(c->registry.connected, 4);
+    char msg[300];
+    assert_non_null(strstr(rm_control_cap_message(c, RM_CAP_STREAMS, msg, sizeof(msg)),
+                           "already serves 4 discovery streams (--max-streams 4)"));
+
+    /* Registrations: two endpoints; a third is refused, nothing of it kept; the same pod again
+     * (a reconnect, its old stream not noticed yet) replaces its entry and is let in. */
+    assert_int_equal(hello(c, s[0], "p1", "reviews", "10.0.0.1:15006", 100, &res), 0);
+    assert_int_equal(hello(c, s[1], "p2", "reviews", "10.0.0.2:15006", 100, &res), 0);
+    assert_refused(hello(c, s[2], "p3", "reviews", "10.0.0.3:15006", 100, &res), &res,
+                   "--max-registrations 2");
+    assert_non_null(strstr(res.message, "already lists 2 endpoints of its own"));
+    assert_false(s[2]->hello);
+    assert_int_equal(c->refused[RM_CAP_REGISTRATIONS], 1);
+    rm_discovery_close(c, s[2], 100);
+    s[2] = rm_discovery_open(c, 100);
+    assert_int_equal(hello(c, s[2], "p1", "reviews", "10.0.0.1:15006", 100, &res), 0);
+    assert_true(s[2]->has_endpoint);
+    assert_false(s[0]->has_endpoint);
+    /* A sidecar without an endpoint is no registration. */
+    assert_int_equal(hello(c, s[3], "client", "", "", 100, &res), 0);
+    /* A not-ready Hello registers nothing yet; its REGISTER is what the cap refuses. */
+    rm_discovery_close(c, s[0], 100);
+    s[0] = rm_discovery_open(c, 100);
+    assert_int_equal(hello_not_ready(c, s[0], "p4", "10.0.0.4:15006", &res), 0);
+    assert_refused(register_msg(c, s[0], &res), &res, "--max-registrations 2");
+    assert_false(s[0]->has_endpoint);
+    /* An endpoint in its grace still counts; once expired, there is room. */
+    rm_discovery_close(c, s[0], 100);
+    rm_discovery_close(c, s[1], 100); /* p2 in its grace */
+    s[0] = rm_discovery_open(c, 100);
+    assert_refused(hello(c, s[0], "p5", "reviews", "10.0.0.5:15006", 200, &res), &res,
+                   "--max-registrations 2");
+    rm_discovery_close(c, s[0], 200);
+    rm_control_tick(c, 100 + 2000);
+    s[0] = rm_discovery_open(c, 2100);
+    assert_int_equal(hello(c, s[0], "p5", "reviews", "10.0.0.5:15006", 2100, &res), 0);
+
+    /* Scopes: one egress list besides "all"; sidecars sharing it are fine, a second is refused,
+     * and once its last user left, another list takes its place. */
+    char *eg_a[] = {"reviews"}, *eg_b[] = {"ratings"};
+    s[1] = rm_discovery_open(c, 2100);
+    assert_int_equal(hello_egress(c, s[1], "e1", NULL, "", "", eg_a, 1, &res), 0);
+    rm_sidecar_t *e2 = s[3];
+    rm_discovery_close(c, e2, 2100);
+    s[3] = rm_discovery_open(c, 2100);
+    assert_int_equal(hello_egress(c, s[3], "e2", NULL, "", "", eg_a, 1, &res), 0);
+    rm_sidecar_t *e3 = rm_discovery_open(c, 2100);
+    assert_null(e3); /* four streams open: s[0..3] */
+    rm_discovery_close(c, s[2], 2100);
+    e3 = rm_discovery_open(c, 2100);
+    assert_refused(hello_egress(c, e3, "e3", NULL, "", "", eg_b, 1, &res), &res, "--max-scopes 1");
+    assert_non_null(strstr(res.message, "already serves 1 distinct egress lists"));
+    assert_int_equal(c->n_scopes, 2);
+    assert_int_equal(c->refused[RM_CAP_SCOPES], 1);
+    rm_discovery_close(c, e3, 2100);
+    rm_discovery_close(c, s[1], 2100);
+    rm_discovery_close(c, s[3], 2100);
+    assert_int_equal(c->n_scopes, 1);
+    e3 = rm_discovery_open(c, 2100);
+    assert_int_equal(hello_egress(c, e3, "e3", NULL, "", "", eg_b, 1, &res), 0);
+
+    /* Waiters: with one call parked, WaitForAck and Apply(wait) are refused before anything
+     * happens (no new version); Apply without wait still works. */
+    Remora__V1__WaitForAckRequest w = REMORA__V1__WAIT_FOR_ACK_REQUEST__INIT;
+    admin(c, RM_ADMIN_WAIT_FOR_ACK, &w.base, &reply);
+    assert_int_equal(reply.code, RM_STATUS_OK);
+    assert_true(reply.wait);
+    rm_admin_reply_free(&reply);
+    rm_admin_wait_count(c, 1);
+    admin(c, RM_ADMIN_WAIT_FOR_ACK, &w.base, &reply);
+    assert_int_equal(reply.code, RM_STATUS_RESOURCE_EXHAUSTED);
+    assert_non_null(strstr(reply.details, "1 calls already wait"));
+    assert_non_null(strstr(reply.details, "--max-waiters 1"));
+    rm_admin_reply_free(&reply);
+    uint64_t v = c->version;
+    Remora__V1__ApplyRequest ar = REMORA__V1__APPLY_REQUEST__INIT;
+    ar.source = (char *)route_yaml;
+    ar.filename = "r.yaml";
+    ar.wait = 1;
+    admin(c, RM_ADMIN_APPLY, &ar.base, &reply);
+    assert_int_equal(reply.code, RM_STATUS_RESOURCE_EXHAUSTED);
+    assert_non_null(strstr(reply.details, "nothing applied"));
+    rm_admin_reply_free(&reply);
+    assert_int_equal(c->version, v);
+    ar.wait = 0;
+    admin(c, RM_ADMIN_APPLY, &ar.base, &reply);
+    assert_int_equal(reply.code, RM_STATUS_OK);
+    rm_admin_reply_free(&reply);
+    assert_int_equal(c->version, v + 1);
+    assert_int_equal(c->refused[RM_CAP_WAITERS], 2);
+    rm_admin_wait_count(c, -1);
+    admin(c, RM_ADMIN_WAIT_FOR_ACK, &w.base, &reply);
+    assert_int_equal(reply.code, RM_STATUS_OK);
+    rm_admin_reply_free(&reply);
+    rm_control_close(c);
+
+    /* Without options: the defaults. */
+    c = open_with("mem:", NULL);
+    assert_int_equal(c->opt.max_streams, RM_CONTROL_DEFAULT_MAX_STREAMS);
+    assert_int_equal(c->opt.max_scopes, RM_CONTROL_DEFAULT_MAX_SCOPES);
+    assert_int_equal(c->opt.max_registrations, RM_CONTROL_DEFAULT_MAX_REGISTRATIONS);
+    assert_int_equal(c->opt.max_waiters, RM_CONTROL_DEFAULT_MAX_WAITERS);
+    rm_control_close(c);
+}
+
 int main(void)
 {
     rm_log_init("core_test", RM_LOG_OFF);
@@ -644,6 +933,8 @@ int main(void)
         cmocka_unit_test(test_store_failure_changes_nothing),
         cmocka_unit_test(test_wait_completion_appends_acks),
         cmocka_unit_test(test_shared_store_sync_and_conflict),
+        cmocka_unit_test(test_history_retention),
+        cmocka_unit_test(test_caps),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,8 +2,12 @@
  * the sidecar (and registers its endpoint), ACK/NACK record its answer to a snapshot, an endpoint
  * WITHDRAW marks it draining and pushes at once, a stats report is digested for `meshctl stats`.
  * The stream is ended with INVALID_ARGUMENT on malformed protobuf, on anything before Hello, and
- * on a bad or repeated Hello; the message names what was wrong.
+ * on a bad or repeated Hello; the message names what was wrong. Caps (control.h): a stream past
+ * max_streams is refused before it is a registry entry, and a Hello (or REGISTER) that would add
+ * a scope past max_scopes or an endpoint past max_registrations ends its stream with
+ * RESOURCE_EXHAUSTED; nothing of it is kept.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -20,7 +24,20 @@ static int fail(rm_disc_result_t *res, rm_status_t code, const char *msg)
 
 rm_sidecar_t *rm_discovery_open(rm_control_t *c, uint64_t now_ms)
 {
+    if (c->registry.connected >= c->opt.max_streams) {
+        rm__cap_refused(c, RM_CAP_STREAMS, now_ms);
+        return NULL;
+    }
     return rm_registry_connect(&c->registry, now_ms);
+}
+
+/* Ends the stream with RESOURCE_EXHAUSTED for `cap`, counted. */
+static int refuse(rm_control_t *c, rm_cap_t cap, uint64_t now_ms, rm_disc_result_t *res)
+{
+    rm_control_cap_message(c, cap, res->message, sizeof(res->message));
+    rm__cap_refused(c, cap, now_ms);
+    res->code = RM_STATUS_RESOURCE_EXHAUSTED;
+    return -1;
 }
 
 static int on_hello(rm_control_t *c, rm_sidecar_t *sc, const Remora__V1__Hello *h, uint64_t now_ms,
@@ -34,13 +51,18 @@ static int on_hello(rm_control_t *c, rm_sidecar_t *sc, const Remora__V1__Hello *
     const Remora__V1__Node *n = h->node;
     const char *ns =
         n != NULL && n->namespace_ != NULL && *n->namespace_ ? n->namespace_ : "default";
+    rm_status_t code = RM_STATUS_INVALID_ARGUMENT;
     rm_scope_t *scope = rm__scope_acquire(c, n != NULL ? n->egress : NULL,
-                                          n != NULL ? n->n_egress : 0, ns, err, sizeof(err));
+                                          n != NULL ? n->n_egress : 0, ns, &code, err, sizeof(err));
+    if (scope == NULL && code == RM_STATUS_RESOURCE_EXHAUSTED)
+        return refuse(c, RM_CAP_SCOPES, now_ms, res);
     if (scope == NULL)
-        return fail(res, RM_STATUS_INVALID_ARGUMENT, err);
+        return fail(res, code, err);
     int rc = rm_registry_hello(&c->registry, sc, h, c->version, now_ms, err, sizeof(err));
     if (rc < 0) {
         rm__scope_release(c, scope);
+        if (rc == -ENOSPC)
+            return refuse(c, RM_CAP_REGISTRATIONS, now_ms, res);
         return fail(res, RM_STATUS_INVALID_ARGUMENT, err);
     }
     sc->scope = scope;
@@ -76,6 +98,8 @@ static int on_endpoint(rm_control_t *c, rm_sidecar_t *sc, const Remora__V1__Endp
         return fail(res, RM_STATUS_INVALID_ARGUMENT,
                     "EndpointChange REGISTER needs node.service and node.address in Hello");
     sc->last_seen_ms = now_ms;
+    if (!sc->has_endpoint && rm_registry_full(&c->registry))
+        return refuse(c, RM_CAP_REGISTRATIONS, now_ms, res);
     if (!sc->has_endpoint || sc->draining) {
         rm_log_info("sidecar %s/%s registered %s%s", sc->namespace_, sc->pod, sc->address,
                     sc->draining ? ": drain called off" : ": its app answers");

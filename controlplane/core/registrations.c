@@ -9,7 +9,10 @@
  * key that changes hands within one pass (the same pod reconnecting) is removed and rewritten in
  * that order, and the store is written when a registration changes, never per snapshot. A failed
  * write keeps the rest dirty and is retried once a second (the endpoint keeps being served from
- * memory meanwhile).
+ * memory meanwhile). Writes start at least RM_CONTROL_REG_BATCH_MS apart (rm__reg_due): in a
+ * flood of Hellos or withdraws everything that changed meanwhile goes in the next transaction,
+ * so the server thread spends one fsync per 50 ms on registrations, whatever the flood's size.
+ * A withdraw waits for that at most (its push to this replica's sidecars does not wait at all).
  *
  * Reading. At open, a store only we write (SQLite, mem) holds our previous life's
  * registrations: they are listed as disconnected entries in their grace (restore_grace_ms), so a
@@ -21,6 +24,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/log/log.h"
 #include "controlplane/core/core-int.h"
@@ -69,6 +73,25 @@ static void write_failed(rm_control_t *c, uint64_t now_ms, const char *what)
     c->ep_retry_at = now_ms + RM_REG_RETRY_MS;
 }
 
+uint64_t rm__reg_due(const rm_control_t *c)
+{
+    if (!c->ep_dirty)
+        return UINT64_MAX;
+    uint64_t at = c->ep_flush_at;
+    if (c->ep_failing && c->ep_retry_at > at)
+        at = c->ep_retry_at;
+    if (c->ep_wrote_at != 0 && c->ep_wrote_at + RM_CONTROL_REG_BATCH_MS > at)
+        at = c->ep_wrote_at + RM_CONTROL_REG_BATCH_MS;
+    return at;
+}
+
+static uint64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
 void rm__reg_flush(rm_control_t *c, uint64_t now_ms)
 {
     int rc = rm_store_ep_keepalive(c->store, now_ms);
@@ -79,10 +102,12 @@ void rm__reg_flush(rm_control_t *c, uint64_t now_ms)
                 sc->stored = 0;
         c->ep_dirty = 1;
     }
-    if (!c->ep_dirty || now_ms < c->ep_retry_at || now_ms < c->ep_flush_at)
+    if (!c->ep_dirty || now_ms < c->ep_retry_at || now_ms < c->ep_flush_at ||
+        (c->ep_wrote_at != 0 && now_ms < c->ep_wrote_at + RM_CONTROL_REG_BATCH_MS))
         return;
     c->ep_dirty = 0;
     c->ep_flush_at = 0;
+    uint64_t t0 = mono_us();
     int failed = 0;
     size_t wrote = 0;
     if (rm_store_ep_batch(c->store, 0) < 0) {
@@ -144,6 +169,14 @@ void rm__reg_flush(rm_control_t *c, uint64_t now_ms)
     if (!failed && c->ep_failing) {
         rm_log_info("endpoint registrations: the store takes writes again");
         c->ep_failing = 0;
+    }
+    if (!failed && wrote > 0) {
+        /* Only a transaction that wrote something holds the next one back: a flush that found
+         * nothing to write (a config push marks registrations dirty too) costs no fsync. */
+        c->ep_wrote_at = now_ms;
+        c->ep_writes++;
+        rm_log_debug("endpoint registrations: %zu change(s) written in one transaction in %.1f ms",
+                     wrote, (double)(mono_us() - t0) / 1000.0);
     }
     /* A conditional removal that found someone else's record writes nothing and so announces
      * nothing: read the store again to list that record now that ours is gone. */

@@ -80,6 +80,27 @@ static int v_ep_changed(rm_store_t *s)
     return 1; /* a watch that always has news: every sync lists again */
 }
 
+/* Transactions committed through the view (registration batches). */
+static int commits;
+
+static int v_batch(rm_store_t *s, int end)
+{
+    commits += end;
+    return rm_store_ep_batch(inner_of(s), end);
+}
+
+static const rm_store_ops_t counting_ops = {
+    .scheme = "counting-view",
+    .get = v_get,
+    .append = v_append,
+    .history = v_history,
+    .close = v_close,
+    .ep_put = v_put,
+    .ep_remove = v_remove,
+    .ep_list = v_list,
+    .ep_batch = v_batch,
+};
+
 static const rm_store_ops_t local_ops = {
     .scheme = "view",
     .get = v_get,
@@ -226,9 +247,17 @@ static void test_hello_withdraw_and_expiry_are_stored(void **state)
     assert_int_equal(stored(inner, "p1", NULL, 0), -1);
     assert_int_equal(rm_store_ep_put(inner, &e), 0);
 
-    /* A withdraw is written at once (no debounce). */
+    /* A withdraw is written without the debounce, as soon as the batch interval allows: the
+     * last write was at t + 20, so at t + 70. Its push to our own sidecars is due at once. */
     withdraw(c, sc, t + 22);
+    assert_true(rm_control_push_due(c, t + 22));
     rm_control_tick(c, t + 22);
+    assert_int_equal(stored(inner, "p1", NULL, 0), 0);
+    rm_control_push_done(c); /* the server's push; the held-back write wakes the loop itself */
+    assert_int_equal(rm_control_next_deadline(c), t + 20 + RM_CONTROL_REG_BATCH_MS);
+    rm_control_tick(c, t + 69);
+    assert_int_equal(stored(inner, "p1", NULL, 0), 0);
+    rm_control_tick(c, t + 70);
     assert_int_equal(stored(inner, "p1", NULL, 0), 1);
     assert_int_equal(listed(c, "10.0.0.1:9080"), 1);
 
@@ -400,13 +429,17 @@ static void test_replicas_share_registrations(void **state)
     rm_control_sync(b, t);
     assert_int_equal(b->changes, changes);
 
-    /* A withdraw on A: draining on B, pushed at once. */
-    withdraw(a, sc, t + 1);
-    rm_control_tick(a, t + 1);
+    /* A withdraw on A (written once A's batch interval since its write at t + 20 is over):
+     * draining on B, pushed at once. */
+    withdraw(a, sc, t + 30);
+    rm_control_tick(a, t + 30);
+    assert_int_equal(stored(inner, "p1", NULL, 0), 0);
+    rm_control_tick(a, t + 70);
+    assert_int_equal(stored(inner, "p1", NULL, 0), 1);
     rm_control_push_done(b);
-    rm_control_sync(b, t + 1);
+    rm_control_sync(b, t + 70);
     assert_int_equal(listed(b, "10.0.0.1:9080"), 1);
-    assert_true(rm_control_push_due(b, t + 1));
+    assert_true(rm_control_push_due(b, t + 70));
 
     /* B never expires or deletes a remote registration, however long it waits. */
     rm_control_tick(b, t + (uint64_t)3600 * 1000);
@@ -416,15 +449,15 @@ static void test_replicas_share_registrations(void **state)
 
     /* The sidecar moves to B (its stream on A died): B's Hello takes the key over; A's grace
      * ends later, and A's conditional removal leaves B's record alone. */
-    rm_discovery_close(a, sc, t + 2);
+    rm_discovery_close(a, sc, t + 72);
     rm_sidecar_t *sb = connect_pod(b, "p1", "10.0.0.1:9080", t + 3);
     rm_control_tick(b, t + 23);
     char owner[64];
     assert_int_equal(stored(inner, "p1", owner, sizeof(owner)), 0);
     assert_string_equal(owner, b->boot_id);
-    rm_control_tick(a, t + 2002);
-    rm_control_tick(a, t + 2022);
-    rm_control_sync(a, t + 2022);
+    rm_control_tick(a, t + 2072);
+    rm_control_tick(a, t + 2092);
+    rm_control_sync(a, t + 2092);
     assert_int_equal(stored(inner, "p1", owner, sizeof(owner)), 0);
     assert_string_equal(owner, b->boot_id);
     assert_int_equal(listed(a, "10.0.0.1:9080"), 0); /* listed on A as B's */
@@ -443,6 +476,63 @@ static void test_replicas_share_registrations(void **state)
     rm_store_close(inner);
 }
 
+/* Floods: 500 Hellos, then 500 withdraws, spread over 100 ms with a tick after each (as the
+ * server does after every event). Each flood costs a transaction per RM_CONTROL_REG_BATCH_MS,
+ * not one per sidecar — before, every withdraw was written at once, alone: 500 fsyncs on the
+ * server thread. Everything ends up stored, and a withdraw's push is still due at once. */
+static void test_floods_are_batched(void **state)
+{
+    (void)state;
+    enum { N = 500, SPREAD_MS = 100 };
+    rm_store_t *inner = new_inner();
+    view_t *v = calloc(1, sizeof(*v));
+    assert_non_null(v);
+    v->base.ops = &counting_ops;
+    v->inner = inner;
+    rm_cp_options_t opt = {.debounce_ms = 20, .grace_ms = 2000};
+    rm_control_t *c = NULL;
+    char err[256], pod[32], addr[32];
+    assert_int_equal(rm_control_open(&v->base, &opt, &c, err, sizeof(err)), 0);
+    static rm_sidecar_t *sc[N];
+    uint64_t t = rm_mono_ms();
+
+    commits = 0;
+    for (int i = 0; i < N; i++) {
+        uint64_t now = t + (uint64_t)i * SPREAD_MS / N;
+        snprintf(pod, sizeof(pod), "p%d", i);
+        snprintf(addr, sizeof(addr), "10.7.%d.%d:9080", i / 250, i % 250 + 1);
+        sc[i] = connect_pod(c, pod, addr, now);
+        rm_control_tick(c, now);
+    }
+    for (uint64_t now = t + SPREAD_MS; now <= t + SPREAD_MS + 100; now++)
+        rm_control_tick(c, now);
+    assert_true(commits >= 2 && commits <= (int)(SPREAD_MS / RM_CONTROL_REG_BATCH_MS) + 2);
+    rm_store_endpoint_t *eps = NULL;
+    size_t n = 0;
+    assert_int_equal(rm_store_ep_list(inner, &eps, &n), 0);
+    assert_int_equal(n, N);
+    rm_store_endpoints_free(eps, n);
+
+    t += 1000;
+    commits = 0;
+    for (int i = 0; i < N; i++) {
+        uint64_t now = t + (uint64_t)i * SPREAD_MS / N;
+        rm_control_push_done(c);
+        withdraw(c, sc[i], now);
+        assert_true(rm_control_push_due(c, now)); /* pushed at once, written batched */
+        rm_control_tick(c, now);
+    }
+    for (uint64_t now = t + SPREAD_MS; now <= t + SPREAD_MS + 100; now++)
+        rm_control_tick(c, now);
+    assert_true(commits >= 2 && commits <= (int)(SPREAD_MS / RM_CONTROL_REG_BATCH_MS) + 2);
+    for (int i = 0; i < N; i += 97) {
+        snprintf(pod, sizeof(pod), "p%d", i);
+        assert_int_equal(stored(inner, pod, NULL, 0), 1);
+    }
+    rm_control_close(c);
+    rm_store_close(inner);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -451,6 +541,7 @@ int main(void)
         cmocka_unit_test(test_restored_hold_survives_restarts),
         cmocka_unit_test(test_clean_stop_writes_pending),
         cmocka_unit_test(test_replicas_share_registrations),
+        cmocka_unit_test(test_floods_are_batched),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -100,8 +100,9 @@ static int cmp_str(const void *a, const void *b)
 }
 
 rm_scope_t *rm__scope_acquire(rm_control_t *c, char *const *egress, size_t n, const char *ns,
-                              char *err, size_t errlen)
+                              rm_status_t *code, char *err, size_t errlen)
 {
+    *code = RM_STATUS_INVALID_ARGUMENT;
     if (n > RM_SCOPE_MAX_ENTRIES) {
         snprintf(err, errlen, "Hello: node.egress has %zu entries (at most %d)", n,
                  RM_SCOPE_MAX_ENTRIES);
@@ -149,6 +150,16 @@ rm_scope_t *rm__scope_acquire(rm_control_t *c, char *const *egress, size_t n, co
             s->refs++;
             return s;
         }
+    }
+    /* A new scope; the "all" scope is not one of the max_scopes. */
+    if (c->n_scopes - 1 >= c->opt.max_scopes) {
+        for (size_t i = 0; i < u; i++)
+            free(items[i]);
+        free(items);
+        free(keys);
+        *code = RM_STATUS_RESOURCE_EXHAUSTED;
+        snprintf(err, errlen, "too many distinct egress lists");
+        return NULL;
     }
     rm_scope_t *s = scope_new(c, keys, items, u);
     s->refs = 1;

@@ -199,6 +199,28 @@ static const char *or_empty(const char *s)
     return s != NULL ? s : "";
 }
 
+size_t rm_registry_local_endpoints(const rm_registry_t *reg)
+{
+    size_t n = 0;
+    for (const rm_sidecar_t *o = reg->head; o != NULL; o = o->next)
+        n += !o->remote && o->has_endpoint;
+    return n;
+}
+
+int rm_registry_full(const rm_registry_t *reg)
+{
+    return reg->max_endpoints != 0 && rm_registry_local_endpoints(reg) >= reg->max_endpoints;
+}
+
+/* Whether earlier entry o is the same pod (ns/pod) as the Hello's node, or holds the address it
+ * registers: the newest Hello replaces it (see rm_registry_hello). */
+static int same_sidecar(const rm_sidecar_t *o, const char *pod, const char *ns, const char *address,
+                        int owns_address)
+{
+    return o->hello && ((*pod && strcmp(o->pod, pod) == 0 && strcmp(o->namespace_, ns) == 0) ||
+                        (owns_address && o->has_endpoint && strcmp(o->address, address) == 0));
+}
+
 int rm_registry_hello(rm_registry_t *reg, rm_sidecar_t *sc, const Remora__V1__Hello *hello,
                       uint64_t current_version, uint64_t now_ms, char *err, size_t errlen)
 {
@@ -221,6 +243,25 @@ int rm_registry_hello(rm_registry_t *reg, rm_sidecar_t *sc, const Remora__V1__He
         return -EINVAL;
     if (*or_empty(n->address) && check_address(n->address, err, errlen) < 0)
         return -EINVAL;
+
+    /* The cap, before anything changes: an endpoint that replaces its pod's or address's
+     * earlier entry adds none. */
+    int owns = *or_empty(n->service) != '\0' && *or_empty(n->address) != '\0';
+    if (owns && !hello->not_ready && reg->max_endpoints != 0) {
+        size_t count = 0;
+        int replaces = 0;
+        for (const rm_sidecar_t *o = reg->head; o != NULL; o = o->next) {
+            if (o->remote || o == sc)
+                continue;
+            count += o->has_endpoint;
+            replaces |= o->has_endpoint && same_sidecar(o, or_empty(n->pod), ns, n->address, owns);
+        }
+        if (count >= reg->max_endpoints && !replaces) {
+            snprintf(err, errlen, "%zu endpoints registered already (at most %zu)", count,
+                     reg->max_endpoints);
+            return -ENOSPC;
+        }
+    }
 
     sc->pod = rm_xstrdup(n->pod);
     sc->namespace_ = rm_xstrdup(ns);
@@ -246,10 +287,7 @@ int rm_registry_hello(rm_registry_t *reg, rm_sidecar_t *sc, const Remora__V1__He
     rm_sidecar_t *o = reg->head;
     while (o != NULL) {
         rm_sidecar_t *next = o->next;
-        if (o != sc && o->hello &&
-            ((*sc->pod && strcmp(o->pod, sc->pod) == 0 &&
-              strcmp(o->namespace_, sc->namespace_) == 0) ||
-             (owns_address && o->has_endpoint && strcmp(o->address, sc->address) == 0))) {
+        if (o != sc && same_sidecar(o, sc->pod, sc->namespace_, sc->address, owns_address)) {
             changed |= o->has_endpoint;
             if (o->connected) {
                 o->has_endpoint = 0;

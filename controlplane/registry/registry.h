@@ -97,7 +97,8 @@ typedef struct rm_registry {
     size_t connected;          /* entries with an open stream */
     size_t remote;             /* remote entries (in count) */
     uint64_t next_id;
-    rm_sidecar_t *gone; /* owned list (through next): freed entries the store still holds */
+    rm_sidecar_t *gone;   /* owned list (through next): freed entries the store still holds */
+    size_t max_endpoints; /* cap on local endpoints (rm_registry_local_endpoints); 0: none */
 } rm_registry_t;
 
 /* Initialises an empty registry (caller-owned storage). */
@@ -114,11 +115,19 @@ rm_sidecar_t *rm_registry_connect(rm_registry_t *reg, uint64_t now_ms);
  * at most RM_REGISTRY_NAME_MAX bytes (address RM_REGISTRY_ADDR_MAX, and host:port when given);
  * on a bad field returns -EINVAL and writes a one-line reason into err. The node's endpoint is
  * registered unless hello->not_ready (then an EndpointChange REGISTER adds it later); either
- * way an earlier entry of the same pod or address is dropped. Returns 1 when the set of
+ * way an earlier entry of the same pod or address is dropped. A Hello that would register one
+ * endpoint more than max_endpoints (one that replaces an earlier entry of its pod or address
+ * adds none) changes nothing and returns -ENOSPC (err says so). Returns 1 when the set of
  * endpoints changed (an endpoint was registered or a stale entry was dropped), else 0.
  */
 int rm_registry_hello(rm_registry_t *reg, rm_sidecar_t *sc, const Remora__V1__Hello *hello,
                       uint64_t current_version, uint64_t now_ms, char *err, size_t errlen);
+
+/* Endpoints listed by local entries (connected or in their grace; remote entries are another
+ * replica's): what max_endpoints bounds. O(entries). */
+size_t rm_registry_local_endpoints(const rm_registry_t *reg);
+/* Whether one more local endpoint would exceed max_endpoints (an EndpointChange REGISTER). */
+int rm_registry_full(const rm_registry_t *reg);
 
 /* Records that snapshot (version, nonce) was sent to sc. */
 void rm_registry_sent(rm_sidecar_t *sc, uint64_t version, const char *nonce);

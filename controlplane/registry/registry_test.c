@@ -203,6 +203,44 @@ static void test_listed_entries_and_gone(void **state)
     rm_registry_free(&reg);
 }
 
+/* max_endpoints: local endpoints only (connected or in their grace); a Hello that replaces its
+ * pod's or address's entry adds none; a refused Hello changes nothing. */
+static void test_max_endpoints(void **state)
+{
+    (void)state;
+    rm_registry_t reg;
+    rm_registry_init(&reg);
+    reg.max_endpoints = 2;
+    rm_registry_add_listed(&reg, "r1", "default", "reviews", "v1", "10.9.0.1:15006", 0, 1, 0, 0);
+    rm_sidecar_t *a = rm_registry_connect(&reg, 0), *b = rm_registry_connect(&reg, 0);
+    rm_sidecar_t *c = rm_registry_connect(&reg, 0);
+    assert_int_equal(hello(&reg, a, "a", "reviews", "10.0.0.1:15006", 0, 1), 1);
+    assert_int_equal(hello(&reg, b, "b", "reviews", "10.0.0.2:15006", 0, 1), 1);
+    assert_int_equal(rm_registry_local_endpoints(&reg), 2); /* the remote one is not ours */
+    assert_true(rm_registry_full(&reg));
+    assert_int_equal(hello(&reg, c, "c", "reviews", "10.0.0.3:15006", 0, 1), -ENOSPC);
+    assert_false(c->hello);
+    assert_int_equal(reg.count, 4);
+    /* A client without an endpoint is fine. */
+    assert_int_equal(hello(&reg, c, "c", "", "", 0, 1), 0);
+    /* b's pod again, on a new stream: replaces b. Then b's address under another pod name. */
+    rm_sidecar_t *b2 = rm_registry_connect(&reg, 0);
+    assert_int_equal(hello(&reg, b2, "b", "reviews", "10.0.0.2:15006", 0, 2), 1);
+    assert_false(b->has_endpoint);
+    rm_sidecar_t *b3 = rm_registry_connect(&reg, 0);
+    assert_int_equal(hello(&reg, b3, "b-new", "reviews", "10.0.0.2:15006", 0, 3), 1);
+    assert_false(b2->has_endpoint);
+    assert_int_equal(rm_registry_local_endpoints(&reg), 2);
+    /* In its grace, a still counts; expired, it does not. */
+    assert_int_equal(rm_registry_disconnect(&reg, a, 10, 1000), 0);
+    rm_sidecar_t *d = rm_registry_connect(&reg, 10);
+    assert_int_equal(hello(&reg, d, "d", "reviews", "10.0.0.4:15006", 0, 10), -ENOSPC);
+    rm_registry_expire(&reg, 1010, 1000);
+    assert_int_equal(hello(&reg, d, "d", "reviews", "10.0.0.4:15006", 0, 1010), 1);
+    assert_int_equal(rm_registry_local_endpoints(&reg), 2);
+    rm_registry_free(&reg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -211,6 +249,7 @@ int main(void)
         cmocka_unit_test(test_ack_nack_by_nonce),
         cmocka_unit_test(test_withdraw_grace_and_reconnect),
         cmocka_unit_test(test_listed_entries_and_gone),
+        cmocka_unit_test(test_max_endpoints),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -82,8 +82,10 @@ void rm__unary_start(rm_server_t *srv, rm_admin_method_t m, grpc_call *call,
 void rm__unary_check_waiters(rm_server_t *srv, uint64_t now_ms);
 /* The earliest deadline of a parked call (UINT64_MAX: none). */
 uint64_t rm__unary_next_deadline(const rm_server_t *srv);
-/* Answers a call we do not serve with UNIMPLEMENTED. */
-void rm__unary_reject(rm_server_t *srv, grpc_call *call, const char *method);
+/* Ends a call at once with `status` and `message` (copied), reading nothing: a method we do not
+ * serve (UNIMPLEMENTED), a discovery stream past --max-streams (RESOURCE_EXHAUSTED). */
+void rm__call_reject(rm_server_t *srv, grpc_call *call, grpc_status_code status,
+                     const char *message);
 
 /* server.c: a byte buffer's bytes as one malloc'd block (caller frees), *len its size. */
 uint8_t *rm__bb_read(grpc_byte_buffer *bb, size_t *len);

@@ -6,6 +6,10 @@
  * delays other calls by one transaction; it can never deadlock them, and a failed write answers
  * the apply with UNAVAILABLE while the last good config stays in force.
  *
+ * One turn of the loop takes every event that is ready (up to RM_SERVER_TURN_EVENTS) and then
+ * runs the housekeeping once: in a flood of Hellos or withdraws the pushes, the waiter checks
+ * and the registration writes they cause are done once per turn, not once per event.
+ *
  * Shutdown, as gRPC core wants it: grpc_server_shutdown_and_notify (no new calls), cancel every
  * call, keep turning the queue until the shutdown tag arrives (all calls done), then shut the
  * queue down and drain it until GRPC_QUEUE_SHUTDOWN, then destroy server and queue.
@@ -23,6 +27,8 @@
 
 /* How often the loop looks at the stop flag when nothing else wakes it. */
 #define RM_SERVER_POLL_MS 100u
+/* Most events handled in one turn of the loop before timers, pushes and store writes run. */
+#define RM_SERVER_TURN_EVENTS 256
 
 static void arm(rm_server_t *srv, rm__acceptor_t *a);
 
@@ -84,7 +90,9 @@ static void on_accept(rm_server_t *srv, rm__tag_t *tag, int ok)
             n = sizeof(method) - 1;
         memcpy(method, GRPC_SLICE_START_PTR(a->details.method), n);
         method[n] = '\0';
-        rm__unary_reject(srv, call, method);
+        char msg[300];
+        snprintf(msg, sizeof(msg), "remora-control does not serve %.250s", method);
+        rm__call_reject(srv, call, GRPC_STATUS_UNIMPLEMENTED, msg);
         grpc_call_details_destroy(&a->details);
         break;
     }
@@ -202,8 +210,11 @@ static void housekeeping(rm_server_t *srv)
     rm_control_sync(srv->ctl, now);
     rm_control_tick(srv->ctl, now);
     if (rm_control_push_due(srv->ctl, now)) {
+        uint64_t encoded = srv->ctl->pushes;
         rm__stream_push_all(srv);
         rm_control_push_done(srv->ctl);
+        rm_log_debug("push: %llu snapshot(s) encoded for %zu stream(s)",
+                     (unsigned long long)(srv->ctl->pushes - encoded), srv->n_streams);
     }
     if (srv->ctl->answers_changed || rm__unary_next_deadline(srv) <= now) {
         srv->ctl->answers_changed = 0;
@@ -252,12 +263,17 @@ int rm_server_run(rm_server_t *srv, volatile sig_atomic_t *stop)
             queue_shut = 1;
         }
         grpc_event ev = grpc_completion_queue_next(srv->cq, next_wakeup(srv), NULL);
-        if (ev.type == GRPC_QUEUE_SHUTDOWN)
-            break;
-        if (ev.type == GRPC_OP_COMPLETE) {
+        int events = 0;
+        while (ev.type == GRPC_OP_COMPLETE) {
             rm__tag_t *tag = ev.tag;
             tag->fn(srv, tag, ev.success);
+            if (++events == RM_SERVER_TURN_EVENTS)
+                break;
+            /* Whatever else is ready, without waiting. */
+            ev = grpc_completion_queue_next(srv->cq, gpr_inf_past(GPR_CLOCK_MONOTONIC), NULL);
         }
+        if (ev.type == GRPC_QUEUE_SHUTDOWN)
+            break;
         housekeeping(srv);
     }
     if (srv->live_calls != 0)

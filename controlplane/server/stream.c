@@ -82,7 +82,11 @@ static void finish(rm__stream_t *s, rm_status_t code, const char *msg)
     s->finishing = 1;
     s->fin_code = code;
     snprintf(s->fin_msg, sizeof(s->fin_msg), "%s", msg != NULL ? msg : "");
-    if (code != RM_STATUS_OK)
+    /* A cap's refusals are logged by the core, at most every 10 s: a flood of them must not
+     * be a line each. */
+    if (code == RM_STATUS_RESOURCE_EXHAUSTED)
+        rm_log_debug("discovery stream ended: %s", s->fin_msg);
+    else if (code != RM_STATUS_OK)
         rm_log_info("discovery stream of %s ended: %s",
                     s->sc != NULL && s->sc->hello ? s->sc->pod : "(no Hello yet)", s->fin_msg);
     if (!s->closed && !s->sending)
@@ -228,13 +232,22 @@ static void on_close(rm_server_t *srv, rm__tag_t *tag, int ok)
 
 void rm__stream_start(rm_server_t *srv, grpc_call *call)
 {
+    rm_sidecar_t *sc = rm_discovery_open(srv->ctl, rm_mono_ms());
+    if (sc == NULL) {
+        /* --max-streams: refused before it costs anything but this answer; the streams open
+         * are unaffected. */
+        char msg[300];
+        rm_control_cap_message(srv->ctl, RM_CAP_STREAMS, msg, sizeof(msg));
+        rm__call_reject(srv, call, GRPC_STATUS_RESOURCE_EXHAUSTED, msg);
+        return;
+    }
     rm__stream_t *s = rm_xcalloc(1, sizeof(*s));
     s->recv_tag.fn = on_recv;
     s->send_tag.fn = on_send;
     s->close_tag.fn = on_close;
     s->status_tag.fn = on_status;
     s->call = call;
-    s->sc = rm_discovery_open(srv->ctl, rm_mono_ms());
+    s->sc = sc;
     s->next = srv->streams;
     if (srv->streams != NULL)
         srv->streams->prev = s;

@@ -42,6 +42,7 @@ static void waiter_unlink(rm_server_t *srv, rm__unary_t *u)
 {
     if (!u->waiting)
         return;
+    rm_admin_wait_count(srv->ctl, -1);
     if (u->prev != NULL)
         u->prev->next = u->next;
     else
@@ -144,6 +145,7 @@ void rm__unary_start(rm_server_t *srv, rm_admin_method_t m, grpc_call *call,
                      u->reply.details != NULL ? u->reply.details : "");
     if (u->reply.wait && !rm_admin_wait_ready(srv->ctl, &u->reply)) {
         u->waiting = 1;
+        rm_admin_wait_count(srv->ctl, 1);
         u->next = srv->waiters;
         if (srv->waiters != NULL)
             srv->waiters->prev = u;
@@ -180,7 +182,7 @@ uint64_t rm__unary_next_deadline(const rm_server_t *srv)
     return next;
 }
 
-/* ---- methods we do not serve ---- */
+/* ---- calls ended at once: methods we do not serve, streams past the cap ---- */
 
 typedef struct reject {
     rm__tag_t tag;
@@ -199,19 +201,18 @@ static void on_reject_done(rm_server_t *srv, rm__tag_t *tag, int ok)
     srv->live_calls--;
 }
 
-void rm__unary_reject(rm_server_t *srv, grpc_call *call, const char *method)
+void rm__call_reject(rm_server_t *srv, grpc_call *call, grpc_status_code status,
+                     const char *message)
 {
     reject_t *r = rm_xcalloc(1, sizeof(*r));
     r->tag.fn = on_reject_done;
     r->call = call;
-    char msg[300];
-    snprintf(msg, sizeof(msg), "remora-control does not serve %.250s", method);
-    r->details = grpc_slice_from_copied_string(msg);
+    r->details = grpc_slice_from_copied_string(message);
     grpc_op ops[3];
     memset(ops, 0, sizeof(ops));
     ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
     ops[1].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
-    ops[1].data.send_status_from_server.status = GRPC_STATUS_UNIMPLEMENTED;
+    ops[1].data.send_status_from_server.status = status;
     ops[1].data.send_status_from_server.status_details = &r->details;
     ops[2].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
     ops[2].data.recv_close_on_server.cancelled = &r->cancelled;

@@ -53,6 +53,29 @@ int rm_store_history(rm_store_t *s, uint32_t limit, rm_store_record_t **out, siz
     return s->ops->history(s, limit, out, n);
 }
 
+int rm_store_prune(rm_store_t *s, uint64_t keep_from, uint64_t *pruned)
+{
+    if (pruned != NULL)
+        *pruned = 0;
+    return s->ops->prune != NULL ? s->ops->prune(s, keep_from, pruned) : 0;
+}
+
+int rm_store_oldest(rm_store_t *s, uint64_t *out)
+{
+    *out = 0;
+    if (s->ops->oldest != NULL)
+        return s->ops->oldest(s, out);
+    rm_store_record_t r;
+    int rc = s->ops->get(s, 0, &r);
+    if (rc == -ENOENT)
+        return 0;
+    if (rc < 0)
+        return rc;
+    rm_store_record_free(&r);
+    *out = 1;
+    return 0;
+}
+
 int rm_store_changed(rm_store_t *s)
 {
     return s->ops->changed != NULL ? s->ops->changed(s) : 0;

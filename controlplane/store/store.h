@@ -5,7 +5,9 @@
  * The model is an append-only log of versions. Version numbers start at 1 and grow by one; each
  * record holds the whole ConfigSet packed (protobuf bytes), the time it was created and a one-line
  * summary of what changed. The current config is the record with the highest version. History
- * and rollback are reads of older records; a rollback appends a copy of an older record.
+ * and rollback are reads of older records; a rollback appends a copy of an older record. The
+ * owner keeps the log bounded by pruning its oldest records (remora-control --history N keeps
+ * the last N): the versions kept are always one dense range ending at the latest.
  *
  * Why a compare-and-append (expect_version) instead of a plain append: with several control-plane
  * replicas on one shared store (etcd), two applies may race; the loser must see -EAGAIN, reload
@@ -92,6 +94,17 @@ typedef struct rm_store_ops {
     void (*close)(rm_store_t *s);
 
     /*
+     * Retention (optional; a store without it keeps every version). `prune` deletes every
+     * version below `keep_from` — records and history entries alike — and writes how many
+     * versions went to *pruned (may be NULL). Idempotent: versions already gone, or a keep_from
+     * at or below the oldest, delete nothing. Callers never prune the latest version (the
+     * compare-and-append of a shared store compares against it). `oldest` writes the oldest
+     * version still kept (0: none) to *out.
+     */
+    int (*prune)(rm_store_t *s, uint64_t keep_from, uint64_t *pruned);
+    int (*oldest)(rm_store_t *s, uint64_t *out);
+
+    /*
      * Optional; NULL for stores only this process writes (SQLite, mem). Non-blocking and cheap:
      * returns 1 when another writer may have appended a version since the last call that
      * returned 1 (or the store's change feed was re-established, so a change may have been
@@ -162,6 +175,10 @@ int rm_store_get(rm_store_t *s, uint64_t version, rm_store_record_t *out);
 int rm_store_append(rm_store_t *s, uint64_t expect_version, const uint8_t *config, size_t len,
                     const char *summary, uint64_t created_ms, uint64_t *out_version);
 int rm_store_history(rm_store_t *s, uint32_t limit, rm_store_record_t **out, size_t *n);
+/* The retention ops; a store without them keeps everything: prune deletes nothing (0 pruned)
+ * and oldest says 1 when the store holds a version (0 when empty). */
+int rm_store_prune(rm_store_t *s, uint64_t keep_from, uint64_t *pruned);
+int rm_store_oldest(rm_store_t *s, uint64_t *out);
 /* The `changed` op; 0 for stores without one. Owner thread. */
 int rm_store_changed(rm_store_t *s);
 /* Whether the store has a `changed` op worth polling (is shared with other writers). */

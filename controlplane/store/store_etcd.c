@@ -9,8 +9,11 @@
  *   <prefix>endpoints/<ns>/<pod>         an endpoint registration (see "endpoint registrations"
  *                                        below), attached to its replica's lease
  * Zero-padded decimal keys sort like the numbers, so "the latest" is one Range sorted by key,
- * descending, limit 1. A value is RECORD_MAGIC, created_ms (8 bytes, big-endian), the summary's
- * length (4 bytes, big-endian), the summary, then the config bytes (the rest).
+ * descending, limit 1, and pruning the versions below N is one Txn of two DeleteRanges
+ * ([versions/, versions/<N>) and the same of history/). etcd frees the space of deleted keys
+ * only when its history is compacted (--auto-compaction-retention). A value is RECORD_MAGIC,
+ * created_ms (8 bytes, big-endian), the summary's length (4 bytes, big-endian), the summary, then
+ * the config bytes (the rest).
  *
  * Append is one Txn: "versions/<expect+1> does not exist" (and, unless the store is empty,
  * "versions/<expect> exists") then put both keys. Versions only ever grow by one, so the first
@@ -464,6 +467,62 @@ static int et_history(rm_store_t *s, uint32_t limit, rm_store_record_t **out, si
 out:
     etcdserverpb__range_response__free_unpacked(resp, NULL);
     return rc;
+}
+
+static int et_prune(rm_store_t *s, uint64_t keep_from, uint64_t *pruned)
+{
+    etcd_store_t *st = (etcd_store_t *)s;
+    char from[2][KEY_MAX], to[2][KEY_MAX], unused[KEY_MAX];
+    static const char *const kinds[2] = {"versions", "history"};
+    Etcdserverpb__DeleteRangeRequest del[2] = {ETCDSERVERPB__DELETE_RANGE_REQUEST__INIT,
+                                               ETCDSERVERPB__DELETE_RANGE_REQUEST__INIT};
+    Etcdserverpb__RequestOp op[2] = {ETCDSERVERPB__REQUEST_OP__INIT,
+                                     ETCDSERVERPB__REQUEST_OP__INIT};
+    Etcdserverpb__RequestOp *ops[2] = {&op[0], &op[1]};
+    for (int i = 0; i < 2; i++) {
+        make_range(st, kinds[i], from[i], unused, KEY_MAX);
+        make_key(st, kinds[i], keep_from, to[i], KEY_MAX);
+        del[i].key = bin(from[i]);
+        del[i].range_end = bin(to[i]);
+        op[i].request_case = ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_DELETE_RANGE;
+        op[i].request_delete_range = &del[i];
+    }
+    Etcdserverpb__TxnRequest txn = ETCDSERVERPB__TXN_REQUEST__INIT;
+    txn.success = ops;
+    txn.n_success = 2;
+    Etcdserverpb__TxnResponse *resp = NULL;
+    int rc = unary(st, "/etcdserverpb.KV/Txn", &txn.base, &etcdserverpb__txn_response__descriptor,
+                   (ProtobufCMessage **)&resp);
+    if (rc < 0 || resp == NULL) /* unary() gives a reply on success */
+        return rc;
+    if (pruned != NULL && resp->n_responses > 0 && resp->responses[0]->response_delete_range)
+        *pruned = (uint64_t)resp->responses[0]->response_delete_range->deleted;
+    etcdserverpb__txn_response__free_unpacked(resp, NULL);
+    return 0;
+}
+
+static int et_oldest(rm_store_t *s, uint64_t *out)
+{
+    etcd_store_t *st = (etcd_store_t *)s;
+    Etcdserverpb__RangeResponse *resp = NULL;
+    char from[KEY_MAX], to[KEY_MAX];
+    *out = 0;
+    make_range(st, "history", from, to, sizeof(from));
+    Etcdserverpb__RangeRequest req = ETCDSERVERPB__RANGE_REQUEST__INIT;
+    req.key = bin(from);
+    req.range_end = bin(to);
+    req.limit = 1;
+    req.keys_only = 1;
+    req.sort_order = ETCDSERVERPB__RANGE_REQUEST__SORT_ORDER__ASCEND;
+    req.sort_target = ETCDSERVERPB__RANGE_REQUEST__SORT_TARGET__KEY;
+    int rc = unary(st, "/etcdserverpb.KV/Range", &req.base,
+                   &etcdserverpb__range_response__descriptor, (ProtobufCMessage **)&resp);
+    if (rc < 0 || resp == NULL)
+        return rc;
+    if (resp->n_kvs > 0)
+        *out = key_version(resp->kvs[0]->key.data, resp->kvs[0]->key.len);
+    etcdserverpb__range_response__free_unpacked(resp, NULL);
+    return 0;
 }
 
 static int et_changed(rm_store_t *s)
@@ -1035,6 +1094,8 @@ static const rm_store_ops_t etcd_ops = {
     .get = et_get,
     .append = et_append,
     .history = et_history,
+    .prune = et_prune,
+    .oldest = et_oldest,
     .close = et_close,
     .changed = et_changed,
     .ep_put = et_ep_put,

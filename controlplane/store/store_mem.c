@@ -10,8 +10,9 @@
 
 typedef struct mem_store {
     rm_store_t base;
-    rm_store_record_t *recs; /* owned; recs[i].version == i + 1 */
+    rm_store_record_t *recs; /* owned; recs[i].version == first + i */
     size_t n, cap;
+    uint64_t first;           /* the oldest version kept (1 until something is pruned) */
     rm_store_endpoint_t *eps; /* owned: registrations, sorted by key */
     size_t n_eps;
 } mem_store_t;
@@ -43,22 +44,24 @@ nomem:
 static int mem_get(rm_store_t *s, uint64_t version, rm_store_record_t *out)
 {
     mem_store_t *m = (mem_store_t *)s;
+    uint64_t latest = m->first - 1 + m->n;
     memset(out, 0, sizeof(*out));
     if (version == 0)
-        version = m->n;
-    if (version == 0 || version > m->n) {
+        version = latest;
+    if (version == 0 || version > latest || version < m->first) {
         rm__store_fail(s, version == 0 ? "the store holds no config yet" : "no such version");
         return -ENOENT;
     }
-    return copy_record(s, &m->recs[version - 1], out, 1);
+    return copy_record(s, &m->recs[version - m->first], out, 1);
 }
 
 static int mem_append(rm_store_t *s, uint64_t expect_version, const uint8_t *config, size_t len,
                       const char *summary, uint64_t created_ms, uint64_t *out_version)
 {
     mem_store_t *m = (mem_store_t *)s;
-    if (expect_version != m->n) {
-        rm__store_fail(s, "the store moved on: latest version is %zu", m->n);
+    uint64_t latest = m->first - 1 + m->n;
+    if (expect_version != latest) {
+        rm__store_fail(s, "the store moved on: latest version is %llu", (unsigned long long)latest);
         return -EAGAIN;
     }
     if (m->n == m->cap) {
@@ -81,7 +84,8 @@ static int mem_append(rm_store_t *s, uint64_t expect_version, const uint8_t *con
         memcpy(r->config, config, len);
     r->config_len = len;
     r->created_ms = created_ms;
-    r->version = ++m->n;
+    r->version = latest + 1;
+    m->n++;
     *out_version = r->version;
     return 0;
 nomem:
@@ -110,6 +114,28 @@ static int mem_history(rm_store_t *s, uint32_t limit, rm_store_record_t **out, s
     }
     *out = arr;
     *n = count;
+    return 0;
+}
+
+static int mem_prune(rm_store_t *s, uint64_t keep_from, uint64_t *pruned)
+{
+    mem_store_t *m = (mem_store_t *)s;
+    size_t k = 0;
+    while (k < m->n && m->recs[k].version < keep_from)
+        rm_store_record_free(&m->recs[k++]);
+    if (k > 0)
+        memmove(m->recs, m->recs + k, (m->n - k) * sizeof(*m->recs));
+    m->n -= k;
+    m->first += k;
+    if (pruned != NULL)
+        *pruned = k;
+    return 0;
+}
+
+static int mem_oldest(rm_store_t *s, uint64_t *out)
+{
+    mem_store_t *m = (mem_store_t *)s;
+    *out = m->n > 0 ? m->first : 0;
     return 0;
 }
 
@@ -240,6 +266,8 @@ static const rm_store_ops_t mem_ops = {
     .append = mem_append,
     .history = mem_history,
     .close = mem_close,
+    .prune = mem_prune,
+    .oldest = mem_oldest,
     .ep_put = mem_ep_put,
     .ep_remove = mem_ep_remove,
     .ep_list = mem_ep_list,
@@ -252,6 +280,7 @@ int rm__store_mem_open(rm_store_t **out)
     if (m == NULL)
         return -ENOMEM;
     m->base.ops = &mem_ops;
+    m->first = 1;
     *out = &m->base;
     return 0;
 }

@@ -10,6 +10,10 @@
  * Why WAL with synchronous=FULL: readers (a second remora-control, sqlite3 on the command line)
  * never block the writer, and an apply that was answered "version N" survives a power cut.
  * Writes are rare (one per apply), so the extra fsync costs nothing that matters.
+ *
+ * Retention: prune deletes the oldest rows (remora-control --history). SQLite keeps the freed
+ * pages in the file and reuses them for the next versions, so the file stops growing at about
+ * the size of the versions kept rather than shrinking (no VACUUM on the server thread).
  */
 #include <errno.h>
 #include <limits.h>
@@ -34,6 +38,8 @@ typedef struct sqlite_store {
     sqlite3_stmt *max_ver;    /* owned */
     sqlite3_stmt *insert;     /* owned */
     sqlite3_stmt *history;    /* owned */
+    sqlite3_stmt *prune;      /* owned: delete versions below ? */
+    sqlite3_stmt *min_ver;    /* owned: the oldest version kept */
     sqlite3_stmt *ep_put;     /* owned: insert or replace one registration */
     sqlite3_stmt *ep_del;     /* owned: delete one key while it is still the same record */
     sqlite3_stmt *ep_all;     /* owned: every registration in key order */
@@ -248,6 +254,37 @@ fail:
     return rc;
 }
 
+static int sq_prune(rm_store_t *s, uint64_t keep_from, uint64_t *pruned)
+{
+    sqlite_store_t *st = (sqlite_store_t *)s;
+    sqlite3_bind_int64(st->prune, 1, (sqlite3_int64)keep_from);
+    int rc = sqlite3_step(st->prune);
+    sqlite3_reset(st->prune);
+    sqlite3_clear_bindings(st->prune);
+    if (rc != SQLITE_DONE) {
+        rm__store_fail(s, "deleting versions below %llu: %s", (unsigned long long)keep_from,
+                       sqlite3_errmsg(st->db));
+        return -EIO;
+    }
+    if (pruned != NULL)
+        *pruned = (uint64_t)sqlite3_changes(st->db);
+    return 0;
+}
+
+static int sq_oldest(rm_store_t *s, uint64_t *out)
+{
+    sqlite_store_t *st = (sqlite_store_t *)s;
+    *out = 0;
+    if (sqlite3_step(st->min_ver) != SQLITE_ROW) {
+        rm__store_fail(s, "reading the oldest version: %s", sqlite3_errmsg(st->db));
+        sqlite3_reset(st->min_ver);
+        return -EIO;
+    }
+    *out = (uint64_t)sqlite3_column_int64(st->min_ver, 0);
+    sqlite3_reset(st->min_ver);
+    return 0;
+}
+
 static void sq_close(rm_store_t *s)
 {
     sqlite_store_t *st = (sqlite_store_t *)s;
@@ -256,6 +293,8 @@ static void sq_close(rm_store_t *s)
     sqlite3_finalize(st->max_ver);
     sqlite3_finalize(st->insert);
     sqlite3_finalize(st->history);
+    sqlite3_finalize(st->prune);
+    sqlite3_finalize(st->min_ver);
     sqlite3_finalize(st->ep_put);
     sqlite3_finalize(st->ep_del);
     sqlite3_finalize(st->ep_all);
@@ -394,6 +433,8 @@ static const rm_store_ops_t sqlite_ops = {
     .append = sq_append,
     .history = sq_history,
     .close = sq_close,
+    .prune = sq_prune,
+    .oldest = sq_oldest,
     .ep_put = sq_ep_put,
     .ep_remove = sq_ep_remove,
     .ep_list = sq_ep_list,
@@ -503,6 +544,8 @@ int rm__store_sqlite_open(const char *path, rm_store_t **out, char *err, size_t 
                 "SELECT version, created_ms, summary FROM config_versions "
                 "ORDER BY version DESC LIMIT ?",
                 &st->history) < 0 ||
+        prepare(st, "DELETE FROM config_versions WHERE version < ?", &st->prune) < 0 ||
+        prepare(st, "SELECT COALESCE(MIN(version), 0) FROM config_versions", &st->min_ver) < 0 ||
         prepare(st,
                 "INSERT OR REPLACE INTO endpoint_registrations(key, pod, namespace, service, "
                 "version, address, draining, owner, updated_ms, held_until_ms) "

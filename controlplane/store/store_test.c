@@ -111,12 +111,63 @@ static void check_contract(rm_store_t *s)
     assert_null(h);
 }
 
+/* Retention, on a store whose latest version is `latest` (>= 3) and that never pruned: prune
+ * deletes records and history below keep_from and nothing else, again and again; appends go on
+ * from the latest. */
+static void check_prune(rm_store_t *s, uint64_t latest)
+{
+    uint64_t oldest = 99, pruned = 99, v = 0;
+    rm_store_record_t r;
+    assert_int_equal(rm_store_oldest(s, &oldest), 0);
+    assert_int_equal(oldest, 1);
+    assert_int_equal(rm_store_prune(s, latest - 1, &pruned), 0);
+    assert_int_equal(pruned, latest - 2);
+    assert_int_equal(rm_store_oldest(s, &oldest), 0);
+    assert_int_equal(oldest, latest - 1);
+    assert_int_equal(rm_store_get(s, 1, &r), -ENOENT);
+    assert_int_equal(rm_store_get(s, latest - 2, &r), -ENOENT);
+    assert_int_equal(rm_store_get(s, latest - 1, &r), 0);
+    assert_int_equal(r.version, latest - 1);
+    rm_store_record_free(&r);
+    assert_int_equal(rm_store_get(s, 0, &r), 0);
+    assert_int_equal(r.version, latest);
+    rm_store_record_free(&r);
+    rm_store_record_t *h = NULL;
+    size_t n = 0;
+    assert_int_equal(rm_store_history(s, 100, &h, &n), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(h[0].version, latest);
+    assert_int_equal(h[1].version, latest - 1);
+    rm_store_records_free(h, n);
+    /* Idempotent, and a keep_from at or below the oldest deletes nothing. */
+    assert_int_equal(rm_store_prune(s, latest - 1, &pruned), 0);
+    assert_int_equal(pruned, 0);
+    assert_int_equal(rm_store_prune(s, 1, &pruned), 0);
+    assert_int_equal(pruned, 0);
+    assert_int_equal(rm_store_prune(s, 1, NULL), 0);
+    /* Appends go on from the latest (a shared store compares against it). */
+    assert_int_equal(rm_store_append(s, latest, (const uint8_t *)"n", 1, "next", 5000, &v), 0);
+    assert_int_equal(v, latest + 1);
+    assert_int_equal(rm_store_prune(s, latest + 1, &pruned), 0);
+    assert_int_equal(pruned, 2);
+    assert_int_equal(rm_store_oldest(s, &oldest), 0);
+    assert_int_equal(oldest, latest + 1);
+    assert_int_equal(rm_store_history(s, 100, &h, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(h[0].version, latest + 1);
+    rm_store_records_free(h, n);
+}
+
 static void test_mem_contract(void **state)
 {
     (void)state;
     rm_store_t *s = NULL;
     assert_int_equal(rm_store_open("mem:", &s, NULL, 0), 0);
+    uint64_t oldest = 99;
+    assert_int_equal(rm_store_oldest(s, &oldest), 0);
+    assert_int_equal(oldest, 0);
     check_contract(s);
+    check_prune(s, 3);
     rm_store_close(s);
 }
 
@@ -140,6 +191,18 @@ static void test_sqlite_contract_and_reopen(void **state)
     uint64_t v = 0;
     assert_int_equal(rm_store_append(s, 3, (const uint8_t *)"x", 1, "after reopen", 4000, &v), 0);
     assert_int_equal(v, 4);
+    check_prune(s, 4);
+    rm_store_close(s);
+
+    /* What was pruned stays pruned across a reopen; the rest reads. */
+    assert_int_equal(rm_store_open(uri, &s, err, sizeof(err)), 0);
+    uint64_t oldest = 0;
+    assert_int_equal(rm_store_oldest(s, &oldest), 0);
+    assert_int_equal(oldest, 5);
+    assert_int_equal(rm_store_get(s, 4, &r), -ENOENT);
+    assert_int_equal(rm_store_get(s, 0, &r), 0);
+    assert_int_equal(r.version, 5);
+    rm_store_record_free(&r);
     rm_store_close(s);
 }
 
@@ -616,11 +679,21 @@ static void test_etcd_contract_watch_and_outage(void **state)
                                  .owner = "boot-a"};
     assert_int_equal(rm_store_ep_put(s, &again), 0);
     assert_int_equal(rm_store_ep_remove(s, &again), 0);
+
+    /* Retention over etcd: both key kinds go below keep_from; the other replica reads the same,
+     * and its append still compares against the (kept) latest. */
+    check_prune(s, 4);
+    uint64_t oldest = 0;
+    assert_int_equal(rm_store_oldest(other, &oldest), 0);
+    assert_int_equal(oldest, 5);
+    assert_int_equal(rm_store_get(other, 3, &r), -ENOENT);
+    assert_int_equal(rm_store_append(other, 5, (const uint8_t *)"six", 3, "sixth", 6000, &v), 0);
+    assert_int_equal(v, 6);
     /* The store that wrote them closes without removing them: the lease (10 s) keeps them. */
 
     /* etcd gone: every call fails with the clear reason, in bounded time; close never hangs. */
     stop_etcd(etcd);
-    assert_int_equal(rm_store_append(s, 4, (const uint8_t *)"x", 1, "down", 1, &v), -EHOSTUNREACH);
+    assert_int_equal(rm_store_append(s, 6, (const uint8_t *)"x", 1, "down", 1, &v), -EHOSTUNREACH);
     assert_non_null(strstr(rm_store_error(s), "unavailable"));
     assert_int_equal(rm_store_get(other, 0, &r), -EHOSTUNREACH);
     char want[64];

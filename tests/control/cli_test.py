@@ -22,7 +22,8 @@ class CliTest(unittest.TestCase):
         rc, out, _ = run("--help")
         self.assertEqual(rc, 0)
         for flag in ("--listen", "--store", "--endpoint-grace", "--restore-grace", "--debounce",
-                     "--log-level"):
+                     "--history", "--max-streams", "--max-scopes", "--max-registrations",
+                     "--max-waiters", "--log-level"):
             self.assertIn(flag, out)
         rc, out, _ = run("--version")
         self.assertEqual(rc, 0)
@@ -45,6 +46,15 @@ class CliTest(unittest.TestCase):
             (["--restore-grace"], "--restore-grace"),
             (["--debounce", "fast"], "--debounce"),
             (["--debounce", "2h"], "at most"),
+            (["--history", "0"], "--history \"0\": a whole number from 1 to"),
+            (["--history", "ten"], "--history"),
+            (["--history", "-3"], "--history"),
+            (["--history", "99999999999999999999999"], "--history"),
+            (["--history"], "--history"),
+            (["--max-streams", "0"], "--max-streams"),
+            (["--max-scopes", "1k"], "--max-scopes"),
+            (["--max-registrations", "2000000"], "--max-registrations"),
+            (["--max-waiters", ""], "--max-waiters"),
             (["--log-level", "loud"], "loud"),
             (["stray"], "stray"),
         ]
@@ -56,13 +66,20 @@ class CliTest(unittest.TestCase):
             self.assertIn(needle, lines[0], args)
             self.assertTrue(lines[0].startswith("remora-control: "), lines[0])
 
-    def test_restore_grace_is_used(self):
+    def test_values_in_force_are_logged(self):
         # The value reaches the control plane (its start-up line says which restore grace it
         # uses), and one below --endpoint-grace is raised to it, as the core does.
         for args, want in ((["--restore-grace", "45s"], "restore grace 45000ms"),
                            (["--restore-grace", "0s", "--endpoint-grace", "3s"],
                             "restore grace 3000ms"),
-                           ([], "restore grace 30000ms")):
+                           ([], "restore grace 30000ms"),
+                           ([], "keeping 100 versions"),
+                           (["--history", "7"], "keeping 7 versions"),
+                           ([], "at most 10000 streams, 1000 scopes, 20000 registrations, "
+                                "100 waiters"),
+                           (["--max-streams", "5", "--max-scopes", "6", "--max-registrations",
+                             "7", "--max-waiters", "8"],
+                            "at most 5 streams, 6 scopes, 7 registrations, 8 waiters")):
             with Harness() as h:
                 port = free_port()
                 p = h.start([runfile(BINARY), "--listen", "127.0.0.1:%d" % port, "--store",

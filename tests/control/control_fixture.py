@@ -168,6 +168,7 @@ class FakeSidecar:
         self.snapshots = queue.Queue()
         self.done = threading.Event()
         self.error = None
+        self.arrived = {}  # nonce -> time.time() when its snapshot was read off the stream
         f = control.channel.stream_stream("/remora.v1.Discovery/Stream",
                                           request_serializer=_ser,
                                           response_deserializer=
@@ -193,6 +194,7 @@ class FakeSidecar:
     def _read(self):
         try:
             for resp in self.call:
+                self.arrived[resp.snapshot.nonce] = time.time()
                 self.snapshots.put(resp.snapshot)
         except grpc.RpcError as e:
             self.error = e
@@ -312,3 +314,176 @@ def wait_until(pred, timeout=10, what="condition"):
             return v
         time.sleep(0.02)
     raise AssertionError("%s not reached within %ss" % (what, timeout))
+
+
+def snapshot_head(data):
+    """(version, nonce) of a packed DiscoveryResponse without parsing the rest: remora-control
+    (protobuf-c) writes Snapshot.version (1) and nonce (2) first, and a flood test must not spend
+    its CPU decoding every endpoint list of hundreds of streams."""
+    def varint(b, i):
+        v = shift = 0
+        while True:
+            c = b[i]
+            i += 1
+            v |= (c & 0x7f) << shift
+            shift += 7
+            if c < 0x80:
+                return v, i
+    i = 0
+    if not data or data[0] != 0x0a:  # DiscoveryResponse.snapshot
+        return 0, ""
+    _, i = varint(data, 1)
+    version, nonce = 0, ""
+    if i < len(data) and data[i] == 0x08:
+        version, i = varint(data, i + 1)
+    if i < len(data) and data[i] == 0x12:
+        n, i = varint(data, i + 1)
+        nonce = data[i:i + n].decode()
+    return version, nonce
+
+
+class StreamFlood:
+    """n discovery streams opened at once from one asyncio loop on a thread (grpc.aio: a thread
+    per stream would measure Python, not remora-control), spread over `channels` connections.
+    Each says Hello as pod `<prefix>-<i>` of `service` (v1 at a distinct 10.250.x.y:15006
+    address, unless address=False), reads its snapshots without decoding the endpoint lists
+    (snapshot_head) and ACKs each, like a sidecar.
+
+    started: every Hello has been handed to gRPC. first: every stream got its first snapshot
+    (or ended). versions[i]: the newest version stream i received. ended[i]: the stream's final
+    grpc status code (None while open)."""
+
+    def __init__(self, control, n, prefix="flood", service="reviews", channels=10, address=True,
+                 ack=True, egress_of=None):
+        import asyncio
+        self.asyncio = asyncio
+        self.target = control.target
+        self.n = n
+        self.prefix, self.service, self.address, self.ack = prefix, service, address, ack
+        self.channels_n = channels
+        self.egress_of = egress_of
+        self.versions = [0] * n
+        self.ended = [None] * n
+        self.details = [""] * n
+        self.got_first = 0
+        self.started = threading.Event()
+        self.first = threading.Event()
+        self.t_started = self.t_first = None
+        self.loop = asyncio.new_event_loop()
+        self._calls = [None] * n
+        self._queues = [None] * n
+        self._ready = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+        self._ready.wait(10)
+
+    def address_of(self, i):
+        return "10.250.%d.%d:15006" % (i // 250, i % 250 + 1)
+
+    def _run(self):
+        self.asyncio.set_event_loop(self.loop)
+        self.loop.run_until_complete(self._main())
+
+    async def _main(self):
+        import grpc.aio
+        self._stop = self.asyncio.Event()
+        self._chans = [grpc.aio.insecure_channel(self.target) for _ in range(self.channels_n)]
+        for ch in self._chans:
+            await ch.channel_ready()
+        self._ready.set()
+        self.t0 = time.time()
+        tasks = [self.asyncio.ensure_future(self._one(i)) for i in range(self.n)]
+        # Hellos are written by the tasks' first step: one yield lets every task reach it.
+        while sum(1 for c in self._calls if c is not None) < self.n:
+            await self.asyncio.sleep(0.001)
+        self.t_started = time.time()
+        self.started.set()
+        await self._stop.wait()
+        for c in self._calls:
+            c.cancel()
+        await self.asyncio.gather(*tasks, return_exceptions=True)
+        for ch in self._chans:
+            await ch.close()
+
+    def _seen_first(self):
+        self.got_first += 1
+        if self.got_first == self.n:
+            self.t_first = time.time()
+            self.first.set()
+
+    async def _one(self, i):
+        import grpc.aio
+        ch = self._chans[i % len(self._chans)]
+        call = ch.stream_stream("/remora.v1.Discovery/Stream", request_serializer=_ser,
+                                response_deserializer=lambda b: b)()
+        # One writer per stream (gRPC's aio calls take one write at a time): the reader's ACKs
+        # and send_all's messages go through this queue.
+        out = self.asyncio.Queue()
+        self._queues[i] = out
+        self._calls[i] = call
+        node = discovery_pb2.Node(pod="%s-%d" % (self.prefix, i), namespace="default",
+                                  service=self.service, version="v1",
+                                  address=self.address_of(i) if self.address else "",
+                                  proxy_version="flood",
+                                  egress=self.egress_of(i) if self.egress_of else [])
+        out.put_nowait(discovery_pb2.DiscoveryRequest(hello=discovery_pb2.Hello(node=node)))
+
+        async def writer():
+            while True:
+                m = await out.get()
+                await call.write(m)
+
+        w = self.asyncio.ensure_future(writer())
+        first = True
+        try:
+            while True:
+                msg = await call.read()
+                if msg is grpc.aio.EOF:
+                    break
+                v, nonce = snapshot_head(msg)
+                self.versions[i] = max(self.versions[i], v)
+                if first:
+                    first = False
+                    self._seen_first()
+                if self.ack:
+                    out.put_nowait(discovery_pb2.DiscoveryRequest(
+                        ack=discovery_pb2.Ack(version=v, nonce=nonce)))
+        except grpc.aio.AioRpcError as e:
+            self.details[i] = e.details() or ""
+            self.ended[i] = e.code()
+        except self.asyncio.CancelledError:
+            pass
+        w.cancel()
+        if self.ended[i] is None:
+            try:
+                self.ended[i] = await call.code()
+                self.details[i] = await call.details() or ""
+            except self.asyncio.CancelledError:
+                pass
+        if first:
+            self._seen_first()
+
+    def send_all(self, make_msg):
+        """Queues make_msg(i) on every open stream (from the flood's loop); returns at once."""
+        def go():
+            for i, q in enumerate(self._queues):
+                if q is not None and self.ended[i] is None:
+                    q.put_nowait(make_msg(i))
+        self.loop.call_soon_threadsafe(go)
+
+    def withdraw_all(self):
+        self.send_all(lambda i: discovery_pb2.DiscoveryRequest(
+            endpoint=discovery_pb2.EndpointChange(kind=discovery_pb2.EndpointChange.WITHDRAW)))
+
+    def wait_first(self, timeout=60):
+        assert self.first.wait(timeout), "%d of %d streams got a first snapshot in %ss" % (
+            self.got_first, self.n, timeout)
+        return self.t_first - self.t0
+
+    def all_at(self, version):
+        return all(v >= version for i, v in enumerate(self.versions) if self.ended[i] is None)
+
+    def close(self):
+        if self.thread.is_alive():
+            self.loop.call_soon_threadsafe(self._stop.set)
+            self.thread.join(30)

@@ -68,13 +68,13 @@ def wait_until(pred, timeout=15, what="condition"):
 class Mesh:
     """One remora-control process and a way to run meshctl against it."""
 
-    def __init__(self, harness):
+    def __init__(self, harness, extra=()):
         self.h = harness
         self.port = free_port()
         self.server = "127.0.0.1:%d" % self.port
         self.proc = harness.start([runfile(CONTROL), "--listen", self.server, "--store",
-                                   "sqlite:" + harness.path("x.db"), "--log-level", "debug"],
-                                  log_name="remora-control")
+                                   "sqlite:" + harness.path("x.db"), "--log-level", "debug"] +
+                                  list(extra), log_name="remora-control")
         wait_port(self.port, proc=self.proc)
         self.channel = None
 

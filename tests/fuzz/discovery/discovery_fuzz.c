@@ -169,6 +169,12 @@ static void discovery_session(rm_control_t *c, const uint8_t *data, size_t size)
             k = SIDECARS - 1;
         if (sc[k] == NULL)
             sc[k] = rm_discovery_open(c, now);
+        if (sc[k] == NULL) {
+            /* Past --max-streams (a capped control): refused before it is anything. */
+            CHECK(c->refused[RM_CAP_STREAMS] > 0 && c->registry.connected >= c->opt.max_streams);
+            i += len;
+            continue;
+        }
         rm_disc_result_t res;
         int rc = rm_discovery_handle(c, sc[k], len ? data + i : empty, len, now, &res);
         i += len;
@@ -221,7 +227,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint64_t v;
     CHECK(rm_store_open("mem:", &st, err, sizeof(err)) == 0);
     CHECK(rm_store_append(st, 0, seed_cfg, seed_len, "seed", 1, &v) == 0);
-    CHECK(rm_control_open(st, NULL, &c, err, sizeof(err)) == 0);
+    /* Inputs with bit 6 set run under tiny caps, so the refusals are explored too. */
+    rm_cp_options_t capped = {.debounce_ms = RM_CONTROL_DEFAULT_DEBOUNCE_MS,
+                              .grace_ms = RM_CONTROL_DEFAULT_GRACE_MS,
+                              .history = 2,
+                              .max_streams = 2,
+                              .max_scopes = 1,
+                              .max_registrations = 1,
+                              .max_waiters = 1};
+    CHECK(rm_control_open(st, (data[0] & 64) ? &capped : NULL, &c, err, sizeof(err)) == 0);
     if (data[0] < 128)
         discovery_session(c, data + 1, size - 1);
     else
