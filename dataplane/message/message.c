@@ -44,19 +44,22 @@ static rm_span_t put(char **at, rm_span_t s)
     return out;
 }
 
-int rm_msg_request_copy(rm_request_head_t *dst, rm_buf_t *storage, const rm_request_head_t *head)
+/* Bytes of the head's spans and fields, and the copy's whole size (array, bytes, alignment). */
+static size_t copy_size(const rm_request_head_t *head, size_t *bytes_out)
 {
-    /* One block: the fields array (aligned at the start), then every byte they and the head's
-     * spans point to. */
     size_t bytes = head->method_name.len + head->authority.len + head->path.len;
     for (size_t i = 0; i < head->nfields; i++)
         bytes += head->fields[i].name.len + head->fields[i].value.len;
+    *bytes_out = bytes;
+    return head->nfields * sizeof(rm_field_t) + bytes + alignof(rm_field_t);
+}
+
+/* Lays the copy out at base: the fields array (aligned at the start), then every byte they and
+ * the head's spans point to. Returns the bytes used. */
+static size_t copy_to(rm_request_head_t *dst, char *base, const rm_request_head_t *head,
+                      size_t bytes)
+{
     size_t array = head->nfields * sizeof(rm_field_t);
-    rm_buf_consume(storage, storage->len);
-    int err = 0;
-    char *base = rm_buf_reserve(storage, array + bytes + alignof(rm_field_t), &err);
-    if (base == NULL)
-        return err;
     size_t pad =
         (alignof(rm_field_t) - ((uintptr_t)base % alignof(rm_field_t))) % alignof(rm_field_t);
     rm_field_t *fields = (rm_field_t *)(void *)(base + pad);
@@ -71,6 +74,28 @@ int rm_msg_request_copy(rm_request_head_t *dst, rm_buf_t *storage, const rm_requ
     }
     dst->fields = fields;
     dst->fields_size = bytes + 4 * head->nfields;
-    rm_buf_commit(storage, (size_t)(at - base));
+    return (size_t)(at - base);
+}
+
+int rm_msg_request_copy_into(rm_request_head_t *dst, char *mem, size_t cap,
+                             const rm_request_head_t *head)
+{
+    size_t bytes = 0;
+    if (copy_size(head, &bytes) > cap)
+        return -1;
+    copy_to(dst, mem, head, bytes);
+    return 0;
+}
+
+int rm_msg_request_copy(rm_request_head_t *dst, rm_buf_t *storage, const rm_request_head_t *head)
+{
+    size_t bytes = 0;
+    size_t need = copy_size(head, &bytes);
+    rm_buf_consume(storage, storage->len);
+    int err = 0;
+    char *base = rm_buf_reserve(storage, need, &err);
+    if (base == NULL)
+        return err;
+    rm_buf_commit(storage, copy_to(dst, base, head, bytes));
     return 0;
 }

@@ -23,4 +23,9 @@ bool rm_msg_method_idempotent(rm_method_t m);
  * Returns 0 or RM_BUF_EFULL / RM_BUF_ENOMEM. */
 int rm_msg_request_copy(rm_request_head_t *dst, rm_buf_t *storage, const rm_request_head_t *head);
 
+/* The same copy into mem[0..cap) (the caller's, e.g. inside its own struct): 0, or -1 when it
+ * does not fit (nothing copied). */
+int rm_msg_request_copy_into(rm_request_head_t *dst, char *mem, size_t cap,
+                             const rm_request_head_t *head);
+
 #endif

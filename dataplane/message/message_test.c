@@ -61,11 +61,35 @@ static void test_copy_outlives_input(void **state)
     rm_buf_free(&tiny);
 }
 
+/* The same copy into memory of the caller's: whole when it fits, nothing when it does not. */
+static void test_copy_into(void **state)
+{
+    (void)state;
+    char input[] = "GETreviews/x?q=1x-ab";
+    rm_field_t f[] = {{{input + 16, 1}, {input + 17, 2}}};
+    rm_request_head_t h = {.method_name = {input, 3},
+                           .authority = {input + 3, 7},
+                           .path = {input + 10, 6},
+                           .fields = f,
+                           .nfields = 1};
+    _Alignas(16) char mem[128];
+    rm_request_head_t copy = {0};
+    assert_int_equal(rm_msg_request_copy_into(&copy, mem, sizeof(mem), &h), 0);
+    memset(input, '#', sizeof(input) - 1);
+    assert_memory_equal(copy.authority.ptr, "reviews", 7);
+    assert_memory_equal(copy.fields[0].value.ptr, "-a", 2);
+    assert_true(copy.fields_size >= 1 + 2 + 4);
+    rm_request_head_t none = {0};
+    assert_int_equal(rm_msg_request_copy_into(&none, mem, 16, &h), -1);
+    assert_null(none.fields);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_find),
         cmocka_unit_test(test_copy_outlives_input),
+        cmocka_unit_test(test_copy_into),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

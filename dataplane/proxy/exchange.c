@@ -215,7 +215,8 @@ rm_exchange_t *rm_exchange_new(rm_session_t *s, rm_downstream_t *down,
     }
     /* The head outlives the connection's buffer (retries, shadows): the exchange keeps a copy,
      * and routes on it. */
-    if (rm_msg_request_copy(&ex->req, &ex->req_store, head) != 0) {
+    if (rm_msg_request_copy_into(&ex->req, ex->head_inline, sizeof(ex->head_inline), head) != 0 &&
+        rm_msg_request_copy(&ex->req, &ex->req_store, head) != 0) {
         ex->local_status = 431;
         ex->local_reason = "request head too large to forward";
         return ex;
