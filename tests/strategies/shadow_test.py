@@ -10,11 +10,13 @@ from strategy_fixture import Mesh, example, http_request, wait_until
 N = 300
 
 
-def metric(admin, name):
+def metric(admin, name, **labels):
+    """Sum of a series' values whose labels include `labels`."""
     total = 0.0
     for line in http_request(admin, "/stats").body.decode().splitlines():
         if line.startswith(name + "{") or line.startswith(name + " "):
-            total += float(line.rsplit(" ", 1)[1])
+            if all('%s="%s"' % (k, v) in line for k, v in labels.items()):
+                total += float(line.rsplit(" ", 1)[1])
     return total
 
 
@@ -48,23 +50,42 @@ class ShadowTest(unittest.TestCase):
             v3.admin, "/stats").body.decode().splitlines() if l.startswith("remora_requests_total")))
         base_copies, base_stat = base[0], base[1]
 
+        def dropped_now(reason=None):
+            labels = {"reason": reason} if reason else {}
+            return metric(m.client.admin, "remora_shadow_dropped_total", **labels)
+
+        base_dropped = {None: base[3], "concurrency": dropped_now("concurrency")}
+
         counts, failures = m.split("reviews", N)
         self.assertEqual(failures, [])
         self.assertEqual(dict(counts), {"v2": N}, "users must only see v2")
         # Copies are detached from the primary: wait for them to land, then count exactly.
+        # Every copy either lands at v3 or is counted as dropped: the sidecar caps shadows in
+        # flight (SPEC.md), so a mirror target slower than the traffic (the Python capture app on
+        # a loaded CI machine) sheds copies, never the users' requests, and says so.
+        def dropped(reason=None):
+            return dropped_now(reason) - base_dropped[reason]
+
         def landed():
-            return v3.capture.count() - base_copies >= N or None
+            return v3.capture.count() - base_copies + dropped() >= N or None
         try:
-            wait_until(landed, what="%d copies at v3" % N)
+            wait_until(landed, what="%d copies at v3 or counted as dropped" % N)
         finally:
+            print("client sidecar: " + " ".join(l for l in http_request(
+                m.client.admin, "/stats").body.decode().splitlines()
+                if l.startswith("remora_shadow_dropped_total")))
             print("v3 got %d copies; client sidecar: sent %d, errors %d, dropped %d" % (
                 v3.capture.count() - base_copies,
                 metric(m.client.admin, "remora_shadow_requests_total") - base_stat,
                 metric(m.client.admin, "remora_shadow_errors_total"),
                 metric(m.client.admin, "remora_shadow_dropped_total")))
-        self.assertEqual(v3.capture.count() - base_copies, N)
-        self.assertEqual(metric(m.client.admin, "remora_shadow_requests_total") - base_stat, N)
-        self.assertEqual(self.shadow_counters(v3)[2:], base[2:], "no copy failed or dropped")
+        shed = dropped()
+        self.assertEqual(shed, dropped("concurrency"), "only the concurrency cap sheds copies")
+        self.assertLess(shed, N // 2, "most copies land")
+        self.assertEqual(v3.capture.count() - base_copies, N - shed)
+        self.assertEqual(metric(m.client.admin, "remora_shadow_requests_total") - base_stat,
+                         N - shed)
+        self.assertEqual(self.shadow_counters(v3)[2], base[2], "no copy failed")
         with v3.capture.lock:
             hosts = dict(v3.capture.hosts)
         self.assertEqual(set(hosts), {"reviews-shadow"}, hosts)
@@ -75,9 +96,9 @@ class ShadowTest(unittest.TestCase):
             r = m.meshctl("stats", "reviews", "-o", "json")
             self.assertEqual(r.rc, 0, r)
             n = sum(x["shadowed"] for x in r.json()["rows"] if x["version"] == "v3")
-            return n if n >= base_stat + N else None
+            return n if n >= base_stat + N - shed else None
         n = wait_until(shadowed, timeout=20, interval=0.25, what="meshctl stats shadowed")
-        self.assertEqual(n, base_stat + N)
+        self.assertEqual(n, base_stat + N - shed)
         r = m.meshctl("stats", "reviews")
         self.assertEqual(r.rc, 0, r)
         print(r.out)
