@@ -584,9 +584,7 @@ static void pump_request_body(rm_exchange_t *ex)
             /* Full: write now rather than stop. Stopping here and letting the connection's
              * optimistic write empty the buffer afterwards left the rest of a body that had
              * already arrived (its last read) waiting for a client event that never came. */
-            ssize_t n = rm_conn_write_buf(&c->conn, &c->out);
-            if (n > 0)
-                ex->bytes_sent += (size_t)n;
+            rm_upconn_flush(c); /* counts what left in ex->bytes_sent (note_sent) */
             room = c->codec->write_room(c);
         }
         if (room == 0)
@@ -960,13 +958,11 @@ static void on_upstream_io(void *owner, int revents)
     rm_session_t *s = ex->session;
     rm_limits_connected(&ex->limits); /* the connection is up: no longer pending */
     if (revents & EV_WRITE) {
-        ssize_t n = rm_conn_write_buf(&c->conn, &c->out);
+        ssize_t n = rm_upconn_flush(c); /* counts what left in ex->bytes_sent (note_sent) */
         if (n < 0 && n != -EAGAIN) {
             on_upstream_error(ex, RM_UPSTREAM_RESET, (int)n);
             return;
         }
-        if (n > 0)
-            ex->bytes_sent += (size_t)n;
         if (ex->phase == RM_EX_TUNNEL && ex->client_close && c->out.len == 0)
             rm_conn_shutdown_write(&c->conn);
         pump_request_body(ex);

@@ -220,7 +220,7 @@ static void shadow_on_io(void *owner, int revents)
     rm_shadow_t *sh = owner;
     rm_upconn_t *c = sh->conn;
     if (revents & EV_WRITE) {
-        ssize_t n = rm_conn_write_buf(&c->conn, &c->out);
+        ssize_t n = rm_upconn_flush(c);
         if (n < 0 && n != -EAGAIN) {
             shadow_free(sh, true);
             return;

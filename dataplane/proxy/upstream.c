@@ -272,6 +272,14 @@ rm_upconn_t *rm_upstream_stream(rm_worker_t *w, rm_upstream_t *up, const rm_upco
     return connect_new(w, up, ops, owner, err);
 }
 
+ssize_t rm_upconn_flush(rm_upconn_t *c)
+{
+    ssize_t n = rm_conn_write_buf(&c->conn, &c->out);
+    if (n > 0 && c->owner_ops != NULL && c->owner_ops->on_sent != NULL)
+        c->owner_ops->on_sent(c->owner, (size_t)n);
+    return n;
+}
+
 void rm_upconn_release(rm_upconn_t *c, bool reusable)
 {
     rm_worker_t *w = c->worker;
@@ -337,11 +345,8 @@ void rm_upconn_update_events(rm_upconn_t *c)
     } else {
         /* Optimistic write, as for sessions: only wait for writability when the socket is full.
          * A failed write leaves the bytes queued; the write watcher then meets the error. */
-        if (c->out.len > 0 && !(have & EV_WRITE)) {
-            ssize_t n = rm_conn_write_buf(&c->conn, &c->out);
-            if (n > 0 && c->owner_ops != NULL && c->owner_ops->on_sent != NULL)
-                c->owner_ops->on_sent(c->owner, (size_t)n);
-        }
+        if (c->out.len > 0 && !(have & EV_WRITE))
+            rm_upconn_flush(c);
         if (c->out.len > 0)
             want |= EV_WRITE;
         if (c->owner_ops != NULL && c->owner_ops->wants_read(c->owner))

@@ -37,6 +37,10 @@ rm_upstream_t *rm_upstream_get_addr(rm_worker_t *w, const struct sockaddr *sa, s
 rm_upconn_t *rm_upstream_stream(rm_worker_t *w, rm_upstream_t *up, const rm_upconn_owner_ops_t *ops,
                                 void *owner, bool fresh, const char **refused, int *err);
 
+/* Writes the connection's queued bytes once; the owner hears how many left (its on_sent).
+ * Returns what rm_conn_write_buf returns. */
+ssize_t rm_upconn_flush(rm_upconn_t *c);
+
 /* Returns a connection to its pool (reusable) or closes it. Detaches it from its owner. */
 void rm_upconn_release(rm_upconn_t *c, bool reusable);
 

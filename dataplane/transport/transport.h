@@ -20,19 +20,6 @@ static inline void rm_conn_init_tcp(rm_conn_t *c, int fd)
     c->state = NULL;
 }
 
-/* An rm_conn_t that holds no socket (rm_conn_close is then a no-op). */
-static inline void rm_conn_init_closed(rm_conn_t *c)
-{
-    c->fd = -1;
-    c->ops = &rm_transport_tcp;
-    c->state = NULL;
-}
-
-static inline bool rm_conn_is_open(const rm_conn_t *c)
-{
-    return c->fd >= 0;
-}
-
 /* Reads once into b's tail: at most the room left under b's limit and at most `max`. Returns the
  * bytes read (> 0), 0 at the peer's end of stream, -EAGAIN, RM_BUF_EFULL when b is at its limit,
  * RM_BUF_ENOMEM, or another -errno. */
